@@ -1,0 +1,1 @@
+//! Test infrastructure shared by Sluice's end-to-end tests.

@@ -1,0 +1,54 @@
+//! Engine counters: every drop has a reason and a counter.
+
+/// Monotonic counters since the engine started.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Frames dropped because parsing failed, by layer.
+    pub drop_malformed_ethernet: u64,
+    pub drop_malformed_arp: u64,
+    pub drop_malformed_ipv4: u64,
+    pub drop_malformed_tcp: u64,
+    pub drop_malformed_icmp: u64,
+    pub drop_bad_checksum: u64,
+    /// Not for us (other MAC/IP), or a protocol we do not serve.
+    pub drop_not_for_us: u64,
+    pub drop_unsupported: u64,
+    pub ipv4_fragments_in: u64,
+    pub ipv4_reassembled: u64,
+    pub ipv4_fragments_dropped: u64,
+    pub arp_requests_out: u64,
+    pub arp_replies_out: u64,
+    pub arp_pending_dropped: u64,
+    pub icmp_echo_replies: u64,
+    pub tcp_segments_in: u64,
+    pub tcp_segments_out: u64,
+    pub tcp_rst_out: u64,
+    /// Segments for no connection or listener (answered with RST).
+    pub tcp_no_socket: u64,
+    pub tcp_retransmits: u64,
+    pub tcp_fast_retransmits: u64,
+    pub tcp_timeouts: u64,
+    /// Fast retransmits postponed to a later poll because the per-poll budget ran out.
+    pub tcp_fast_retransmits_postponed: u64,
+    /// Postponed-retransmit entries whose connection was gone or reused when reached.
+    pub tcp_postponed_stale: u64,
+    /// Timer entries whose connection was gone or reused when they fired.
+    pub tcp_timer_stale: u64,
+    /// Events dropped at pop because their socket had been released.
+    pub events_stale: u64,
+    pub events_coalesced: u64,
+    pub syn_cookies_sent: u64,
+    pub syn_cookies_accepted: u64,
+    pub syn_cookies_rejected: u64,
+    pub accept_queue_overflow: u64,
+    pub half_open_dropped: u64,
+    pub connections_opened: u64,
+    pub connections_closed: u64,
+    pub connections_reset: u64,
+    pub connections_timed_out: u64,
+    pub connection_limit_hit: u64,
+}

@@ -1,0 +1,6 @@
+//! The session layer's building blocks: events and their queue, timers, demultiplexing.
+
+pub mod demux;
+pub mod event;
+pub mod event_queue;
+pub mod timer_wheel;
