@@ -1,1 +1,5 @@
 //! Test infrastructure shared by Sluice's end-to-end tests.
+
+pub mod netns;
+pub mod peer;
+pub mod tap;
