@@ -142,7 +142,7 @@ impl TapDevice {
             Err(e) => return Err(e),
         }
         if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-            return Err(io::Error::new(io::ErrorKind::Other, format!("poll on TAP {}: revents {:#x}", self.name, pfd.revents)));
+            return Err(io::Error::other(format!("poll on TAP {}: revents {:#x}", self.name, pfd.revents)));
         }
         Ok(Readiness {
             readable: pfd.revents & libc::POLLIN != 0,

@@ -128,7 +128,8 @@ pub fn run(opts: &Options, on_ready: impl FnOnce(&TapDevice)) -> io::Result<Outc
             }
         }
         if now >= deadline {
-            timed_out = !app.is_done();
+            // Without --exit-after, running for the whole duration is the plan.
+            timed_out = app.exit_after().is_some() && !app.is_done();
             break;
         }
 

@@ -47,7 +47,7 @@ pub fn succeeded(outcome: &Outcome) -> bool {
     !outcome.timed_out
         && app.fatal().is_none()
         && app.finished().iter().all(|t| t.error.is_none())
-        && app.exit_after().map_or(true, |n| app.finished().len() >= n)
+        && !matches!(app.exit_after(), Some(n) if app.finished().len() < n)
 }
 
 fn transfer(t: &TransferReport) -> JsonObject {
