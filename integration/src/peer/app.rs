@@ -23,6 +23,8 @@ pub struct App {
     finished: Vec<TransferReport>,
     exit_after: Option<usize>,
     scratch: Vec<u8>,
+    /// Connections touched by the events of one turn (kept to reuse its allocation).
+    touched: Vec<ConnId>,
     /// Set when the application itself cannot go on (listen or accept failed).
     fatal: Option<String>,
 }
@@ -36,6 +38,7 @@ impl App {
             finished: Vec::new(),
             exit_after,
             scratch: vec![0; SCRATCH],
+            touched: Vec::new(),
             fatal: None,
         }
     }
@@ -71,7 +74,8 @@ impl App {
     /// Drain the event queue, then move data on every connection an event
     /// touched. Connections that completed or failed are closed and recorded.
     pub fn on_events(&mut self, stack: &mut Stack, now: Instant) {
-        let mut touched: Vec<ConnId> = Vec::new();
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.clear();
         while let Some(event) = stack.poll_event(CONSUMER) {
             match event.key {
                 SocketId::Listener(listener) => {
@@ -100,9 +104,10 @@ impl App {
                 }
             }
         }
-        for conn in touched {
+        for &conn in &touched {
             self.pump(stack, now, conn);
         }
+        self.touched = touched;
     }
 
     fn accept_all(&mut self, stack: &mut Stack, listener: ListenerId, now: Instant, touched: &mut Vec<ConnId>) {
