@@ -7,7 +7,9 @@
 //! with appropriate byte counting limited to L = 2*SMSS (RFC 5681 §3.1,
 //! RFC 3465 §2.2), the restart window after idle (RFC 5681 §4.1), the window
 //! on leaving fast recovery (RFC 6582 §3.2 step 3), and holding ssthresh
-//! across repeated timeouts (RFC 5681 §3.1, after eq. 4).
+//! across repeated timeouts (RFC 5681 §3.1, after eq. 4), and growing cwnd
+//! only while it is actually used (the idea of RFC 7661 §4.3; see
+//! `is_window_limited`).
 //!
 //! Every window is kept within `[1 MSS, MAX_WINDOW]`, and all arithmetic
 //! saturates or is guarded so that no input can panic.
@@ -39,6 +41,15 @@ fn clamp_window(window: usize, mss: usize) -> usize {
 /// which avoids a burst when little data is outstanding at the end of recovery.
 fn recovery_exit_window(ssthresh: usize, in_flight: usize, mss: usize) -> usize {
     ssthresh.min(in_flight.max(mss).saturating_add(mss))
+}
+
+/// Whether an ACK may grow cwnd: at least half the window was in flight.
+/// An application-limited sender has not shown the network can take a larger
+/// window, so growing it would license an unvalidated burst later (RFC 7661
+/// §4.3 holds cwnd in this case; the half-window threshold is the one Linux
+/// applies in slow start, where a window-limited sender is always above it).
+fn is_window_limited(in_flight: usize, cwnd: usize) -> bool {
+    in_flight.saturating_mul(2) >= cwnd
 }
 
 /// Rescales a byte count kept as a number of segments of `old_mss` to `new_mss`.
@@ -100,7 +111,12 @@ impl CongestionControl {
     /// `acked` new bytes were cumulatively acknowledged outside loss recovery:
     /// slow start or congestion avoidance (RFC 5681 §3.1, RFC 9438 §4).
     /// `in_flight` is the data outstanding before this ACK; `rtt` the smoothed RTT.
+    /// The window does not grow while less than half of it is in flight
+    /// (application-limited).
     pub fn on_ack(&mut self, now: Instant, acked: usize, in_flight: usize, rtt: Option<Duration>) {
+        if !is_window_limited(in_flight, self.cwnd()) {
+            return;
+        }
         match self {
             CongestionControl::NewReno(c) => c.on_ack(acked),
             CongestionControl::Cubic(c) => c.on_ack(now, acked, in_flight, rtt),

@@ -70,6 +70,16 @@ fn slow_start_byte_counting_is_limited_to_two_segments_per_ack() {
 }
 
 #[test]
+fn application_limited_acks_do_not_grow_the_window() {
+    for mut cc in [reno(), cubic()] {
+        cc.on_ack(Instant::ZERO, MSS, 4 * MSS, None);
+        assert_eq!(cc.cwnd(), 10 * MSS, "{:?}: 4 of 10 segments in flight", cc.algorithm());
+        cc.on_ack(Instant::ZERO, MSS, 5 * MSS, None);
+        assert_eq!(cc.cwnd(), 11 * MSS, "{:?}: half the window in flight", cc.algorithm());
+    }
+}
+
+#[test]
 fn reno_loss_halves_flight_size_with_two_segment_floor() {
     let mut cc = reno();
     grow_to(&mut cc, 100);
