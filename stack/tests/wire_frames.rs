@@ -22,15 +22,34 @@ const IP: usize = 20;
 fn frame(protocol: IpProtocol, upper_len: usize, fill: impl FnOnce(&mut [u8])) -> Vec<u8> {
     let mut buf = vec![0u8; ETH + IP + upper_len];
     fill(&mut buf[ETH + IP..]);
-    let ip = Ipv4Repr { src: SRC, dst: DST, protocol, payload_len: upper_len, ttl: 64, tos: 0, ident: 1, dont_fragment: true };
+    let ip = Ipv4Repr {
+        src: SRC,
+        dst: DST,
+        protocol,
+        payload_len: upper_len,
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_fragment: true,
+    };
     ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[ETH..]));
-    let eth = EthernetRepr { src: EthernetAddress([2, 0, 0, 0, 0, 1]), dst: EthernetAddress([2, 0, 0, 0, 0, 2]), ethertype: EthernetProtocol::Ipv4 };
+    let eth = EthernetRepr {
+        src: EthernetAddress([2, 0, 0, 0, 0, 1]),
+        dst: EthernetAddress([2, 0, 0, 0, 0, 2]),
+        ethertype: EthernetProtocol::Ipv4,
+    };
     eth.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
     buf
 }
 
 fn tcp_frame(payload: &[u8], sack_blocks: usize) -> Vec<u8> {
-    let mut options = TcpOptions { mss: Some(1460), window_scale: Some(7), sack_permitted: true, timestamps: Some((1, 2)), ..Default::default() };
+    let mut options = TcpOptions {
+        mss: Some(1460),
+        window_scale: Some(7),
+        sack_permitted: true,
+        timestamps: Some((1, 2)),
+        ..Default::default()
+    };
     for i in 0..sack_blocks as u32 {
         options.sack.push(SeqNum(i * 100), SeqNum(i * 100 + 50));
     }

@@ -18,7 +18,11 @@ fn ipv4_addr() -> impl Strategy<Value = Ipv4Addr> {
 }
 
 fn ethernet_repr() -> impl Strategy<Value = EthernetRepr> {
-    (mac(), mac(), any::<u16>()).prop_map(|(src, dst, t)| EthernetRepr { src, dst, ethertype: EthernetProtocol::from(t) })
+    (mac(), mac(), any::<u16>()).prop_map(|(src, dst, t)| EthernetRepr {
+        src,
+        dst,
+        ethertype: EthernetProtocol::from(t),
+    })
 }
 
 fn arp_repr() -> impl Strategy<Value = ArpRepr> {
@@ -32,7 +36,16 @@ fn arp_repr() -> impl Strategy<Value = ArpRepr> {
 }
 
 fn ipv4_repr() -> impl Strategy<Value = Ipv4Repr> {
-    (ipv4_addr(), ipv4_addr(), any::<u8>(), 0..=(u16::MAX as usize - 20), any::<u8>(), any::<u8>(), any::<u16>(), any::<bool>())
+    (
+        ipv4_addr(),
+        ipv4_addr(),
+        any::<u8>(),
+        0..=(u16::MAX as usize - 20),
+        any::<u8>(),
+        any::<u8>(),
+        any::<u16>(),
+        any::<bool>(),
+    )
         .prop_map(|(src, dst, p, payload_len, ttl, tos, ident, dont_fragment)| Ipv4Repr {
             src,
             dst,
@@ -50,12 +63,10 @@ fn ipv4_repr() -> impl Strategy<Value = Ipv4Repr> {
 fn icmp_repr() -> impl Strategy<Value = (IcmpRepr, Vec<u8>)> {
     let data = proptest::collection::vec(any::<u8>(), 0..200);
     prop_oneof![
-        (any::<u16>(), any::<u16>(), data.clone()).prop_map(|(ident, seq_no, d)| {
-            (IcmpRepr::EchoRequest { ident, seq_no, data_len: d.len() }, d)
-        }),
-        (any::<u16>(), any::<u16>(), data.clone()).prop_map(|(ident, seq_no, d)| {
-            (IcmpRepr::EchoReply { ident, seq_no, data_len: d.len() }, d)
-        }),
+        (any::<u16>(), any::<u16>(), data.clone())
+            .prop_map(|(ident, seq_no, d)| { (IcmpRepr::EchoRequest { ident, seq_no, data_len: d.len() }, d) }),
+        (any::<u16>(), any::<u16>(), data.clone())
+            .prop_map(|(ident, seq_no, d)| { (IcmpRepr::EchoReply { ident, seq_no, data_len: d.len() }, d) }),
         (any::<u8>(), any::<u16>(), data.clone())
             .prop_map(|(code, next_hop_mtu, d)| (IcmpRepr::DestinationUnreachable { code, next_hop_mtu }, d)),
         (any::<u8>(), any::<u8>(), data)

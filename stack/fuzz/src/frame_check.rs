@@ -10,8 +10,8 @@
 //! the fuzzer reach the option and length logic behind them.
 
 use sluice_stack::wire::{
-    ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, EthernetRepr, IcmpPacket, IcmpRepr, IpProtocol,
-    Ipv4Addr, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, UdpPacket, UdpRepr,
+    ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, EthernetRepr, IcmpPacket, IcmpRepr, IpProtocol, Ipv4Addr,
+    Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, UdpPacket, UdpRepr,
 };
 
 /// Runs every check on `data` as an Ethernet frame; panics on a violation.

@@ -4,11 +4,25 @@ use super::{checksum, Error, Result};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum IcmpRepr {
-    EchoRequest { ident: u16, seq_no: u16, data_len: usize },
-    EchoReply { ident: u16, seq_no: u16, data_len: usize },
+    EchoRequest {
+        ident: u16,
+        seq_no: u16,
+        data_len: usize,
+    },
+    EchoReply {
+        ident: u16,
+        seq_no: u16,
+        data_len: usize,
+    },
     /// Destination unreachable; code 4 is "fragmentation needed" with `next_hop_mtu`.
-    DestinationUnreachable { code: u8, next_hop_mtu: u16 },
-    Other { msg_type: u8, code: u8 },
+    DestinationUnreachable {
+        code: u8,
+        next_hop_mtu: u16,
+    },
+    Other {
+        msg_type: u8,
+        code: u8,
+    },
 }
 
 /// ICMP message types (RFC 792).
@@ -197,10 +211,7 @@ mod tests {
     #[test]
     fn parses_echo_request() {
         let packet = IcmpPacket::new_checked(&ECHO_REQUEST[..]).unwrap();
-        assert_eq!(
-            IcmpRepr::parse(&packet),
-            Ok(IcmpRepr::EchoRequest { ident: 0x1234, seq_no: 1, data_len: 8 })
-        );
+        assert_eq!(IcmpRepr::parse(&packet), Ok(IcmpRepr::EchoRequest { ident: 0x1234, seq_no: 1, data_len: 8 }));
         assert_eq!(packet.data(), b"aaaaaaaa");
     }
 

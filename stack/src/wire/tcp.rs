@@ -17,22 +17,48 @@ impl TcpFlags {
     pub const ECE: u8 = 0x40;
     pub const CWR: u8 = 0x80;
 
-    pub const fn fin(self) -> bool { self.0 & Self::FIN != 0 }
-    pub const fn syn(self) -> bool { self.0 & Self::SYN != 0 }
-    pub const fn rst(self) -> bool { self.0 & Self::RST != 0 }
-    pub const fn psh(self) -> bool { self.0 & Self::PSH != 0 }
-    pub const fn ack(self) -> bool { self.0 & Self::ACK != 0 }
-    pub const fn urg(self) -> bool { self.0 & Self::URG != 0 }
-    pub const fn contains(self, bits: u8) -> bool { self.0 & bits == bits }
-    pub const fn with(self, bits: u8) -> Self { TcpFlags(self.0 | bits) }
+    pub const fn fin(self) -> bool {
+        self.0 & Self::FIN != 0
+    }
+    pub const fn syn(self) -> bool {
+        self.0 & Self::SYN != 0
+    }
+    pub const fn rst(self) -> bool {
+        self.0 & Self::RST != 0
+    }
+    pub const fn psh(self) -> bool {
+        self.0 & Self::PSH != 0
+    }
+    pub const fn ack(self) -> bool {
+        self.0 & Self::ACK != 0
+    }
+    pub const fn urg(self) -> bool {
+        self.0 & Self::URG != 0
+    }
+    pub const fn contains(self, bits: u8) -> bool {
+        self.0 & bits == bits
+    }
+    pub const fn with(self, bits: u8) -> Self {
+        TcpFlags(self.0 | bits)
+    }
 }
 
 impl core::fmt::Debug for TcpFlags {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let names = [(Self::SYN, "S"), (Self::FIN, "F"), (Self::RST, "R"), (Self::PSH, "P"),
-                     (Self::ACK, "."), (Self::URG, "U"), (Self::ECE, "E"), (Self::CWR, "W")];
+        let names = [
+            (Self::SYN, "S"),
+            (Self::FIN, "F"),
+            (Self::RST, "R"),
+            (Self::PSH, "P"),
+            (Self::ACK, "."),
+            (Self::URG, "U"),
+            (Self::ECE, "E"),
+            (Self::CWR, "W"),
+        ];
         for (bit, n) in names {
-            if self.0 & bit != 0 { f.write_str(n)?; }
+            if self.0 & bit != 0 {
+                f.write_str(n)?;
+            }
         }
         Ok(())
     }
@@ -60,10 +86,19 @@ impl SackBlocks {
     pub fn as_slice(&self) -> &[(SeqNum, SeqNum)] {
         &self.blocks[..self.len as usize]
     }
-    pub fn len(&self) -> usize { self.len as usize }
-    pub fn is_empty(&self) -> bool { self.len == 0 }
-    pub fn clear(&mut self) { self.len = 0 }
-    pub fn truncate(&mut self, n: usize) { self.len = self.len.min(n as u8) }
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn clear(&mut self) {
+        self.len = 0
+    }
+    pub fn truncate(&mut self, n: usize) {
+        // Clamp before narrowing: `n as u8` alone would wrap 256 to 0.
+        self.len = self.len.min(n.min(Self::MAX) as u8)
+    }
 }
 
 // Equality is over the blocks in use: slots past `len` hold stale values
@@ -114,7 +149,11 @@ impl TcpRepr {
     }
     /// The acknowledgment number if the ACK bit is set.
     pub fn ack_number(&self) -> Option<SeqNum> {
-        if self.flags.ack() { Some(self.ack) } else { None }
+        if self.flags.ack() {
+            Some(self.ack)
+        } else {
+            None
+        }
     }
 }
 
@@ -349,9 +388,9 @@ mod tests {
     // timestamps (TSval 0x0a1b2c3d), NOP, window scale 7, window 64240.
     // Checksum 0xc586 computed independently over the pseudo-header.
     const SYN: [u8; 40] = [
-        0xd4, 0x31, 0x00, 0x50, 0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02, 0xfa, 0xf0,
-        0xc5, 0x86, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x0a, 0x1b, 0x2c, 0x3d,
-        0x00, 0x00, 0x00, 0x00, 0x01, 0x03, 0x03, 0x07,
+        0xd4, 0x31, 0x00, 0x50, 0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02, 0xfa, 0xf0, 0xc5, 0x86,
+        0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x0a, 0x1b, 0x2c, 0x3d, 0x00, 0x00, 0x00, 0x00,
+        0x01, 0x03, 0x03, 0x07,
     ];
 
     fn syn_repr() -> TcpRepr {
@@ -378,9 +417,8 @@ mod tests {
     // Checksum 0xae73 computed independently.
     fn data_segment() -> Vec<u8> {
         let mut b = vec![
-            0x00, 0x50, 0xd4, 0x31, 0x9a, 0xbc, 0xde, 0xf0, 0x12, 0x34, 0x56, 0x79, 0xd0, 0x18, 0x01, 0xf6,
-            0xae, 0x73, 0x00, 0x00, 0x01, 0x01, 0x08, 0x0a, 0x01, 0x02, 0x03, 0x04, 0x0a, 0x1b, 0x2c, 0x3d,
-            0x01, 0x01, 0x05, 0x12,
+            0x00, 0x50, 0xd4, 0x31, 0x9a, 0xbc, 0xde, 0xf0, 0x12, 0x34, 0x56, 0x79, 0xd0, 0x18, 0x01, 0xf6, 0xae, 0x73,
+            0x00, 0x00, 0x01, 0x01, 0x08, 0x0a, 0x01, 0x02, 0x03, 0x04, 0x0a, 0x1b, 0x2c, 0x3d, 0x01, 0x01, 0x05, 0x12,
         ];
         for v in [1000u32, 2000, 3000, 4000] {
             b.extend(v.to_be_bytes());
@@ -454,7 +492,10 @@ mod tests {
     #[test]
     fn bad_lengths() {
         for len in 0..20 {
-            assert_eq!(TcpRepr::parse(&TcpPacket::new_unchecked(&SYN[..len]), &CLIENT, &SERVER, false), Err(Error::Truncated));
+            assert_eq!(
+                TcpRepr::parse(&TcpPacket::new_unchecked(&SYN[..len]), &CLIENT, &SERVER, false),
+                Err(Error::Truncated)
+            );
         }
         // Data offset 4 words.
         let mut b = SYN;
@@ -476,6 +517,16 @@ mod tests {
         packet.fill_checksum(&CLIENT, &SERVER);
         let packet = TcpPacket::new_checked(&b[..]).unwrap();
         assert_eq!(TcpRepr::parse(&packet, &CLIENT, &SERVER, true), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn sack_truncate_to_a_large_count_keeps_everything() {
+        let mut a = SackBlocks::default();
+        a.push(SeqNum(1), SeqNum(2));
+        a.truncate(256);
+        assert_eq!(a.len(), 1);
+        a.truncate(0);
+        assert!(a.is_empty());
     }
 
     #[test]

@@ -73,12 +73,13 @@ impl TcpOptions {
                     options.sack_permitted = true;
                 }
                 kind::SACK => {
-                    if body.is_empty() || body.len() % len::SACK_BLOCK != 0 {
+                    let blocks = body.chunks_exact(len::SACK_BLOCK);
+                    if body.is_empty() || !blocks.remainder().is_empty() {
                         return Err(Error::Malformed);
                     }
                     // Only 4 blocks fit the option space; push ignores extras.
                     let mut sack = SackBlocks::default();
-                    for block in body.chunks_exact(len::SACK_BLOCK) {
+                    for block in blocks {
                         sack.push(SeqNum(be32(&block[..4])), SeqNum(be32(&block[4..])));
                     }
                     options.sack = sack;
@@ -235,16 +236,16 @@ mod tests {
     #[test]
     fn illegal_lengths_are_malformed() {
         let cases: &[&[u8]] = &[
-            &[2],                      // kind without length byte
-            &[2, 0, 0, 0],             // zero length
-            &[30, 1, 0, 0],            // length one
-            &[30, 9, 0, 0],            // runs past the area
-            &[2, 3, 5],                // MSS of the wrong length
-            &[3, 4, 7, 0],             // window scale of the wrong length
-            &[4, 3, 0],                // SACK-permitted of the wrong length
+            &[2],                         // kind without length byte
+            &[2, 0, 0, 0],                // zero length
+            &[30, 1, 0, 0],               // length one
+            &[30, 9, 0, 0],               // runs past the area
+            &[2, 3, 5],                   // MSS of the wrong length
+            &[3, 4, 7, 0],                // window scale of the wrong length
+            &[4, 3, 0],                   // SACK-permitted of the wrong length
             &[5, 9, 0, 0, 0, 0, 0, 0, 0], // SACK with half a block
-            &[5, 2],                   // SACK with no block
-            &[8, 8, 0, 0, 0, 0, 0, 0], // short timestamps
+            &[5, 2],                      // SACK with no block
+            &[8, 8, 0, 0, 0, 0, 0, 0],    // short timestamps
         ];
         for area in cases {
             assert_eq!(TcpOptions::parse(area), Err(Error::Malformed), "{area:?}");
@@ -282,10 +283,7 @@ mod tests {
         let o = TcpOptions { timestamps: Some((5, 6)), sack: sack(&[(100, 200)]), ..Default::default() };
         let mut out = [0u8; 40];
         let n = o.emit(&mut out);
-        assert_eq!(
-            &out[..n],
-            &[1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6, 1, 1, 5, 10, 0, 0, 0, 100, 0, 0, 0, 200]
-        );
+        assert_eq!(&out[..n], &[1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6, 1, 1, 5, 10, 0, 0, 0, 100, 0, 0, 0, 200]);
         let sack_perm_only = TcpOptions { sack_permitted: true, ..Default::default() };
         assert_eq!(sack_perm_only.emit(&mut out), 4);
         assert_eq!(&out[..4], &[1, 1, 4, 2]);

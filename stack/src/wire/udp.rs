@@ -50,7 +50,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         if len < Self::HEADER_LEN {
             return Err(Error::Truncated);
         }
-        let field_len = self.len() as usize;
+        let field_len = self.length() as usize;
         if field_len < Self::HEADER_LEN {
             Err(Error::Malformed)
         } else if field_len > len {
@@ -71,7 +71,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         be16(&self.buffer.as_ref()[field::DST_PORT])
     }
     /// The length field: header plus payload.
-    pub fn len(&self) -> u16 {
+    pub fn length(&self) -> u16 {
         be16(&self.buffer.as_ref()[field::LENGTH])
     }
     pub fn checksum(&self) -> u16 {
@@ -79,12 +79,12 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
     /// The payload up to the length field.
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::PAYLOAD..self.len() as usize]
+        &self.buffer.as_ref()[field::PAYLOAD..self.length() as usize]
     }
     /// A zero checksum means the sender computed none (RFC 768).
     pub fn verify_checksum(&self, src: &Ipv4Addr, dst: &Ipv4Addr) -> bool {
         self.checksum() == 0
-            || checksum::upper_layer_ok(src, dst, PROTOCOL, &self.buffer.as_ref()[..self.len() as usize])
+            || checksum::upper_layer_ok(src, dst, PROTOCOL, &self.buffer.as_ref()[..self.length() as usize])
     }
 }
 
@@ -95,14 +95,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     pub fn set_dst_port(&mut self, v: u16) {
         self.buffer.as_mut()[field::DST_PORT].copy_from_slice(&v.to_be_bytes());
     }
-    pub fn set_len(&mut self, v: u16) {
+    pub fn set_length(&mut self, v: u16) {
         self.buffer.as_mut()[field::LENGTH].copy_from_slice(&v.to_be_bytes());
     }
     pub fn set_checksum(&mut self, v: u16) {
         self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&v.to_be_bytes());
     }
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        let end = self.len() as usize;
+        let end = self.length() as usize;
         &mut self.buffer.as_mut()[field::PAYLOAD..end]
     }
     /// Computes the checksum over the pseudo-header and the datagram up to the
@@ -110,7 +110,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// (RFC 768).
     pub fn fill_checksum(&mut self, src: &Ipv4Addr, dst: &Ipv4Addr) {
         self.set_checksum(0);
-        let end = self.len() as usize;
+        let end = self.length() as usize;
         let value = checksum::upper_layer_value(src, dst, PROTOCOL, &self.buffer.as_ref()[..end]);
         self.set_checksum(if value == 0 { 0xffff } else { value });
     }
@@ -131,7 +131,7 @@ impl UdpRepr {
         Ok(UdpRepr {
             src_port: packet.src_port(),
             dst_port: packet.dst_port(),
-            payload_len: packet.len() as usize - UdpPacket::<&[u8]>::HEADER_LEN,
+            payload_len: packet.length() as usize - UdpPacket::<&[u8]>::HEADER_LEN,
         })
     }
 
@@ -144,10 +144,11 @@ impl UdpRepr {
     }
 
     /// Writes the header and the checksum over header and the `payload_len`
-    /// bytes **already in the buffer after the header**: copy the payload into
-    /// `packet.payload_mut()` (after this call sets the length) or into the
-    /// buffer at offset 8 first, then call `emit`. The buffer must be at least
-    /// [`Self::buffer_len`] long and that must fit 16 bits.
+    /// bytes **already in the buffer after the header**, so put the payload
+    /// there first: copy it to `buffer[repr.header_len()..]` (or call
+    /// `packet.set_length(repr.buffer_len() as u16)` and use `payload_mut()`),
+    /// then call `emit`. The buffer must be at least [`Self::buffer_len`]
+    /// long, and that must fit 16 bits.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized>(
         &self,
         packet: &mut UdpPacket<&mut T>,
@@ -156,7 +157,7 @@ impl UdpRepr {
     ) {
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
-        packet.set_len(self.buffer_len() as u16);
+        packet.set_length(self.buffer_len() as u16);
         packet.fill_checksum(src, dst);
     }
 }
@@ -185,7 +186,11 @@ mod tests {
     fn emit_reproduces_bytes() {
         let mut out = [0u8; 11];
         out[8..].copy_from_slice(b"hi!");
-        UdpRepr { src_port: 40000, dst_port: 53, payload_len: 3 }.emit(&mut UdpPacket::new_unchecked(&mut out[..]), &SRC, &DST);
+        UdpRepr { src_port: 40000, dst_port: 53, payload_len: 3 }.emit(
+            &mut UdpPacket::new_unchecked(&mut out[..]),
+            &SRC,
+            &DST,
+        );
         assert_eq!(out, DATAGRAM);
     }
 
