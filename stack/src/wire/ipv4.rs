@@ -280,6 +280,7 @@ impl Ipv4Repr {
     /// The buffer must be at least [`Self::HEADER_LEN`] long; `payload_len`
     /// must fit the 16-bit total length.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized>(&self, packet: &mut Ipv4Packet<&mut T>) {
+        debug_assert!(self.payload_len <= u16::MAX as usize - Self::HEADER_LEN, "IPv4 payload too long");
         packet.set_version_and_header_len(4, Self::HEADER_LEN);
         packet.set_tos(self.tos);
         packet.set_total_len((Self::HEADER_LEN + self.payload_len) as u16);

@@ -155,6 +155,7 @@ impl UdpRepr {
         src: &Ipv4Addr,
         dst: &Ipv4Addr,
     ) {
+        debug_assert!(self.buffer_len() <= u16::MAX as usize, "UDP payload too long");
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
         packet.set_length(self.buffer_len() as u16);
