@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "cargo-fuzz not found; installing it (about a minute)" >&2
-    cargo install cargo-fuzz --locked
+    cargo install cargo-fuzz
 fi
 
 mapfile -t targets < <(cargo fuzz list)
