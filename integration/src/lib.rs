@@ -3,3 +3,4 @@
 pub mod netns;
 pub mod peer;
 pub mod tap;
+pub mod tap_probe;

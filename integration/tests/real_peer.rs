@@ -295,3 +295,35 @@ fn linux_pings_sluice() {
     let report = finish_driver(driver);
     assert!(u64_of(&report["stats"]["icmp_echo_replies"], "icmp_echo_replies") >= 3, "{report:#}");
 }
+
+/// The topology and TAP device alone, without the engine: Linux's ARP request
+/// reaches the device, a reply written to it teaches Linux our MAC, and pings
+/// then arrive addressed to that MAC with valid checksums.
+#[test]
+fn tap_plumbing_carries_linux_arp_and_pings_without_the_engine() {
+    let _topology = Topology::up(0);
+    let mut cmd = in_namespace(MID_NS, env!("CARGO_BIN_EXE_sluice-tap-probe"));
+    cmd.args(["--tap", TAP, "--mac", SLUICE_MAC, "--ip", &SLUICE_IP.to_string()])
+        .args(["--echo-requests", "3", "--duration", "20"]);
+    let mut probe = Process::spawn(cmd).expect("spawn sluice-tap-probe");
+    if probe.wait_for_line(r#""event":"ready""#, READY_TIMEOUT).is_none() {
+        panic!("sluice-tap-probe never became ready: {:#?}", probe.wait(Duration::ZERO));
+    }
+
+    let mut ping = in_namespace(PEER_NS, "ping");
+    ping.args(["-c", "3", "-i", "0.2", "-W", "1", &SLUICE_IP.to_string()]);
+    let ping = Process::spawn(ping).expect("spawn ping").wait(Duration::from_secs(30));
+    // The probe answers ARP only, so every echo request goes unanswered.
+    assert!(!ping.killed && ping.stdout.contains("3 packets transmitted, 0 received"), "{ping:#?}");
+
+    let report = done_json(&probe.wait(Duration::from_secs(30)).expect_success("sluice-tap-probe"), "sluice-tap-probe");
+    assert!(u64_of(&report["arp_requests_for_us"], "arp_requests_for_us") >= 1, "{report:#}");
+    assert!(u64_of(&report["arp_replies_sent"], "arp_replies_sent") >= 1, "{report:#}");
+    assert_eq!(u64_of(&report["echo_requests_for_us"], "echo_requests_for_us"), 3, "{report:#}");
+    assert_eq!(u64_of(&report["malformed_for_us"], "malformed_for_us"), 0, "{report:#}");
+
+    let mut neigh = in_namespace(PEER_NS, "ip");
+    neigh.args(["neigh", "show", &SLUICE_IP.to_string()]);
+    let neigh = Process::spawn(neigh).expect("spawn ip neigh").wait(Duration::from_secs(10)).expect_success("ip neigh");
+    assert!(neigh.stdout.contains(SLUICE_MAC), "Linux did not learn our MAC: {neigh:#?}");
+}
