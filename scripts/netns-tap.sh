@@ -92,7 +92,10 @@ up() {
 
   ip -n "$PEER_NS" addr add "$PEER_ADDR" dev "$PEER_IF"
   # A veth sends CHECKSUM_PARTIAL frames (the checksum is left to a NIC that
-  # does not exist); Sluice verifies checksums, so make the kernel fill them.
+  # does not exist); Sluice verifies checksums, so make the kernel fill them
+  # in at the source. (A TAP without vnet headers also gets them completed on
+  # the way out of the bridge; this keeps the peer's frames correct whatever
+  # sits in between.)
   ip netns exec "$PEER_NS" ethtool -K "$PEER_IF" tx off >/dev/null
   ip -n "$PEER_NS" link set "$PEER_IF" up
 

@@ -1,9 +1,9 @@
 //! An engine-free check of the TAP plumbing: answers ARP for one address and
-//! counts the ICMP echo requests that then reach it. When this works and the
+//! counts the ICMP echo requests and TCP segments that then reach it. When this works and the
 //! engine's tests fail, the fault is in the engine, not the topology.
 
 use sluice_stack::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IcmpPacket,
+    ipv4_tcp_checksum_ok, ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IcmpPacket,
     IcmpRepr, IpProtocol, Ipv4Addr, Ipv4Packet, Ipv4Repr,
 };
 
@@ -15,6 +15,10 @@ pub struct ProbeCounters {
     pub arp_replies_sent: u64,
     /// Echo requests addressed to our MAC and IP with valid IPv4 and ICMP checksums.
     pub echo_requests_for_us: u64,
+    /// TCP segments to our MAC and IP, and how many of them had a wrong
+    /// checksum (a kernel that leaves checksums to absent hardware).
+    pub tcp_segments_for_us: u64,
+    pub tcp_bad_checksum: u64,
     /// Frames for us that failed to parse (bad checksum, truncated...).
     pub malformed_for_us: u64,
 }
@@ -81,7 +85,17 @@ impl Probe {
             self.counters.malformed_for_us += 1;
             return;
         };
-        if repr.dst != self.ip || repr.protocol != IpProtocol::Icmp {
+        if repr.dst != self.ip {
+            return;
+        }
+        if repr.protocol == IpProtocol::Tcp {
+            self.counters.tcp_segments_for_us += 1;
+            if !ipv4_tcp_checksum_ok(&repr.src, &repr.dst, ip.payload()) {
+                self.counters.tcp_bad_checksum += 1;
+            }
+            return;
+        }
+        if repr.protocol != IpProtocol::Icmp {
             return;
         }
         match IcmpPacket::new_checked(ip.payload()).and_then(|icmp| IcmpRepr::parse(&icmp)) {

@@ -298,13 +298,14 @@ fn linux_pings_sluice() {
 
 /// The topology and TAP device alone, without the engine: Linux's ARP request
 /// reaches the device, a reply written to it teaches Linux our MAC, and pings
-/// then arrive addressed to that MAC with valid checksums.
+/// and TCP SYNs then arrive addressed to that MAC with complete, valid
+/// checksums (never the partial ones a veth hands on with offload on).
 #[test]
 fn tap_plumbing_carries_linux_arp_and_pings_without_the_engine() {
     let _topology = Topology::up(0);
     let mut cmd = in_namespace(MID_NS, env!("CARGO_BIN_EXE_sluice-tap-probe"));
     cmd.args(["--tap", TAP, "--mac", SLUICE_MAC, "--ip", &SLUICE_IP.to_string()])
-        .args(["--echo-requests", "3", "--duration", "20"]);
+        .args(["--echo-requests", "3", "--tcp-segments", "1", "--duration", "20"]);
     let mut probe = Process::spawn(cmd).expect("spawn sluice-tap-probe");
     if probe.wait_for_line(r#""event":"ready""#, READY_TIMEOUT).is_none() {
         panic!("sluice-tap-probe never became ready: {:#?}", probe.wait(Duration::ZERO));
@@ -316,7 +317,14 @@ fn tap_plumbing_carries_linux_arp_and_pings_without_the_engine() {
     // The probe answers ARP only, so every echo request goes unanswered.
     assert!(!ping.killed && ping.stdout.contains("3 packets transmitted, 0 received"), "{ping:#?}");
 
+    // A connection attempt nobody answers: its SYN is all the probe needs.
+    let mut syn = in_namespace(PEER_NS, "python3");
+    syn.args(["-c", &format!("import socket; s = socket.socket(); s.settimeout(0.5); s.connect_ex(('{SLUICE_IP}', {PORT}))")]);
+    Process::spawn(syn).expect("spawn python3").wait(Duration::from_secs(30)).expect_success("python3 connect_ex");
+
     let report = done_json(&probe.wait(Duration::from_secs(30)).expect_success("sluice-tap-probe"), "sluice-tap-probe");
+    assert!(u64_of(&report["tcp_segments_for_us"], "tcp_segments_for_us") >= 1, "{report:#}");
+    assert_eq!(u64_of(&report["tcp_bad_checksum"], "tcp_bad_checksum"), 0, "{report:#}");
     assert!(u64_of(&report["arp_requests_for_us"], "arp_requests_for_us") >= 1, "{report:#}");
     assert!(u64_of(&report["arp_replies_sent"], "arp_replies_sent") >= 1, "{report:#}");
     assert_eq!(u64_of(&report["echo_requests_for_us"], "echo_requests_for_us"), 3, "{report:#}");

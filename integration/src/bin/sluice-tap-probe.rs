@@ -1,6 +1,6 @@
 //! Engine-free TAP plumbing check: answer ARP for `--ip` as `--mac` and count
-//! the ICMP echo requests that arrive, until `--echo-requests N` were seen or
-//! `--duration` passes. Prints {"event":"ready"} and a final {"event":"done"}.
+//! the ICMP echo requests and TCP segments that arrive, until
+//! `--echo-requests N` and `--tcp-segments M` were seen or `--duration` passes. Prints {"event":"ready"} and a final {"event":"done"}.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -10,13 +10,14 @@ use sluice_integration::tap::{TapDevice, MAX_FRAME};
 use sluice_integration::tap_probe::{Probe, ARP_FRAME_LEN};
 use sluice_stack::wire::{EthernetAddress, Ipv4Addr};
 
-const USAGE: &str = "usage: sluice-tap-probe --tap NAME --mac MAC --ip ADDR [--echo-requests N] [--duration SECS]";
+const USAGE: &str = "usage: sluice-tap-probe --tap NAME --mac MAC --ip ADDR [--echo-requests N] [--tcp-segments M] [--duration SECS]";
 
 struct Args {
     tap: String,
     mac: EthernetAddress,
     ip: Ipv4Addr,
     echo_requests: u64,
+    tcp_segments: u64,
     duration: Duration,
 }
 
@@ -24,6 +25,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut tap, mut mac, mut ip) = (None, None, None);
     let mut echo_requests = 3;
+    let mut tcp_segments = 0;
     let mut duration = Duration::from_secs(10);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -42,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--ip" => ip = Some(value.parse().map_err(|_| format!("--ip: cannot parse {value:?}"))?),
             "--echo-requests" => echo_requests = value.parse().map_err(|_| format!("--echo-requests: {value:?}"))?,
+            "--tcp-segments" => tcp_segments = value.parse().map_err(|_| format!("--tcp-segments: {value:?}"))?,
             "--duration" => {
                 duration = Duration::from_secs(value.parse().map_err(|_| format!("--duration: {value:?}"))?)
             }
@@ -53,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         mac: mac.ok_or("--mac is required")?,
         ip: ip.ok_or("--ip is required")?,
         echo_requests,
+        tcp_segments,
         duration,
     })
 }
@@ -82,7 +86,10 @@ fn run(args: &Args) -> std::io::Result<bool> {
     let mut probe = Probe::new(args.mac, args.ip);
     let mut frame = vec![0u8; MAX_FRAME];
     let mut reply = [0u8; ARP_FRAME_LEN];
-    while probe.counters.echo_requests_for_us < args.echo_requests {
+    let reached = |p: &Probe| {
+        p.counters.echo_requests_for_us >= args.echo_requests && p.counters.tcp_segments_for_us >= args.tcp_segments
+    };
+    while !reached(&probe) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -96,7 +103,7 @@ fn run(args: &Args) -> std::io::Result<bool> {
         }
     }
     let c = probe.counters;
-    let reached = c.echo_requests_for_us >= args.echo_requests;
+    let reached = reached(&probe);
     println!(
         "{}",
         JsonObject::new()
@@ -106,6 +113,8 @@ fn run(args: &Args) -> std::io::Result<bool> {
             .num("arp_requests_for_us", c.arp_requests_for_us)
             .num("arp_replies_sent", c.arp_replies_sent)
             .num("echo_requests_for_us", c.echo_requests_for_us)
+            .num("tcp_segments_for_us", c.tcp_segments_for_us)
+            .num("tcp_bad_checksum", c.tcp_bad_checksum)
             .num("malformed_for_us", c.malformed_for_us)
             .finish()
     );
