@@ -72,7 +72,7 @@ impl App {
     }
 
     /// Drain the event queue, then move data on every connection an event
-    /// touched. Connections that completed or failed are closed and recorded.
+    /// touched. Connections that failed are closed and recorded.
     pub fn on_events(&mut self, stack: &mut Stack, now: Instant) {
         let mut touched = std::mem::take(&mut self.touched);
         touched.clear();
@@ -129,15 +129,35 @@ impl App {
     }
 
     fn pump(&mut self, stack: &mut Stack, now: Instant, conn: ConnId) {
-        let Some(index) = self.active.iter().position(|t| t.conn() == conn) else { return };
-        let transfer = &mut self.active[index];
-        match transfer.pump(stack, now, &mut self.scratch) {
-            Ok(()) if transfer.is_complete() => {
-                let transfer = self.active.swap_remove(index);
-                self.finished.push(transfer.finish(stack, now, None));
+        let Some(transfer) = self.active.iter_mut().find(|t| t.conn() == conn) else { return };
+        if let Err(e) = transfer.pump(stack, now, &mut self.scratch) {
+            self.fail(stack, now, conn, e.to_string());
+        }
+    }
+
+    /// Close and record the connections whose streams are done and whose last
+    /// byte and FIN the peer has acknowledged. Checked every turn: the ACK of
+    /// a FIN need not raise an event, and closing earlier would hand unsent
+    /// data to an orphan the driver might exit before finishing.
+    pub fn reap_acknowledged(&mut self, stack: &mut Stack, now: Instant) {
+        let mut index = 0;
+        while index < self.active.len() {
+            let transfer = &self.active[index];
+            if !transfer.streams_done() {
+                index += 1;
+                continue;
             }
-            Ok(()) => {}
-            Err(e) => self.fail(stack, now, conn, e.to_string()),
+            match transfer.is_acknowledged(stack) {
+                Ok(false) => index += 1,
+                Ok(true) => {
+                    let transfer = self.active.swap_remove(index);
+                    self.finished.push(transfer.finish(stack, now, None));
+                }
+                Err(e) => {
+                    let conn = transfer.conn();
+                    self.fail(stack, now, conn, format!("connection lost after its streams ended: {e}"));
+                }
+            }
         }
     }
 

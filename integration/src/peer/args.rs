@@ -27,8 +27,9 @@ options:
   --exit-after N       exit once N connections finished (connect-bulk: 1)
   --duration SECS      give up after SECS seconds (default 60); exit status 1
                        if --exit-after was not reached by then
-  --linger-ms MS       keep running after the last connection finished so
-                       final ACKs and FINs get out (default 500)
+  --linger-ms MS       keep running this long after the last connection was
+                       acknowledged and closed, to re-ACK a repeated FIN
+                       (default 500)
 
 stdout: one JSON line {\"event\":\"ready\",...} once listening or connecting, and
 one {\"event\":\"done\",...} line with per-connection results and engine stats.";

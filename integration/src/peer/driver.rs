@@ -105,6 +105,7 @@ pub fn run(opts: &Options, on_ready: impl FnOnce(&TapDevice)) -> io::Result<Outc
             stack.handle_timeout(now);
         }
         app.on_events(&mut stack, now);
+        app.reap_acknowledged(&mut stack, now);
 
         let mut sink = TapSink::new(&tap, &mut tx, &mut held);
         let was_blocked = sink.is_blocked();
@@ -122,7 +123,9 @@ pub fn run(opts: &Options, on_ready: impl FnOnce(&TapDevice)) -> io::Result<Outc
 
         if app.is_done() {
             let since = *done_at.get_or_insert(now);
-            // Linger so the last ACKs/FINs go out; TIME-WAIT itself is not waited for.
+            // Every byte and FIN is acknowledged by now; linger only so the
+            // ACK of the peer's FIN can be repeated if it was lost. TIME-WAIT
+            // itself is not waited for.
             if now.saturating_since(since) >= linger || stack.connection_count() == 0 {
                 break;
             }

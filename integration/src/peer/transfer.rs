@@ -5,7 +5,7 @@
 use std::net::SocketAddrV4;
 
 use sha2::{Digest, Sha256};
-use sluice_stack::tcp::conn::TcpInfo;
+use sluice_stack::tcp::conn::{TcpInfo, TcpState};
 use sluice_stack::{ConnId, Error, Instant, Shutdown, Stack};
 
 use super::pattern;
@@ -35,7 +35,8 @@ pub struct TransferReport {
     pub received: u64,
     pub sent_sha256: String,
     pub recv_sha256: String,
-    /// From the connection's establishment to its last byte and FIN.
+    /// From the connection's establishment until the peer acknowledged our
+    /// last byte and FIN.
     pub elapsed_us: u64,
     /// Snapshot taken just before the handle was released.
     pub info: Option<TcpInfo>,
@@ -90,9 +91,19 @@ impl Transfer {
         }
     }
 
-    /// Both directions are done: everything sent and FIN queued, peer's FIN read.
-    pub fn is_complete(&self) -> bool {
+    /// Both streams are done on our side: read up to the peer's FIN, and
+    /// everything written with our FIN queued behind it.
+    pub fn streams_done(&self) -> bool {
         self.write_shut && self.peer_fin
+    }
+
+    /// After `streams_done`: the peer has acknowledged our data and FIN, so
+    /// closing the handle cannot cut anything off. With the peer's FIN already
+    /// received, the ACK of ours moves CLOSING to TIME-WAIT and LAST-ACK to
+    /// CLOSED (RFC 9293 §3.6).
+    pub fn is_acknowledged(&self, stack: &Stack) -> Result<bool, Error> {
+        let info = stack.tcp_info(self.conn)?;
+        Ok(matches!(info.state, Some(TcpState::TimeWait | TcpState::Closed)))
     }
 
     /// Move data until neither reading nor writing makes progress. `scratch`
