@@ -1,0 +1,338 @@
+//! Transmission: SYN/SYN-ACK, budgeted loss-recovery retransmissions, new data
+//! and go-back retransmissions under the receiver window and cwnd, Nagle
+//! (RFC 9293 §3.7.4), sender silly-window avoidance (§3.8.6.2.1), probes,
+//! pure ACKs and RSTs.
+
+use super::open::timestamp_option_len;
+use super::state::*;
+use super::{SegmentSink, TcpConn, TcpState, TxBudget, TxReport};
+use crate::tcp::seq::SeqNum;
+use crate::time::Instant;
+use crate::wire::{SackBlocks, TcpFlags, TcpOptions, TcpRepr};
+
+pub(super) fn poll_transmit(conn: &mut TcpConn, now: Instant, budget: &mut TxBudget, sink: &mut SegmentSink<'_>) -> TxReport {
+    let mut report = TxReport::default();
+    if let Some(rst) = conn.pending_rst {
+        if !conn.emit_rst(rst, sink) {
+            report.blocked = true;
+            return report;
+        }
+        conn.pending_rst = None;
+        report.segments += 1;
+    }
+    if conn.state == TcpState::Closed {
+        return report;
+    }
+    if conn.flags.syn_due && matches!(conn.state, TcpState::SynSent | TcpState::SynReceived) {
+        if !conn.emit_syn(now, sink) {
+            report.blocked = true;
+            return report;
+        }
+        report.segments += 1;
+    }
+    if conn.can_send_data() {
+        conn.send_recovery(now, budget, sink, &mut report);
+        if !report.fast_retransmit_postponed && !report.blocked {
+            conn.send_data(now, sink, &mut report);
+        }
+        if conn.flags.probe_due && !report.blocked {
+            // Zero-window probe: an old sequence number that makes the peer
+            // answer with its current window (Linux's tcp_xmit_probe_skb).
+            if conn.emit_bare(now, conn.snd.una - 1, sink) {
+                conn.flags.probe_due = false;
+                report.segments += 1;
+            } else {
+                report.blocked = true;
+            }
+        }
+    }
+    if conn.flags.keepalive_due && !report.blocked && conn.state != TcpState::SynSent {
+        // RFC 9293 §3.8.4: SEG.SEQ = SND.NXT - 1, no data.
+        if conn.emit_bare(now, conn.snd.una - 1, sink) {
+            conn.flags.keepalive_due = false;
+            report.segments += 1;
+        } else {
+            report.blocked = true;
+        }
+    }
+    if conn.flags.ack_now && !report.blocked && conn.state != TcpState::SynSent {
+        if conn.emit_bare(now, conn.snd.nxt, sink) {
+            report.segments += 1;
+        } else {
+            report.blocked = true;
+        }
+    }
+    conn.update_persist_timer(now);
+    report
+}
+
+impl TcpConn {
+    /// Loss-recovery retransmissions, each paid from the engine's budget
+    /// (seed 003: the engine caps fast retransmits per poll and postpones the rest).
+    fn send_recovery(&mut self, now: Instant, budget: &mut TxBudget, sink: &mut SegmentSink<'_>, report: &mut TxReport) {
+        while self.rec.active {
+            let mss = self.send_mss();
+            let next = if self.rec.head_due {
+                Some((self.snd.una, mss))
+            } else if self.flags.sack && self.pipe() < self.cc.cwnd() {
+                self.next_sack_retransmission()
+            } else {
+                None
+            };
+            let Some((seq, len)) = next else { break };
+            if budget.fast_retransmits == 0 {
+                report.fast_retransmit_postponed = true;
+                break;
+            }
+            let data_end = self.data_end();
+            let blocks = self.sack_blocks();
+            let len = len.min(data_end.distance_from(seq)).min(self.max_payload(&blocks));
+            let fin = self.snd.fin == Some(seq + len);
+            if len == 0 && !fin {
+                // Nothing left at that point (acknowledged meanwhile).
+                self.rec.head_due = false;
+                break;
+            }
+            if !self.emit_data(now, seq, len, fin, &blocks, sink) {
+                report.blocked = true;
+                break;
+            }
+            report.segments += 1;
+            budget.fast_retransmits -= 1;
+            self.counters.retransmits += 1;
+            self.counters.fast_retransmits += 1;
+            self.rec.head_due = false;
+            let end = seq + len + fin as usize;
+            self.rec.high_rxt = self.rec.high_rxt.max(end);
+            if self.rec.timed_seq.is_some_and(|timed| timed > seq) {
+                self.rec.timed_seq = None; // Karn: never time a retransmitted segment.
+            }
+            if self.timers.rto.is_none() {
+                self.timers.rto = Some(now + self.rtt.rto());
+            }
+        }
+    }
+
+    /// The congestion window plus RFC 3042 limited transmit (two segments on
+    /// the first duplicate ACKs) when not in recovery and without SACK.
+    fn cwnd_limit(&self) -> usize {
+        let cwnd = self.cc.cwnd();
+        if !self.rec.active && !self.flags.sack {
+            return cwnd + self.rec.dupacks.min(2) as usize * self.send_mss();
+        }
+        cwnd
+    }
+
+    /// New data, plus go-back retransmission from SND.NXT after an RTO.
+    fn send_data(&mut self, now: Instant, sink: &mut SegmentSink<'_>, report: &mut TxReport) {
+        // RFC 5681 §4.1: after an idle period longer than the RTO, restart from the restart window.
+        if self.snd.una == self.snd.max
+            && self.data_end() > self.snd.max
+            && now.saturating_since(self.rec.last_data_sent) >= self.rtt.rto()
+            && self.counters.bytes_sent > 0
+        {
+            self.cc.on_idle_restart(now);
+        }
+        loop {
+            let going_back = self.snd.nxt < self.snd.max;
+            if going_back && self.flags.sack && self.scoreboard.is_sacked(self.snd.nxt) {
+                // The receiver has this already; skip to the next hole.
+                self.snd.nxt = match self.scoreboard.next_hole(self.snd.nxt, self.snd.max) {
+                    Some((start, _)) if start > self.snd.nxt => start,
+                    _ => self.snd.max,
+                };
+                continue;
+            }
+            let data_end = self.data_end();
+            let fin_due = self.flags.fin_queued && self.snd.fin.map_or(true, |fin| self.snd.nxt <= fin);
+            let unsent = data_end.distance_from(self.snd.nxt);
+            if unsent == 0 && !fin_due {
+                break;
+            }
+            let blocks = self.sack_blocks();
+            let max_payload = self.max_payload(&blocks);
+            let window_room = (self.snd.una + self.snd.wnd as usize).distance_from(self.snd.nxt);
+            let pipe = self.pipe();
+            let cwnd_room = self.cwnd_limit().saturating_sub(pipe);
+            let mut len = unsent.min(max_payload).min(window_room);
+            if going_back && self.flags.sack {
+                if let Some((_, hole_end)) = self.scoreboard.next_hole(self.snd.nxt, self.snd.max) {
+                    len = len.min(hole_end.distance_from(self.snd.nxt).max(1));
+                }
+            }
+            if cwnd_room < len {
+                // cwnd-limited: wait for ACKs rather than cut a runt segment,
+                // unless nothing is in flight to bring one.
+                if pipe > 0 {
+                    break;
+                }
+                len = len.min(cwnd_room.max(max_payload.min(unsent)));
+            }
+            if len == 0 && unsent > 0 {
+                break; // window-limited: the persist timer takes over.
+            }
+            if len < unsent && len < max_payload && len == window_room && !self.flags.force_send {
+                // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): a window-limited
+                // runt only if it is at least half the largest window offered.
+                if len < (self.snd.max_wnd as usize / 2).max(1) {
+                    break;
+                }
+            }
+            if len > 0
+                && len == unsent
+                && len < max_payload
+                && !going_back
+                && !self.config.nodelay
+                && !self.flags.fin_queued
+                && self.snd.max > self.snd.una
+            {
+                // Nagle (RFC 9293 §3.7.4): hold a partial segment while data is unacknowledged.
+                break;
+            }
+            let seq = self.snd.nxt;
+            let fin = fin_due && seq + len == data_end;
+            if !self.emit_data(now, seq, len, fin, &blocks, sink) {
+                report.blocked = true;
+                break;
+            }
+            report.segments += 1;
+            self.flags.force_send = false;
+            self.snd.nxt = seq + len + fin as usize;
+            if fin {
+                self.snd.fin = Some(seq + len);
+            }
+            if going_back {
+                self.counters.retransmits += 1;
+            } else {
+                self.counters.bytes_sent += len as u64;
+                if self.rec.timed_seq.is_none() {
+                    self.rec.timed_seq = Some(self.snd.nxt);
+                    self.rec.timed_at = now;
+                }
+            }
+            if self.snd.nxt > self.snd.max {
+                self.snd.max = self.snd.nxt;
+            }
+            if len > 0 {
+                self.rec.last_data_sent = now;
+            }
+            if self.timers.rto.is_none() {
+                self.timers.rto = Some(now + self.rtt.rto());
+            }
+            if fin {
+                break;
+            }
+        }
+    }
+
+    /// Payload that fits one segment next to this segment's options.
+    fn max_payload(&self, blocks: &SackBlocks) -> usize {
+        let sack_len = if blocks.is_empty() { 0 } else { (2 + 8 * blocks.len() + 3) & !3 };
+        let overhead = timestamp_option_len(self.flags.timestamps) + sack_len;
+        (self.snd.mss_clamp as usize).saturating_sub(overhead).max(1)
+    }
+
+    fn established_options(&self, now: Instant, blocks: SackBlocks) -> TcpOptions {
+        TcpOptions {
+            sack: blocks,
+            timestamps: if self.flags.timestamps { Some((ts_clock(now, self.ts_offset), self.rcv.ts_recent)) } else { None },
+            ..TcpOptions::default()
+        }
+    }
+
+    fn header(&self, seq: SeqNum, flags: u8) -> TcpRepr {
+        TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq,
+            ack: if flags & TcpFlags::ACK != 0 { self.rcv.nxt } else { SeqNum(0) },
+            flags: TcpFlags(flags),
+            ..TcpRepr::default()
+        }
+    }
+
+    /// One segment of data (possibly empty) from the send buffer, ACKing RCV.NXT.
+    fn emit_data(&mut self, now: Instant, seq: SeqNum, len: usize, fin: bool, blocks: &SackBlocks, sink: &mut SegmentSink<'_>) -> bool {
+        let mut flags = TcpFlags::ACK;
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        if len > 0 && seq + len == self.data_end() {
+            flags |= TcpFlags::PSH;
+        }
+        let (window, advertised) = self.window_field(false);
+        let mut repr = self.header(seq, flags);
+        repr.window = window;
+        repr.options = self.established_options(now, *blocks);
+        repr.payload_len = len;
+        let offset = seq.distance_from(self.buf_front());
+        let (first, second) = self.send_buf.slices_at(offset, len);
+        if first.len() + second.len() != len || !sink(&repr, first, second) {
+            return false;
+        }
+        self.counters.segs_out += 1;
+        self.window_advertised(advertised);
+        self.ack_sent();
+        true
+    }
+
+    /// A segment without data: pure ACK, window update, or probe.
+    fn emit_bare(&mut self, now: Instant, seq: SeqNum, sink: &mut SegmentSink<'_>) -> bool {
+        let blocks = self.sack_blocks();
+        let (window, advertised) = self.window_field(false);
+        let mut repr = self.header(seq, TcpFlags::ACK);
+        repr.window = window;
+        repr.options = self.established_options(now, blocks);
+        if !sink(&repr, &[], &[]) {
+            return false;
+        }
+        self.counters.segs_out += 1;
+        self.window_advertised(advertised);
+        self.ack_sent();
+        true
+    }
+
+    /// SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), with our options.
+    fn emit_syn(&mut self, now: Instant, sink: &mut SegmentSink<'_>) -> bool {
+        let syn_ack = self.state == TcpState::SynReceived;
+        let flags = if syn_ack { TcpFlags::SYN | TcpFlags::ACK } else { TcpFlags::SYN };
+        let (window, advertised) = self.window_field(true);
+        let mut repr = self.header(self.snd.iss, flags);
+        repr.window = window;
+        repr.options = self.syn_options(now);
+        if !sink(&repr, &[], &[]) {
+            return false;
+        }
+        self.counters.segs_out += 1;
+        self.flags.syn_due = false;
+        if self.snd.max == self.snd.iss {
+            self.snd.nxt = self.snd.iss + 1;
+            self.snd.max = self.snd.nxt;
+        }
+        if self.rec.retries == 0 {
+            self.rec.timed_seq = Some(self.snd.iss + 1);
+            self.rec.timed_at = now;
+        }
+        if self.timers.rto.is_none() {
+            self.timers.rto = Some(now + self.rtt.rto());
+        }
+        if syn_ack {
+            self.window_advertised(advertised);
+            self.ack_sent();
+        }
+        true
+    }
+
+    fn emit_rst(&mut self, rst: PendingRst, sink: &mut SegmentSink<'_>) -> bool {
+        let mut repr = self.header(rst.seq, TcpFlags::RST);
+        if let Some(ack) = rst.ack {
+            repr.flags = TcpFlags(TcpFlags::RST | TcpFlags::ACK);
+            repr.ack = ack;
+        }
+        if !sink(&repr, &[], &[]) {
+            return false;
+        }
+        self.counters.segs_out += 1;
+        true
+    }
+}
