@@ -58,7 +58,11 @@ impl TcpConn {
 
         if offset > 0 || had_out_of_order {
             // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: out-of-order data, and data that
-            // fills a gap, are acknowledged immediately (fast retransmit depends on it).
+            // fills a gap, are acknowledged immediately (fast retransmit depends on it),
+            // one ACK per segment even if several arrive between two polls.
+            if offset > 0 && self.flags.ack_now {
+                self.rcv.extra_acks = (self.rcv.extra_acks + 1).min(super::state::MAX_EXTRA_ACKS);
+            }
             self.flags.ack_now = true;
         } else if advanced > 0 {
             self.rcv.unacked_bytes = self.rcv.unacked_bytes.saturating_add(advanced as u32);
@@ -101,6 +105,7 @@ impl TcpConn {
     /// An ACK (or a segment carrying one) went out: the delayed ACK is paid.
     pub(super) fn ack_sent(&mut self) {
         self.flags.ack_now = false;
+        self.rcv.extra_acks = 0;
         self.timers.delayed_ack = None;
         self.rcv.unacked_bytes = 0;
         self.rcv.last_ack_sent = self.rcv.nxt;

@@ -56,10 +56,14 @@ pub(super) fn poll_transmit(conn: &mut TcpConn, now: Instant, budget: &mut TxBud
         }
     }
     if conn.flags.ack_now && !report.blocked && conn.state != TcpState::SynSent {
-        if conn.emit_bare(now, conn.snd.nxt, sink) {
+        // Duplicate ACKs owed for out-of-order segments processed since the last poll.
+        let copies = 1 + conn.rcv.extra_acks as usize;
+        for _ in 0..copies {
+            if !conn.emit_bare(now, conn.snd.nxt, sink) {
+                report.blocked = true;
+                break;
+            }
             report.segments += 1;
-        } else {
-            report.blocked = true;
         }
     }
     conn.update_persist_timer(now);
