@@ -8,6 +8,7 @@ mod ack;
 mod close;
 mod info;
 mod input;
+mod lazy_scoreboard;
 mod open;
 mod recovery;
 mod send;
@@ -26,7 +27,6 @@ use crate::session::event::EventSet;
 use crate::tcp::buffer::{RecvBuffer, SendBuffer};
 use crate::tcp::cc::CongestionControl;
 use crate::tcp::rtt::RttEstimator;
-use crate::tcp::sack::Scoreboard;
 use crate::tcp::seq::SeqNum;
 use crate::time::Instant;
 use crate::wire::TcpRepr;
@@ -151,7 +151,7 @@ pub struct TcpConn {
     recv_buf: RecvBuffer,
     rtt: RttEstimator,
     cc: CongestionControl,
-    scoreboard: Scoreboard,
+    scoreboard: lazy_scoreboard::LazyScoreboard,
     rec: Recovery,
     timers: Timers,
     flags: Flags,

@@ -9,7 +9,6 @@ use crate::session::event::EventSet;
 use crate::tcp::buffer::{RecvBuffer, SendBuffer};
 use crate::tcp::cc::CongestionControl;
 use crate::tcp::rtt::RttEstimator;
-use crate::tcp::sack::Scoreboard;
 use crate::tcp::seq::SeqNum;
 use crate::time::Instant;
 use crate::wire::{TcpOptions, TcpRepr};
@@ -71,7 +70,7 @@ fn new_conn(now: Instant, params: ConnParams, state: TcpState) -> TcpConn {
         recv_buf: RecvBuffer::new(config.recv_buffer),
         rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto),
         cc: CongestionControl::new(config.congestion, DEFAULT_MSS as usize, config.initial_cwnd_segments),
-        scoreboard: Scoreboard::new(),
+        scoreboard: Default::default(),
         rec: Recovery {
             active: false,
             recover: iss,
