@@ -15,7 +15,10 @@ impl LazyScoreboard {
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.0.as_ref().map_or(true, |board| board.is_empty())
+        match self.0.as_ref() {
+            Some(board) => board.is_empty(),
+            None => true,
+        }
     }
     /// See `Scoreboard::on_ack`; allocates only when SACK blocks arrive.
     pub fn on_ack(&mut self, snd_una: SeqNum, snd_nxt: SeqNum, blocks: &[(SeqNum, SeqNum)]) -> usize {

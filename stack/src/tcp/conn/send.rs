@@ -148,7 +148,12 @@ impl TcpConn {
                 continue;
             }
             let data_end = self.data_end();
-            let fin_due = self.flags.fin_queued && self.snd.fin.map_or(true, |fin| self.snd.nxt <= fin);
+            // FIN is due if queued and not yet sent, or sent and SND.NXT went back before it.
+            let fin_due = self.flags.fin_queued
+                && match self.snd.fin {
+                    Some(fin) => self.snd.nxt <= fin,
+                    None => true,
+                };
             let unsent = data_end.distance_from(self.snd.nxt);
             if unsent == 0 && !fin_due {
                 break;

@@ -123,7 +123,7 @@ fn orphan_keeps_retransmitting_data_and_fin_under_loss() {
             return Verdict::Drop;
         }
         n += 1;
-        if n % 4 == 0 { Verdict::Drop } else { Verdict::Deliver }
+        if n % 4 == 3 { Verdict::Drop } else { Verdict::Deliver }
     });
     let now = sim.now;
     sim.a().close(now);

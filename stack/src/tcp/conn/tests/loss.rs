@@ -12,7 +12,7 @@ fn drop_every(n: u32) -> Filter {
     Box::new(move |_, p| {
         if p.from == A && p.is_data() {
             count += 1;
-            if count % n == 0 {
+            if count % n == n - 1 {
                 return Verdict::Drop;
             }
         }
