@@ -27,8 +27,9 @@ pub(super) fn on_segment(conn: &mut TcpConn, now: Instant, seg: &TcpRepr, payloa
     // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN for a TIME-WAIT connection may reopen it
     // if its sequence number (or timestamp) is above the old incarnation's.
     if conn.state == TcpState::TimeWait && flags.syn() && !flags.rst() && !flags.ack() {
-        let newer_ts = matches!((tsval, seg.options.timestamps), (_, Some((v, _))) if conn.flags.timestamps && ts_before(conn.rcv.ts_recent, v));
-        if seg.seq > conn.rcv.nxt || newer_ts {
+        let newer_ts = tsval.is_some_and(|v| ts_before(conn.rcv.ts_recent, v));
+        let paws_ok = !tsval.is_some_and(|v| ts_before(v, conn.rcv.ts_recent));
+        if paws_ok && (seg.seq > conn.rcv.nxt || newer_ts) {
             return SegmentOutcome::ReopenFromTimeWait;
         }
     }

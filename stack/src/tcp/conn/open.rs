@@ -254,7 +254,8 @@ impl TcpConn {
         self.rcv.irs = seg.seq;
         self.rcv.nxt = seg.seq + 1;
         self.rcv.last_ack_sent = self.rcv.nxt;
-        self.rcv.adv = self.rcv.nxt;
+        // What our SYN offered (unscaled, RFC 7323 §2.2) is the window until our first ACK.
+        self.rcv.adv = self.rcv.nxt + self.recv_buf.window().min(u16::MAX as usize);
         self.negotiate(now, &seg.options, false);
         self.set_initial_send_window(seg.window as u32, seg.seq, seg.ack);
         self.flags.ack_now = true;

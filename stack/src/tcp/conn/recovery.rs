@@ -91,8 +91,9 @@ impl TcpConn {
         let new_wnd = (seg.window as u32) << self.snd.wscale;
         let window_unchanged = new_wnd == self.snd.wnd;
 
-        // RFC 9293: update the send window from segments that are not older than the last update.
-        if self.snd.wl1 < seq || (self.snd.wl1 == seq && self.snd.wl2 <= ack) {
+        // RFC 9293: update the send window from segments that acknowledge at
+        // least SND.UNA and are not older than the last update.
+        if ack >= prior_una && (self.snd.wl1 < seq || (self.snd.wl1 == seq && self.snd.wl2 <= ack)) {
             self.snd.wnd = new_wnd;
             self.snd.max_wnd = self.snd.max_wnd.max(new_wnd);
             self.snd.wl1 = seq;

@@ -58,9 +58,14 @@ impl TcpConn {
             return;
         }
         let current = self.rcv.adv.distance_from(self.rcv.nxt);
-        let growth = self.offerable_window().saturating_sub(current);
+        let offered = self.offerable_window();
+        let growth = offered.saturating_sub(current);
         let mss = self.rcv.mss_est as usize;
-        if growth > 0 && (growth >= 2 * mss || growth >= (self.recv_buf.limit() / 2).max(1)) {
+        let limit = self.recv_buf.limit();
+        // Linux also answers once the window at least doubles from at most half
+        // the buffer, which covers reopening a zero window.
+        let doubled = 2 * current <= limit && offered >= 2 * current;
+        if growth > 0 && (growth >= 2 * mss || growth >= (limit / 2).max(1) || doubled) {
             self.flags.ack_now = true;
         }
     }

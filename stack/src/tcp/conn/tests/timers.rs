@@ -58,3 +58,52 @@ fn keepalive_can_be_switched_on_later() {
     sim.a().set_config(now, TcpConfig::default());
     assert_eq!(sim.a().poll_timeout(), None);
 }
+
+#[test]
+fn idle_restart_shrinks_cwnd_to_the_restart_window() {
+    let mut sim = Sim::established(TcpConfig::default(), TcpConfig::default());
+    sim.log_payloads = false;
+    assert!(transfer(&mut sim, A, 2 << 20, Duration::from_secs(30)));
+    sim.run_idle(Duration::from_secs(1));
+    let grown = sim.a().info().cwnd_bytes;
+    let initial = 10 * sim.a().info().snd_mss;
+    assert!(grown > initial, "cwnd grew during the transfer: {grown}");
+    // Idle for much longer than the RTO (RFC 5681 §4.1), then send again.
+    sim.now += Duration::from_secs(30);
+    assert!(sim.a().send(&pattern(0, 100_000, 0)).is_ok());
+    sim.transmit();
+    assert!(sim.a().info().cwnd_bytes <= initial, "restart window: {}", sim.a().info().cwnd_bytes);
+}
+
+#[test]
+fn synack_retries_then_half_open_connection_is_dropped() {
+    let b = TcpConfig { synack_retries: 2, ..TcpConfig::default() };
+    let mut sim = Sim::new(TcpConfig { syn_retries: 0, ..TcpConfig::default() }, b);
+    sim.filter = Box::new(|_, p| if p.from == B { Verdict::Drop } else { Verdict::Deliver });
+    sim.run_idle(Duration::from_secs(60));
+    let synacks: Vec<Instant> = sim.sent_by(B, |s| s.packet.has(TcpFlags::SYN)).iter().map(|s| s.at).collect();
+    assert_eq!(synacks.len(), 3, "original + 2 retries");
+    assert_eq!(synacks[1] - synacks[0], Duration::from_secs(1));
+    assert_eq!(synacks[2] - synacks[1], Duration::from_secs(2));
+    assert!(sim.b().is_finished());
+    assert_eq!(sim.b().poll_timeout(), None);
+}
+
+#[test]
+fn writable_after_a_short_write_once_space_frees() {
+    let a = TcpConfig { send_buffer: 16 * 1024, ..TcpConfig::default() };
+    let mut sim = Sim::established(a, TcpConfig::default());
+    sim.events[A] = EventSet::EMPTY;
+    let taken = sim.a().send(&pattern(0, 40_000, 0)).unwrap();
+    assert_eq!(taken, 16 * 1024);
+    assert_eq!(sim.a().send(b"more"), Err(Error::WouldBlock));
+    assert_eq!(sim.a().send_queue_free(), 0);
+    assert!(sim.run_until(Duration::from_secs(2), |s| s.events[A].contains(EventSet::WRITABLE)));
+    assert!(sim.a().send_queue_free() * 3 >= 16 * 1024);
+    assert!(sim.events[B].contains(EventSet::READABLE));
+    let mut buf = [0u8; 10];
+    let queued = sim.b().recv_queue_len();
+    assert_eq!(sim.b().peek(&mut buf), Ok(10));
+    assert_eq!(sim.b().recv_queue_len(), queued, "peek does not consume");
+    assert_eq!(&buf[..], &pattern(0, 10, 0)[..]);
+}
