@@ -58,8 +58,10 @@ pub(super) fn poll_transmit(conn: &mut TcpConn, now: Instant, budget: &mut TxBud
     if conn.flags.ack_now && !report.blocked && conn.state != TcpState::SynSent {
         // Duplicate ACKs owed for out-of-order segments processed since the last poll.
         let copies = 1 + conn.rcv.extra_acks as usize;
+        // SEQ is the highest sequence number sent, not a pulled-back SND.NXT:
+        // the peer only accepts an empty segment at or above its RCV.NXT.
         for _ in 0..copies {
-            if !conn.emit_bare(now, conn.snd.nxt, sink) {
+            if !conn.emit_bare(now, conn.snd.max, sink) {
                 report.blocked = true;
                 break;
             }
