@@ -12,13 +12,15 @@ use crate::wire::{SackBlocks, TcpFlags, TcpOptions, TcpRepr};
 
 pub(super) fn poll_transmit(conn: &mut TcpConn, now: Instant, budget: &mut TxBudget, sink: &mut SegmentSink<'_>) -> TxReport {
     let mut report = TxReport::default();
-    if let Some(rst) = conn.pending_rst {
-        if !conn.emit_rst(rst, sink) {
+    if let Some(rst) = conn.pending_rst.take() {
+        // An RST is never retransmitted (RFC 9293 §3.10.7.1): if the sink cannot
+        // take it now, it is lost like any segment, and a closed connection
+        // never lingers waiting for a device that may not come back.
+        if conn.emit_rst(rst, sink) {
+            report.segments += 1;
+        } else {
             report.blocked = true;
-            return report;
         }
-        conn.pending_rst = None;
-        report.segments += 1;
     }
     if conn.state == TcpState::Closed {
         return report;
@@ -69,6 +71,13 @@ pub(super) fn poll_transmit(conn: &mut TcpConn, now: Instant, budget: &mut TxBud
         }
     }
     conn.update_persist_timer(now);
+    if report.blocked && conn.state != TcpState::Closed && conn.timers.rto.is_none() {
+        // Output is waiting on the sink (device ring full, neighbour
+        // unresolved). Keep a timer so the attempt is repeated even if the
+        // engine forgets us: a SYN counts it as a retry with back-off, as if
+        // the segment had been lost; otherwise it is a plain retry.
+        conn.timers.rto = Some(now + conn.rtt.rto());
+    }
     report
 }
 
