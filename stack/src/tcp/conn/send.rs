@@ -26,13 +26,13 @@ pub(super) fn poll_transmit(conn: &mut TcpConn, now: Instant, budget: &mut TxBud
         return report;
     }
     if conn.flags.syn_due && matches!(conn.state, TcpState::SynSent | TcpState::SynReceived) {
-        if !conn.emit_syn(now, sink) {
+        if conn.emit_syn(now, sink) {
+            report.segments += 1;
+        } else {
             report.blocked = true;
-            return report;
         }
-        report.segments += 1;
     }
-    if conn.can_send_data() {
+    if conn.can_send_data() && !report.blocked {
         conn.send_recovery(now, budget, sink, &mut report);
         if !report.fast_retransmit_postponed && !report.blocked {
             conn.send_data(now, sink, &mut report);
@@ -49,7 +49,7 @@ pub(super) fn poll_transmit(conn: &mut TcpConn, now: Instant, budget: &mut TxBud
         }
     }
     if conn.flags.keepalive_due && !report.blocked && conn.state != TcpState::SynSent {
-        // RFC 9293 §3.8.4: SEG.SEQ = SND.NXT - 1, no data.
+        // RFC 9293 §3.8.4: SEG.SEQ = SND.NXT - 1 (nothing is outstanding), no data.
         if conn.emit_bare(now, conn.snd.una - 1, sink) {
             conn.flags.keepalive_due = false;
             report.segments += 1;

@@ -233,3 +233,29 @@ fn connection_is_compact() {
     // and the configuration copy; the SACK scoreboard is boxed on first use.
     assert!(size <= 1088, "TcpConn grew to {size} bytes");
 }
+
+#[test]
+fn a_refusing_sink_keeps_a_retry_timer_and_never_pins_a_closed_connection() {
+    let mut sim = Sim::new(TcpConfig::default(), TcpConfig::default());
+    let now = sim.now;
+    let mut budget = TxBudget { fast_retransmits: 8 };
+    // The neighbour is unresolved: the SYN cannot go out.
+    let report = sim.a().poll_transmit(now, &mut budget, &mut |_, _, _| false);
+    assert!(report.blocked && report.segments == 0);
+    assert_eq!(sim.a().poll_timeout(), Some(now + Duration::from_secs(1)), "retry timer armed");
+    // The sink comes back: the handshake completes.
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.both_in(TcpState::Established)));
+
+    // An RST the sink refuses is dropped, not held: the connection is free to go.
+    let now = sim.now;
+    sim.a().abort(now);
+    let report = sim.a().poll_transmit(now, &mut budget, &mut |_, _, _| false);
+    assert!(report.blocked);
+    assert!(sim.a().is_finished());
+    let mut emitted = 0;
+    sim.a().poll_transmit(now, &mut budget, &mut |_, _, _| {
+        emitted += 1;
+        true
+    });
+    assert_eq!(emitted, 0);
+}
