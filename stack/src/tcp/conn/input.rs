@@ -89,7 +89,13 @@ pub(super) fn on_segment(conn: &mut TcpConn, now: Instant, seg: &TcpRepr, payloa
                 // A retransmitted FIN: our last ACK was lost. Restart 2*MSL (RFC 9293 §3.10.7.4).
                 conn.timers.close = Some(now + conn.config.time_wait);
             }
-            conn.flags.ack_now = true;
+            if seg_len == 0 {
+                // An empty segment out of window could be one side of an ACK
+                // loop: answer at a limited rate (Linux's tcp_oow_rate_limited).
+                conn.challenge_ack(now);
+            } else {
+                conn.flags.ack_now = true;
+            }
             return SegmentOutcome::Done;
         }
     }
