@@ -88,7 +88,12 @@ impl TcpConn {
         while self.rec.active {
             let mss = self.send_mss();
             let next = if self.rec.head_due {
-                Some((self.snd.una, mss))
+                // The first unacknowledged segment, not running into SACKed data.
+                let hole_end = match self.scoreboard.next_hole(self.snd.una, self.snd.max) {
+                    Some((_, end)) => end,
+                    None => self.snd.max,
+                };
+                Some((self.snd.una, hole_end.distance_from(self.snd.una).clamp(1, mss)))
             } else if self.flags.sack && self.pipe() < self.cc.cwnd() {
                 self.next_sack_retransmission()
             } else {

@@ -55,8 +55,11 @@ impl TcpConn {
         }
         self.rec.probes += 1;
         let limit = if self.flags.orphan { self.config.orphan_retries } else { self.config.data_retries };
-        if self.rec.probes > limit {
-            // Probes went unanswered: the peer is gone (Linux tcp_probe_timer).
+        // Probes went unanswered: the peer is gone. An orphan also gives up on a
+        // peer that answers but never opens its window, or it would live forever
+        // (Linux's tcp_probe_timer bounds orphans by back-off, answered or not).
+        let orphan_stuck = self.flags.orphan && self.rec.persist_backoff >= self.config.orphan_retries;
+        if self.rec.probes > limit || orphan_stuck {
             self.fail(Error::TimedOut, EventSet::ERROR);
             return;
         }

@@ -207,3 +207,20 @@ fn time_wait_reacks_retransmitted_fin_and_restarts() {
     assert_eq!(sim.sent_by(B, |s| s.packet.has(TcpFlags::FIN)).len(), 2);
     assert_eq!(sim.state(A), Some(TcpState::TimeWait));
 }
+
+#[test]
+fn orphan_facing_a_window_that_never_opens_gives_up() {
+    let a = TcpConfig { orphan_retries: 3, ..config() };
+    let b = TcpConfig { recv_buffer: 2_000, ..config() };
+    let mut sim = Sim::established(a, b);
+    assert!(sim.a().send(&pattern(0, 10_000, 0)).is_ok());
+    sim.run_until(Duration::from_secs(1), |_| false);
+    let now = sim.now;
+    sim.a().close(now);
+    // B never reads: its window stays shut, though it answers every probe.
+    sim.run_idle(Duration::from_secs(3600));
+    assert_eq!(sim.state(A), Some(TcpState::Closed));
+    assert!(sim.a().is_finished());
+    let probes = sim.sent_by(A, |s| s.packet.payload.is_empty() && s.packet.repr.seq == sim.conns[A].as_ref().unwrap().snd.una - 1);
+    assert_eq!(probes.len(), 3);
+}
