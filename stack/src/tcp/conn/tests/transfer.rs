@@ -206,3 +206,61 @@ fn reading_opens_the_window_with_an_update() {
     assert_eq!(update.len(), 1);
     assert!(update[0].packet.repr.window > 0 && update[0].packet.payload.is_empty());
 }
+
+#[test]
+fn out_of_order_segments_are_acked_at_once_with_sack_blocks() {
+    let mut sim = Sim::established(TcpConfig::default(), TcpConfig::default());
+    // Hold back A's first data segment so the next ones arrive out of order.
+    let mut held = false;
+    sim.filter = Box::new(move |_, p| {
+        if p.from == A && p.is_data() && !held {
+            held = true;
+            return Verdict::Delay(Duration::from_millis(5));
+        }
+        Verdict::Deliver
+    });
+    let start = sim.log.len();
+    assert!(sim.a().send(&pattern(0, 4 * 1448, 0)).is_ok());
+    sim.run_idle(Duration::from_secs(1));
+    let acks: Vec<Sent> = sim.log[start..].iter().filter(|s| s.packet.from == B).cloned().collect();
+    // Three out-of-order segments: three immediate duplicate ACKs with a SACK block,
+    // then the gap-filling segment is acknowledged at once. (Three duplicate ACKs
+    // also made A retransmit the late segment: a fifth ACK answers that.)
+    assert_eq!(acks.len(), 5, "{acks:?}");
+    assert_eq!(sim.a().info().fast_retransmits, 1);
+    assert_eq!(acks[4].packet.repr.ack, acks[3].packet.repr.ack);
+    let first = sim.log[start].packet.repr.seq;
+    for (i, ack) in acks[..3].iter().enumerate() {
+        assert_eq!(ack.packet.repr.ack, first);
+        let sack = ack.packet.repr.options.sack;
+        assert_eq!(sack.len(), 1);
+        assert_eq!(sack.as_slice()[0].0, first + 1448);
+        assert!(sack.as_slice()[0].1 >= first + 1448 * 2, "block {i}: {sack:?}");
+    }
+    assert_eq!(acks[3].packet.repr.ack, first + 4 * 1448);
+    assert!(acks[3].packet.repr.options.sack.is_empty());
+    assert!(acks[..4].iter().all(|a| a.at - sim.log[start].at <= sim.latency + Duration::from_millis(5)));
+    assert_eq!(sim.b().recv_queue_len(), 4 * 1448);
+}
+
+#[test]
+fn fin_ahead_of_missing_data_is_held_until_the_gap_fills() {
+    let mut sim = Sim::established(TcpConfig::default(), TcpConfig::default());
+    let mut held = false;
+    sim.filter = Box::new(move |_, p| {
+        if p.from == A && p.is_data() && !held {
+            held = true;
+            return Verdict::Delay(Duration::from_millis(5));
+        }
+        Verdict::Deliver
+    });
+    assert!(sim.a().send(&pattern(0, 3000, 0)).is_ok());
+    sim.a().shutdown_write();
+    sim.transmit();
+    sim.step();
+    assert_eq!(sim.state(B), Some(TcpState::Established), "FIN arrived before the first segment");
+    assert!(sim.run_until(Duration::from_secs(1), |s| s.state(B) == Some(TcpState::CloseWait)));
+    let mut buf = vec![0u8; 4000];
+    assert_eq!(sim.b().recv(&mut buf), Ok(3000));
+    assert_eq!(sim.b().recv(&mut buf), Ok(0));
+}
