@@ -10,6 +10,16 @@ use crate::tcp::seq::SeqNum;
 use crate::time::Instant;
 use crate::wire::{SackBlocks, TcpFlags, TcpOptions, TcpRepr};
 
+/// One data segment chosen by `next_data_segment`.
+struct DataSegment {
+    seq: SeqNum,
+    len: usize,
+    fin: bool,
+    /// Below the highest sequence sent: a go-back retransmission after an RTO.
+    retransmission: bool,
+    sack: SackBlocks,
+}
+
 pub(super) fn poll_transmit(conn: &mut TcpConn, now: Instant, budget: &mut TxBudget, sink: &mut SegmentSink<'_>) -> TxReport {
     let mut report = TxReport::default();
     if let Some(rst) = conn.pending_rst.take() {
@@ -153,100 +163,102 @@ impl TcpConn {
         {
             self.cc.on_idle_restart(now);
         }
-        loop {
-            let going_back = self.snd.nxt < self.snd.max;
-            if going_back && self.flags.sack && self.scoreboard.is_sacked(self.snd.nxt) {
-                // The receiver has this already; skip to the next hole.
-                self.snd.nxt = match self.scoreboard.next_hole(self.snd.nxt, self.snd.max) {
-                    Some((start, _)) if start > self.snd.nxt => start,
-                    _ => self.snd.max,
-                };
-                continue;
-            }
-            let data_end = self.data_end();
-            // FIN is due if queued and not yet sent, or sent and SND.NXT went back before it.
-            let fin_due = self.flags.fin_queued
-                && match self.snd.fin {
-                    Some(fin) => self.snd.nxt <= fin,
-                    None => true,
-                };
-            let unsent = data_end.distance_from(self.snd.nxt);
-            if unsent == 0 && !fin_due {
-                break;
-            }
-            let blocks = self.sack_blocks();
-            let max_payload = self.max_payload(&blocks);
-            let window_room = (self.snd.una + self.snd.wnd as usize).distance_from(self.snd.nxt);
-            let pipe = self.pipe();
-            let cwnd_room = self.cwnd_limit().saturating_sub(pipe);
-            let mut len = unsent.min(max_payload).min(window_room);
-            if going_back && self.flags.sack {
-                if let Some((_, hole_end)) = self.scoreboard.next_hole(self.snd.nxt, self.snd.max) {
-                    len = len.min(hole_end.distance_from(self.snd.nxt).max(1));
-                }
-            }
-            if cwnd_room < len {
-                // cwnd-limited: wait for ACKs rather than cut a runt segment,
-                // unless nothing is in flight to bring one.
-                if pipe > 0 {
-                    break;
-                }
-                len = len.min(cwnd_room.max(max_payload.min(unsent)));
-            }
-            if len == 0 && unsent > 0 {
-                break; // window-limited: the persist timer takes over.
-            }
-            if len < unsent && len < max_payload && len == window_room && !self.flags.force_send {
-                // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): a window-limited
-                // runt only if it is at least half the largest window offered.
-                if len < (self.snd.max_wnd as usize / 2).max(1) {
-                    break;
-                }
-            }
-            if len > 0
-                && len == unsent
-                && len < max_payload
-                && !going_back
-                && !self.config.nodelay
-                && !self.flags.fin_queued
-                && self.snd.max > self.snd.una
-            {
-                // Nagle (RFC 9293 §3.7.4): hold a partial segment while data is unacknowledged.
-                break;
-            }
-            let seq = self.snd.nxt;
-            let fin = fin_due && seq + len == data_end;
-            if !self.emit_data(now, seq, len, fin, &blocks, sink) {
+        while let Some(segment) = self.next_data_segment() {
+            if !self.emit_data(now, segment.seq, segment.len, segment.fin, &segment.sack, sink) {
                 report.blocked = true;
                 break;
             }
             report.segments += 1;
-            self.flags.force_send = false;
-            self.snd.nxt = seq + len + fin as usize;
-            if fin {
-                self.snd.fin = Some(seq + len);
-            }
-            if going_back {
-                self.counters.retransmits += 1;
-            } else {
-                self.counters.bytes_sent += len as u64;
-                if self.rec.timed_seq.is_none() {
-                    self.rec.timed_seq = Some(self.snd.nxt);
-                    self.rec.timed_at = now;
-                }
-            }
-            if self.snd.nxt > self.snd.max {
-                self.snd.max = self.snd.nxt;
-            }
-            if len > 0 {
-                self.rec.last_data_sent = now;
-            }
-            if self.timers.rto.is_none() {
-                self.timers.rto = Some(now + self.rtt.rto());
-            }
-            if fin {
+            self.data_segment_sent(now, &segment);
+            if segment.fin {
                 break;
             }
+        }
+    }
+
+    /// What may go out next from SND.NXT under the receiver window, cwnd,
+    /// sender SWS avoidance and Nagle; None if nothing may.
+    fn next_data_segment(&mut self) -> Option<DataSegment> {
+        while self.snd.nxt < self.snd.max && self.flags.sack && self.scoreboard.is_sacked(self.snd.nxt) {
+            // Going back over data the receiver already has: skip to the next hole.
+            self.snd.nxt = match self.scoreboard.next_hole(self.snd.nxt, self.snd.max) {
+                Some((start, _)) if start > self.snd.nxt => start,
+                _ => self.snd.max,
+            };
+        }
+        let going_back = self.snd.nxt < self.snd.max;
+        let data_end = self.data_end();
+        // FIN is due if queued and not yet sent, or sent and SND.NXT went back before it.
+        let fin_due = self.flags.fin_queued
+            && match self.snd.fin {
+                Some(fin) => self.snd.nxt <= fin,
+                None => true,
+            };
+        let unsent = data_end.distance_from(self.snd.nxt);
+        if unsent == 0 && !fin_due {
+            return None;
+        }
+        let sack = self.sack_blocks();
+        let max_payload = self.max_payload(&sack);
+        let window_room = (self.snd.una + self.snd.wnd as usize).distance_from(self.snd.nxt);
+        let pipe = self.pipe();
+        let cwnd_room = self.cwnd_limit().saturating_sub(pipe);
+        let mut len = unsent.min(max_payload).min(window_room);
+        if going_back && self.flags.sack {
+            if let Some((_, hole_end)) = self.scoreboard.next_hole(self.snd.nxt, self.snd.max) {
+                len = len.min(hole_end.distance_from(self.snd.nxt).max(1));
+            }
+        }
+        if cwnd_room < len {
+            // cwnd-limited: wait for ACKs rather than cut a runt segment,
+            // unless nothing is in flight to bring one.
+            if pipe > 0 {
+                return None;
+            }
+            len = len.min(cwnd_room.max(max_payload.min(unsent)));
+        }
+        if len == 0 && unsent > 0 {
+            return None; // window-limited: the persist timer takes over.
+        }
+        let runt = len < unsent && len < max_payload;
+        if runt && len == window_room && !self.flags.force_send && len < (self.snd.max_wnd as usize / 2).max(1) {
+            // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): a window-limited runt
+            // only if it is at least half the largest window offered.
+            return None;
+        }
+        let nagle = !self.config.nodelay && !self.flags.fin_queued && !going_back;
+        if nagle && len > 0 && len == unsent && len < max_payload && self.snd.max > self.snd.una {
+            // Nagle (RFC 9293 §3.7.4): hold a partial segment while data is unacknowledged.
+            return None;
+        }
+        let seq = self.snd.nxt;
+        Some(DataSegment { seq, len, fin: fin_due && seq + len == data_end, retransmission: going_back, sack })
+    }
+
+    /// Bookkeeping after a data segment went out: SND.NXT/max, FIN, RTT timing, RTO.
+    fn data_segment_sent(&mut self, now: Instant, segment: &DataSegment) {
+        self.flags.force_send = false;
+        self.snd.nxt = segment.seq + segment.len + segment.fin as usize;
+        if segment.fin {
+            self.snd.fin = Some(segment.seq + segment.len);
+        }
+        if segment.retransmission {
+            self.counters.retransmits += 1;
+        } else {
+            self.counters.bytes_sent += segment.len as u64;
+            if self.rec.timed_seq.is_none() {
+                self.rec.timed_seq = Some(self.snd.nxt);
+                self.rec.timed_at = now;
+            }
+        }
+        if self.snd.nxt > self.snd.max {
+            self.snd.max = self.snd.nxt;
+        }
+        if segment.len > 0 {
+            self.rec.last_data_sent = now;
+        }
+        if self.timers.rto.is_none() {
+            self.timers.rto = Some(now + self.rtt.rto());
         }
     }
 
