@@ -203,3 +203,58 @@ fn rtt_is_sampled_from_timestamps_for_retransmitted_data() {
     let srtt = sim.a().info().srtt_us;
     assert!((90_000..=130_000).contains(&srtt), "srtt {srtt}");
 }
+
+/// Many seeds and configurations: random loss, reordering and duplication
+/// both ways, data both ways, then both sides close; every byte arrives and
+/// both connections finish.
+#[test]
+fn randomized_lossy_sessions_deliver_everything_and_finish() {
+    for seed in 1..=16u64 {
+        let mut rng = seed.wrapping_mul(0x9E3779B97F4A7C15);
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let pick = next();
+        let config = TcpConfig {
+            sack: pick & 1 != 0,
+            timestamps: pick & 2 != 0,
+            window_scaling: pick & 4 != 0,
+            nodelay: pick & 8 != 0,
+            congestion: if pick & 16 != 0 { CongestionAlgorithm::Cubic } else { CongestionAlgorithm::NewReno },
+            recv_buffer: [4_000, 32 * 1024, 256 * 1024, 1 << 20][(pick >> 5) as usize % 4],
+            send_buffer: [8_000, 64 * 1024, 256 * 1024][(pick >> 7) as usize % 3],
+            time_wait: Duration::from_secs(2),
+            ..TcpConfig::default()
+        };
+        let mut sim = Sim::with_iss(config, config, next() as u32, next() as u32);
+        sim.log_payloads = false;
+        sim.latency = Duration::from_millis(1 + next() % 40);
+        let loss = 1 + next() % 8;
+        sim.filter = Box::new(move |_, _| {
+            let r = next() % 100;
+            if r < loss {
+                Verdict::Drop
+            } else if r < loss + 3 {
+                Verdict::Delay(Duration::from_millis(1 + r))
+            } else if r < loss + 4 {
+                Verdict::Duplicate
+            } else {
+                Verdict::Deliver
+            }
+        });
+        assert!(sim.run_until(Duration::from_secs(120), |s| s.both_in(TcpState::Established)), "seed {seed}");
+        let sizes = (100_000 + (pick >> 10) as usize % 200_000, 50_000 + (pick >> 30) as usize % 100_000);
+        assert!(transfer_both(&mut sim, &[(A, sizes.0), (B, sizes.1)], Duration::from_secs(3600)), "seed {seed} {config:?}");
+        let now = sim.now;
+        sim.a().close(now);
+        sim.b().close(now);
+        let done = sim.run_until(Duration::from_secs(3600), |s| s.conns.iter().flatten().all(|c| c.is_finished()));
+        assert!(done, "seed {seed}: {:?} {:?}", sim.state(A), sim.state(B));
+        for i in [A, B] {
+            assert_eq!(sim.conn(i).take_error(), None, "seed {seed} side {i}");
+        }
+    }
+}
