@@ -52,6 +52,7 @@ pub(super) type Filter = Box<dyn FnMut(Instant, &Packet) -> Verdict>;
 pub(super) struct Sent {
     pub at: Instant,
     pub packet: Packet,
+    pub verdict: Verdict,
 }
 
 pub(super) struct Sim {
@@ -166,7 +167,7 @@ impl Sim {
         if !self.log_payloads {
             logged.payload = Vec::new();
         }
-        self.log.push(Sent { at: self.now, packet: logged });
+        self.log.push(Sent { at: self.now, packet: logged, verdict });
         let to = 1 - packet.from;
         let at = self.now + self.latency;
         match verdict {
