@@ -262,3 +262,35 @@ fn randomized_lossy_sessions_deliver_everything_and_finish() {
         }
     }
 }
+
+#[test]
+fn per_poll_budget_of_one_postpones_but_completes() {
+    for sack in [true, false] {
+        let config = TcpConfig { sack, ..TcpConfig::default() };
+        let mut sim = Sim::established(config, config);
+        sim.log_payloads = false;
+        sim.budget_per_poll = Some(1);
+        // Bursts of five losses: several holes are due for retransmission at once.
+        let mut count = 0u32;
+        sim.filter = Box::new(move |_, p| {
+            if p.from == A && p.is_data() {
+                count += 1;
+                if (10..15).contains(&(count % 60)) {
+                    return Verdict::Drop;
+                }
+            }
+            Verdict::Deliver
+        });
+        assert!(transfer(&mut sim, A, 1 << 20, Duration::from_secs(600)), "sack={sack}");
+        if sack {
+            // NewReno repairs one hole per partial ACK, so only SACK recovery
+            // ever has more than one retransmission due in a poll.
+            assert!(sim.postponed_polls[A] > 0, "the budget postponed some retransmissions");
+        }
+        let now = sim.now;
+        sim.a().close(now);
+        sim.b().close(now);
+        assert!(sim.run_until(Duration::from_secs(600), |s| s.conns.iter().flatten().all(|c| c.is_finished())));
+        assert_eq!(sim.a().take_error(), None);
+    }
+}

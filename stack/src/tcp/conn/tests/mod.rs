@@ -68,6 +68,10 @@ pub(super) struct Sim {
     /// Keep payloads in the log (off for bulk transfers).
     pub log_payloads: bool,
     pub budget: usize,
+    /// When set, the budget is refilled to this before every poll (an engine's per-dispatch cap).
+    pub budget_per_poll: Option<usize>,
+    /// Polls that ended with fast retransmits postponed, per side.
+    pub postponed_polls: [usize; 2],
     pub reports: [TxReport; 2],
     pub events: [EventSet; 2],
     pub outcomes: Vec<(usize, SegmentOutcome)>,
@@ -107,6 +111,8 @@ impl Sim {
             log: Vec::new(),
             log_payloads: true,
             budget: usize::MAX,
+            budget_per_poll: None,
+            postponed_polls: [0; 2],
             reports: [TxReport::default(); 2],
             events: [EventSet::EMPTY; 2],
             outcomes: Vec::new(),
@@ -140,6 +146,9 @@ impl Sim {
     pub fn transmit(&mut self) {
         for i in 0..2 {
             let Some(conn) = self.conns[i].as_mut() else { continue };
+            if let Some(per_poll) = self.budget_per_poll {
+                self.budget = per_poll;
+            }
             let mut out = Vec::new();
             let mut budget = TxBudget { fast_retransmits: self.budget };
             let report = conn.poll_transmit(self.now, &mut budget, &mut |repr, first, second| {
@@ -155,6 +164,7 @@ impl Sim {
             let ev = conn.take_events();
             self.events[i] |= ev;
             self.reports[i] = report;
+            self.postponed_polls[i] += report.fast_retransmit_postponed as usize;
             for packet in out {
                 self.route(packet);
             }
