@@ -23,6 +23,12 @@ pub struct Stats {
     pub arp_requests_out: u64,
     pub arp_replies_out: u64,
     pub arp_pending_dropped: u64,
+    /// Requests for us not answered because too many were queued between polls.
+    pub arp_replies_dropped: u64,
+    /// Neighbours given up on after `max_requests` unanswered requests.
+    pub arp_failed: u64,
+    /// Entries evicted to make room (the cache is full).
+    pub arp_evicted: u64,
     pub icmp_echo_replies: u64,
     pub tcp_segments_in: u64,
     pub tcp_segments_out: u64,
