@@ -20,6 +20,14 @@ pub struct Stats {
     pub ipv4_fragments_in: u64,
     pub ipv4_reassembled: u64,
     pub ipv4_fragments_dropped: u64,
+    /// Datagrams dropped because a fragment overlapped data already received.
+    pub ipv4_reassembly_overlaps: u64,
+    /// Fragments inconsistent with their datagram (two ends, data past the end,
+    /// misaligned, larger than an IPv4 datagram can be).
+    pub ipv4_reassembly_invalid: u64,
+    /// Datagrams evicted or refused because the reassembly buffer was full.
+    pub ipv4_reassembly_no_room: u64,
+    pub ipv4_reassembly_timeouts: u64,
     pub arp_requests_out: u64,
     pub arp_replies_out: u64,
     pub arp_pending_dropped: u64,

@@ -3,3 +3,4 @@
 pub mod arp_cache;
 pub mod packet_pool;
 pub mod route;
+pub mod reassembly;
