@@ -1,7 +1,7 @@
 //! `poll_transmit`: frames out in a fixed order — ARP (released frames,
 //! replies, requests), ICMP replies, control segments (RSTs, SYN cookies),
 //! then the postponed fast-retransmit list, then every connection touched
-//! since the last poll. Only touched connections are visited: the cost of a
+//! since the last poll, and last the ARP requests those needed. Only touched connections are visited: the cost of a
 //! poll is proportional to activity, not to the number of connections.
 //!
 //! Seed 003: VPP caps fast retransmits per dispatch and postpones the rest
@@ -60,7 +60,9 @@ impl Stack {
         self.transmit_control(now, sink)?;
         let mut budget = TxBudget { fast_retransmits: self.config.fast_retransmit_budget };
         self.transmit_postponed(now, &mut budget, sink)?;
-        self.transmit_dirty(now, &mut budget, sink)
+        self.transmit_dirty(now, &mut budget, sink)?;
+        // Requests for neighbours first needed during this poll.
+        self.transmit_arp_messages(now, sink)
     }
 
     fn transmit_arp(&mut self, now: Instant, sink: &mut dyn FrameSink) -> Result<(), ()> {
@@ -70,6 +72,10 @@ impl Stack {
             }
             self.egress.arp.pop_ready_frame();
         }
+        self.transmit_arp_messages(now, sink)
+    }
+
+    fn transmit_arp_messages(&mut self, now: Instant, sink: &mut dyn FrameSink) -> Result<(), ()> {
         while let Some(message) = self.egress.arp.poll_message(now, &mut self.stats) {
             if !self.egress.emit_arp(sink, message, &mut self.stats) {
                 return Err(());
