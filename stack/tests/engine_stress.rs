@@ -85,7 +85,19 @@ fn seed_003_postponed_retransmits_never_touch_freed_connections() {
     let mut server_cfg = config(MAC_B, IP_B);
     server_cfg.fast_retransmit_budget = 2;
     server_cfg.tcp.send_buffer = 2 * LEN;
-    let mut net = Pair::new(config(MAC_A, IP_A), server_cfg);
+    // The loss hits every frame, ARP and SYNs included: give resolution,
+    // the handshake and the orphans enough attempts that no side gives up.
+    server_cfg.arp.max_requests = 20;
+    // Consecutive timeouts on a 20%-lossy path (both directions) are common
+    // enough that Linux's default 8 orphan retries would kill a stream now and then.
+    server_cfg.tcp.orphan_retries = 15;
+    // Likewise a client whose ACKs all get lost would sit ESTABLISHED forever
+    // (it has nothing to send) after the server gave up on the handshake.
+    server_cfg.tcp.synack_retries = 15;
+    let mut client_cfg = config(MAC_A, IP_A);
+    client_cfg.arp.max_requests = 20;
+    client_cfg.tcp.syn_retries = 15;
+    let mut net = Pair::new(client_cfg, server_cfg);
     net.loss_percent = 20;
     net.rng = Rng::new(3);
 

@@ -62,6 +62,7 @@ fn echo_then_close_frees_everything_after_time_wait() {
         client.pump(&mut net.a);
         if client.received.len() == message.len() && !client_closed {
             net.a.tcp_close(net.now, id).unwrap();
+            client.closed = true;
             client_closed = true;
         }
         client_closed && server.flows.iter().all(|f| f.closed)

@@ -130,8 +130,6 @@ pub struct Stack {
     /// next poll serves them first. Entries are handles: one whose connection
     /// was freed in between no longer resolves and is dropped (seed 003).
     postponed: VecDeque<ConnId>,
-    /// Connections whose segments waited for ARP; polled again on a reply.
-    awaiting_neighbor: VecDeque<ConnId>,
     /// Half-open connections across all listeners.
     half_open: usize,
     ports: EphemeralPorts,
@@ -159,7 +157,6 @@ impl Stack {
             consumers: HashMap::new(),
             dirty: VecDeque::new(),
             postponed: VecDeque::new(),
-            awaiting_neighbor: VecDeque::new(),
             half_open: 0,
             ports: EphemeralPorts::new(&secret, config.ephemeral_ports),
             expired: Vec::new(),

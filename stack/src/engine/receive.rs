@@ -54,21 +54,8 @@ impl Stack {
             sender_ip: repr.source_protocol_addr,
             target_ip: repr.target_protocol_addr,
         };
-        let for_us = self.egress.arp.on_arp(now, self.config.ip, &input, &mut self.stats);
-        if for_us {
-            self.wake_awaiting_neighbor();
-        } else {
+        if !self.egress.arp.on_arp(now, self.config.ip, &input, &mut self.stats) {
             self.stats.drop_not_for_us += 1;
-        }
-    }
-
-    /// Connections that could not send for want of a MAC try again.
-    fn wake_awaiting_neighbor(&mut self) {
-        while let Some(id) = self.awaiting_neighbor.pop_front() {
-            if let Some(slot) = self.conns.get_mut(id) {
-                slot.awaiting_neighbor = false;
-                self.mark_dirty(id);
-            }
         }
     }
 

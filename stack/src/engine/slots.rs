@@ -50,8 +50,6 @@ pub struct ConnSlot {
     pub(crate) dirty: bool,
     /// In `Stack::postponed`.
     pub(crate) postponed: bool,
-    /// In `Stack::awaiting_neighbor`.
-    pub(crate) awaiting_neighbor: bool,
     /// Counters already added to the engine's stats.
     pub(crate) reported_retransmits: u64,
     pub(crate) reported_timeouts: u64,
@@ -70,7 +68,6 @@ impl ConnSlot {
             timer: None,
             dirty: false,
             postponed: false,
-            awaiting_neighbor: false,
             reported_retransmits: 0,
             reported_timeouts: 0,
         }

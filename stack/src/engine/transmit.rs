@@ -162,7 +162,6 @@ impl Stack {
         let egress = &mut self.egress;
         let stats = &mut self.stats;
         let mut sink_full = false;
-        let mut unresolved = false;
         let fast_before = budget.fast_retransmits;
         let mut segment_sink = |repr: &TcpRepr, first: &[u8], second: &[u8]| -> bool {
             let payload_len = first.len() + second.len();
@@ -183,10 +182,11 @@ impl Stack {
                     sink_full = true;
                     false
                 }
-                SendOutcome::Unresolved | SendOutcome::NoRoute => {
-                    unresolved = true;
-                    false
-                }
+                // Dropped below TCP (like a full neighbour queue in Linux)
+                // and counted there: the connection treats it as sent and its
+                // retransmission timer covers it, so it neither stalls
+                // waiting to be polled nor retries without bound.
+                SendOutcome::Unresolved | SendOutcome::NoRoute => true,
             }
         };
         let report = slot.conn.poll_transmit(now, budget, &mut segment_sink);
@@ -197,10 +197,6 @@ impl Stack {
                 slot.postponed = true;
                 self.postponed.push_back(id);
             }
-        }
-        if unresolved && !slot.awaiting_neighbor {
-            slot.awaiting_neighbor = true;
-            self.awaiting_neighbor.push_back(id);
         }
         if sink_full {
             // Polled first next time: it still has segments to send.
