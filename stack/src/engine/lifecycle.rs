@@ -113,7 +113,9 @@ impl Stack {
         let origin = slot.origin;
         match origin {
             Origin::HalfOpen(listener) => {
+                // Reset, or out of SYN-ACK retransmissions, before completing.
                 slot.origin = Origin::Unowned;
+                self.stats.half_open_dropped += 1;
                 self.half_open_done(listener);
             }
             Origin::Queued(listener) => {

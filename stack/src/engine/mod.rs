@@ -44,6 +44,8 @@ mod slots;
 mod sockets;
 mod stats;
 mod tcp_input;
+#[cfg(test)]
+mod tests;
 mod timers;
 mod transmit;
 

@@ -205,7 +205,11 @@ impl Stack {
         }
         self.record_counters(id);
         self.settle(now, id);
+        if sink_full {
+            return ConnTx::SinkFull;
+        }
+        // Everything it had to send (a final RST included) is out.
         self.reap(id);
-        if sink_full { ConnTx::SinkFull } else { ConnTx::Done }
+        ConnTx::Done
     }
 }
