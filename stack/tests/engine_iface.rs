@@ -104,7 +104,7 @@ fn ping_resolves_the_requester_then_replies() {
     assert_eq!(request.operation, ArpOperation::Request);
     assert_eq!(request.target_protocol_addr, IP_H);
 
-    now = now + sluice_stack::Duration::from_millis(3);
+    now += sluice_stack::Duration::from_millis(3);
     s.handle_frame(now, &arp_frame(ArpOperation::Reply, MAC_H, IP_H, MAC_A, IP_A));
     out.clear();
     s.poll_transmit(now, &mut out);
@@ -326,7 +326,7 @@ fn random_frames_never_panic_and_are_counted() {
         if i % 64 == 0 {
             out.clear();
             s.poll_transmit(now, &mut out);
-            now = now + sluice_stack::Duration::from_millis(1);
+            now += sluice_stack::Duration::from_millis(1);
             s.handle_timeout(now);
         }
     }

@@ -21,7 +21,7 @@ const MAX_BACKLOG: usize = 65_535;
 /// A connection taken out of one [`Stack`] with [`Stack::tcp_detach`], to be
 /// attached to another with [`Stack::tcp_attach`] (elastic workers, later).
 pub struct DetachedConn {
-    conn: TcpConn,
+    conn: Box<TcpConn>,
 }
 
 impl DetachedConn {
@@ -268,7 +268,7 @@ impl Stack {
             }
         }
         let slot = self.conns.remove(conn).ok_or(Error::InvalidHandle)?;
-        Ok(DetachedConn { conn: slot.conn })
+        Ok(DetachedConn { conn: Box::new(slot.conn) })
     }
 
     /// Adopts a detached connection for `consumer`. The connection is given
@@ -281,9 +281,9 @@ impl Stack {
         if self.conn_table.contains(&tuple) {
             return Err((Error::AddrInUse, detached));
         }
-        let id = match self.conns.insert(ConnSlot::new(detached.conn, consumer, Origin::Active)) {
+        let id = match self.conns.insert(ConnSlot::new(*detached.conn, consumer, Origin::Active)) {
             Ok(id) => id,
-            Err(slot) => return Err((Error::NoBuffers, DetachedConn { conn: slot.conn })),
+            Err(slot) => return Err((Error::NoBuffers, DetachedConn { conn: Box::new(slot.conn) })),
         };
         if self.conn_table.insert(tuple, id).is_ok() {
             if let Some(slot) = self.conns.get_mut(id) {

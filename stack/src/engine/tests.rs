@@ -39,7 +39,7 @@ fn stale_postponed_and_timer_entries_are_counted_and_skipped() {
     s.poll_transmit(now, &mut out);
     assert_eq!(s.stats.tcp_postponed_stale, 1);
     assert!(!s.conns.get(new).unwrap().postponed, "nothing was applied to the new connection");
-    now = now + Duration::from_millis(2);
+    now += Duration::from_millis(2);
     s.handle_timeout(now);
     assert_eq!(s.stats.tcp_timer_stale, 1);
     assert!(s.conns.contains(new));

@@ -120,7 +120,7 @@ impl ArpCache {
                         return Some(*mac);
                     }
                     if now < *expires_at + grace {
-                        let due = refresh_requested_at.map_or(true, |at| now >= at + interval);
+                        let due = refresh_requested_at.is_none_or(|at| now >= at + interval);
                         let mac = *mac;
                         if due {
                             *refresh_requested_at = Some(now);

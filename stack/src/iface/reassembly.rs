@@ -108,7 +108,7 @@ impl Reassembler {
     pub fn push(&mut self, now: Instant, frag: &Fragment<'_>, stats: &mut Stats) -> Option<Reassembled> {
         let end = frag.offset.saturating_add(frag.data.len());
         // RFC 791 §3.2: every fragment but the last carries a multiple of 8 bytes.
-        let misaligned = frag.more && frag.data.len() % 8 != 0;
+        let misaligned = frag.more && !frag.data.len().is_multiple_of(8);
         if end > MAX_PAYLOAD || misaligned || (frag.more && frag.data.is_empty()) {
             stats.ipv4_fragments_dropped += 1;
             stats.ipv4_reassembly_invalid += 1;

@@ -56,8 +56,10 @@ pub struct Pair {
     pub frames_delivered: u64,
     pub frames_lost: u64,
     /// Called on every frame in flight; returning false drops it.
-    pub filter: Option<Box<dyn FnMut(Direction, &[u8]) -> bool>>,
+    pub filter: Option<FrameFilter>,
 }
+
+pub type FrameFilter = Box<dyn FnMut(Direction, &[u8]) -> bool>;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Direction {
@@ -310,6 +312,7 @@ pub fn ip_repr(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol) -> Ipv4Repr {
 }
 
 /// Builds a TCP segment frame (no payload) from `src` to `dst`.
+#[allow(clippy::too_many_arguments)]
 pub fn tcp_frame(
     src_mac: EthernetAddress,
     dst_mac: EthernetAddress,
