@@ -75,6 +75,10 @@ pub struct ArpCache {
     entries: HashMap<Ipv4Addr, Entry>,
     /// Insertion order for eviction; items whose tag no longer matches are skipped.
     insertion_order: VecDeque<(Ipv4Addr, u64)>,
+    /// Insertion order of entries created unresolved; evicted first, so
+    /// traffic to many non-existent neighbours (a spoofed-source SYN flood
+    /// answered with cookies) cannot push out neighbours we talk to.
+    unresolved_order: VecDeque<(Ipv4Addr, u64)>,
     /// Neighbours with a request to send, earliest first (stale items skipped by tag).
     request_schedule: VecDeque<(Ipv4Addr, u64, Instant)>,
     replies: VecDeque<(EthernetAddress, Ipv4Addr)>,
@@ -92,6 +96,7 @@ impl ArpCache {
             config,
             entries: HashMap::with_capacity(config.max_entries.min(4096)),
             insertion_order: VecDeque::new(),
+            unresolved_order: VecDeque::new(),
             request_schedule: VecDeque::new(),
             replies: VecDeque::with_capacity(MAX_QUEUED_REPLIES),
             next_tag: 0,
@@ -271,6 +276,11 @@ impl ArpCache {
 
     fn start_resolution(&mut self, now: Instant, ip: Ipv4Addr, stats: &mut Stats) {
         let tag = self.insert(ip, State::Incomplete { requests_sent: 0, next_request_at: now, pending: PacketList::default() }, stats);
+        self.unresolved_order.push_back((ip, tag));
+        if self.unresolved_order.len() > 2 * self.config.max_entries + 16 {
+            let entries = &self.entries;
+            self.unresolved_order.retain(|(ip, tag)| entries.get(ip).is_some_and(|e| e.tag == *tag));
+        }
         // Due now: in front of everything scheduled later.
         self.request_schedule.push_front((ip, tag, now));
     }
@@ -319,15 +329,30 @@ impl ArpCache {
         tag
     }
 
+    /// Evicts the oldest unresolved (incomplete or failed) entry, else the oldest entry.
     fn evict_oldest(&mut self, stats: &mut Stats) {
-        while let Some((ip, tag)) = self.insertion_order.pop_front() {
-            if self.entries.get(&ip).is_some_and(|e| e.tag == tag) {
-                if let Some(old) = self.entries.remove(&ip) {
-                    stats.arp_evicted += 1;
-                    self.drop_pending(old, stats);
-                }
+        while let Some((ip, tag)) = self.unresolved_order.pop_front() {
+            let unresolved = self
+                .entries
+                .get(&ip)
+                .is_some_and(|e| e.tag == tag && !matches!(e.state, State::Resolved { .. }));
+            if unresolved {
+                self.evict(ip, stats);
                 return;
             }
+        }
+        while let Some((ip, tag)) = self.insertion_order.pop_front() {
+            if self.entries.get(&ip).is_some_and(|e| e.tag == tag) {
+                self.evict(ip, stats);
+                return;
+            }
+        }
+    }
+
+    fn evict(&mut self, ip: Ipv4Addr, stats: &mut Stats) {
+        if let Some(old) = self.entries.remove(&ip) {
+            stats.arp_evicted += 1;
+            self.drop_pending(old, stats);
         }
     }
 
@@ -472,6 +497,26 @@ mod tests {
         assert_eq!(stats.arp_evicted, 6);
         assert_eq!(arp.pending_total + arp.pool.free_slots(), 3);
         assert!(stats.arp_pending_dropped > 0);
+    }
+
+    #[test]
+    fn unresolved_entries_are_evicted_before_resolved_ones() {
+        let mut stats = Stats::default();
+        let mut arp = ArpCache::new(config(), 64);
+        let now = Instant::from_secs(1);
+        // Two neighbours we talk to, learned first (the oldest entries).
+        arp.on_arp(now, US, &reply_from(PEER, PEER_MAC), &mut stats);
+        let other = Ipv4Addr::new(10, 0, 0, 3);
+        let other_mac = EthernetAddress([2, 0, 0, 0, 0, 3]);
+        arp.on_arp(now, US, &reply_from(other, other_mac), &mut stats);
+        // Then a stream of addresses that never answer.
+        for i in 0..100u8 {
+            assert_eq!(arp.lookup(now, Ipv4Addr::new(10, 0, 2, i), &mut stats), None);
+            assert!(arp.len() <= 4);
+        }
+        assert_eq!(arp.lookup(now, PEER, &mut stats), Some(PEER_MAC));
+        assert_eq!(arp.lookup(now, other, &mut stats), Some(other_mac));
+        assert_eq!(stats.arp_evicted, 98);
     }
 
     #[test]
