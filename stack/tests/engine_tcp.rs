@@ -196,6 +196,11 @@ fn connect_to_closed_port_is_refused() {
     assert_eq!(error, Some(Error::ConnectionRefused));
     assert_eq!(net.b.stats().tcp_no_socket, 1);
     assert_eq!(net.b.stats().tcp_rst_out, 1);
+    // Finished but still held by the app: kept, yet costing nothing.
+    net.run_idle(Duration::from_secs(5));
+    assert_eq!(net.a.connection_count(), 1);
+    assert_eq!(net.a.poll_timeout(), None);
+    assert_eq!(net.a.poll_transmit(net.now, &mut Vec::new()), 0);
     net.a.tcp_close(net.now, id).unwrap();
     net.run_idle(Duration::from_secs(5));
     assert_eq!(net.a.connection_count(), 0);

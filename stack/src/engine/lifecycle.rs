@@ -100,6 +100,10 @@ impl Stack {
     /// go now; the slot itself goes at the next transmit poll (see `reap`).
     pub(crate) fn unlink(&mut self, id: ConnId) {
         let Some(slot) = self.conns.get_mut(id) else { return };
+        if slot.unlinked {
+            return;
+        }
+        slot.unlinked = true;
         if slot.in_table {
             slot.in_table = false;
             let tuple = crate::session::demux::FourTuple { local: slot.conn.local(), remote: slot.conn.remote() };

@@ -39,6 +39,8 @@ pub struct ConnSlot {
     /// Whether the four-tuple is in the connection table (removed as soon as
     /// the connection is finished, so the tuple can be reused).
     pub(crate) in_table: bool,
+    /// `Stack::unlink` ran: the finished connection only waits to be freed.
+    pub(crate) unlinked: bool,
     /// The unread entry in the owner's event queue, for coalescing.
     pub(crate) ticket: Option<EventTicket>,
     /// Events that happened before the application could see the connection
@@ -63,6 +65,7 @@ impl ConnSlot {
             origin,
             app_released: false,
             in_table: false,
+            unlinked: false,
             ticket: None,
             unreported: EventSet::EMPTY,
             timer: None,
