@@ -230,3 +230,81 @@ fn events_for_released_sockets_are_dropped_not_delivered() {
     assert!(net.a.poll_event(APP).is_none(), "the closed socket's event is not returned");
     assert!(net.a.stats().events_stale > 0);
 }
+
+#[test]
+fn syn_cookie_handshake_negotiates_options_and_moves_data() {
+    const LEN: usize = 512 * 1024;
+    let mut server_cfg = config(MAC_B, IP_B);
+    server_cfg.max_half_open = 0;
+    let mut net = Pair::new(config(MAC_A, IP_A), server_cfg);
+    let mut server = EchoServer::new(&mut net.b, PORT, 8);
+    let id = net.a.tcp_connect(net.now, APP, server_addr(), None, None).unwrap();
+    let mut client = Flow::new(id, pattern(1, LEN));
+    let done = net.run_until(Duration::from_secs(60), |net| {
+        server.service(&mut net.b, net.now);
+        client.pump(&mut net.a);
+        client.received.len() == LEN
+    });
+    assert!(done, "{:?}", net.b.stats());
+    assert!(client.received == client.to_send);
+    let st = net.b.stats();
+    assert_eq!((st.syn_cookies_sent, st.syn_cookies_accepted), (1, 1));
+    assert_eq!(st.connections_opened, 1);
+    let info = net.b.tcp_info(server.flows[0].id).unwrap();
+    assert!(info.timestamps_enabled && info.sack_enabled, "{info:?}");
+    assert!(info.snd_wscale > 0 && info.rcv_wscale > 0, "window scaling survived the cookie: {info:?}");
+    let client_info = net.a.tcp_info(id).unwrap();
+    assert_eq!(client_info.snd_wscale, info.rcv_wscale, "both sides agree on the scale");
+}
+
+#[test]
+fn a_full_transmit_ring_pauses_and_resumes_without_losing_data() {
+    const LEN: usize = 256 * 1024;
+    let mut net = Pair::default_pair();
+    net.ring_size = Some(3);
+    let mut server = EchoServer::new(&mut net.b, PORT, 8);
+    let mut clients: Vec<Flow> = (0..4)
+        .map(|n| Flow::new(net.a.tcp_connect(net.now, APP, server_addr(), None, None).unwrap(), pattern(n + 10, LEN)))
+        .collect();
+    let done = net.run_until(Duration::from_secs(120), |net| {
+        server.service(&mut net.b, net.now);
+        for c in clients.iter_mut() {
+            c.pump(&mut net.a);
+        }
+        clients.iter().all(|c| c.received.len() == LEN)
+    });
+    assert!(done, "{:?}", net.a.stats());
+    for c in &clients {
+        assert!(c.received == c.to_send);
+    }
+}
+
+#[test]
+fn unlisten_resets_connections_waiting_to_be_accepted() {
+    let mut net = Pair::default_pair();
+    let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 8, false).unwrap();
+    let clients: Vec<ConnId> = (0..3).map(|_| net.a.tcp_connect(net.now, APP, server_addr(), None, None).unwrap()).collect();
+    let mut connected = 0;
+    net.run_until(Duration::from_secs(3), |net| {
+        connected += drain_events(&mut net.a, APP).iter().filter(|(_, k)| k.contains(EventSet::CONNECTED)).count();
+        connected == 3
+    });
+    assert_eq!(connected, 3);
+    net.b.tcp_unlisten(net.now, listener).unwrap();
+    assert_eq!(net.b.tcp_accept(listener), Err(Error::InvalidHandle));
+    let mut reset = 0;
+    net.run_until(Duration::from_secs(3), |net| {
+        for (socket, kinds) in drain_events(&mut net.a, APP) {
+            if kinds.intersects(EventSet::RESET | EventSet::ERROR) {
+                assert!(matches!(socket, SocketId::Conn(c) if clients.contains(&c)));
+                reset += 1;
+            }
+        }
+        reset == 3
+    });
+    assert_eq!(reset, 3);
+    net.run_idle(Duration::from_secs(5));
+    assert_eq!(net.b.connection_count(), 0);
+    // The port is free again.
+    net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 8, false).unwrap();
+}

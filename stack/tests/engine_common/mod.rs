@@ -57,6 +57,24 @@ pub struct Pair {
     pub frames_lost: u64,
     /// Called on every frame in flight; returning false drops it.
     pub filter: Option<FrameFilter>,
+    /// Frames each stack may emit per `poll_transmit` (a small device ring).
+    pub ring_size: Option<usize>,
+}
+
+/// A transmit ring that takes at most `room` more frames.
+pub struct Ring {
+    pub frames: Vec<Vec<u8>>,
+    pub room: usize,
+}
+
+impl sluice_stack::FrameSink for Ring {
+    fn emit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
+        if self.room == 0 {
+            return false;
+        }
+        self.room -= 1;
+        self.frames.emit(len, fill)
+    }
 }
 
 pub type FrameFilter = Box<dyn FnMut(Direction, &[u8]) -> bool>;
@@ -79,6 +97,7 @@ impl Pair {
             frames_delivered: 0,
             frames_lost: 0,
             filter: None,
+            ring_size: None,
         }
     }
 
@@ -111,10 +130,12 @@ impl Pair {
     pub fn flush(&mut self) -> usize {
         let mut total = 0;
         for _ in 0..100_000 {
-            let mut from_a = Vec::new();
-            let mut from_b = Vec::new();
+            let room = self.ring_size.unwrap_or(usize::MAX);
+            let mut from_a = Ring { frames: Vec::new(), room };
+            let mut from_b = Ring { frames: Vec::new(), room };
             self.a.poll_transmit(self.now, &mut from_a);
             self.b.poll_transmit(self.now, &mut from_b);
+            let (from_a, from_b) = (from_a.frames, from_b.frames);
             if from_a.is_empty() && from_b.is_empty() {
                 return total;
             }
