@@ -16,6 +16,7 @@
 //! * `transmit` — `poll_transmit`: ARP/ICMP/control first, then the postponed
 //!   fast-retransmit list, then connections touched since the last poll;
 //! * `egress` — building Ethernet/IPv4 frames and resolving next hops;
+//! * `control` — RSTs and SYN-cookie SYN-ACKs waiting to be sent;
 //! * `timers` — `poll_timeout`/`handle_timeout`;
 //! * `sockets` — the socket calls; `ports` — ephemeral port choice;
 //! * `events` — per-consumer event queues.
