@@ -5,7 +5,9 @@ use super::Stack;
 use crate::iface::arp_cache::ArpInput;
 use crate::iface::reassembly::{Fragment, FragmentKey};
 use crate::time::Instant;
-use crate::wire::{self, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Addr, Ipv4Packet, Ipv4Repr};
+use crate::wire::{
+    self, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Addr, Ipv4Packet, Ipv4Repr,
+};
 
 impl Stack {
     /// Process one received Ethernet frame.
@@ -23,7 +25,7 @@ impl Stack {
         }
         match eth.ethertype() {
             EthernetProtocol::Arp => self.receive_arp(now, eth.payload()),
-            EthernetProtocol::Ipv4 => self.receive_ipv4(now, eth.payload()),
+            EthernetProtocol::Ipv4 => self.receive_ipv4(now, eth.src_addr(), eth.payload()),
             EthernetProtocol::Unknown(_) => self.stats.drop_unsupported += 1,
         }
     }
@@ -59,7 +61,7 @@ impl Stack {
         }
     }
 
-    fn receive_ipv4(&mut self, now: Instant, payload: &[u8]) {
+    fn receive_ipv4(&mut self, now: Instant, src_mac: EthernetAddress, payload: &[u8]) {
         let packet = match Ipv4Packet::new_checked(payload) {
             Ok(p) => p,
             Err(_) => {
@@ -90,6 +92,9 @@ impl Stack {
         if !is_host_address(repr.src) || repr.src == self.config.ip || repr.src == self.egress.route.subnet_broadcast() {
             self.stats.drop_bad_source += 1;
             return;
+        }
+        if let Ok(next_hop) = self.egress.route.next_hop(repr.src) {
+            self.egress.arp.confirm(now, next_hop, src_mac);
         }
         if packet.is_fragment() {
             self.stats.ipv4_fragments_in += 1;

@@ -148,6 +148,20 @@ impl ArpCache {
         None
     }
 
+    /// A frame from `ip` arrived from `mac`: if that is the entry we hold,
+    /// the neighbour is evidently reachable and the entry is trusted for
+    /// another `entry_ttl` (in the spirit of Linux's reachability
+    /// confirmation by upper layers, RFC 4861 §7.3.1), so busy neighbours are
+    /// never re-probed and never go through a refresh that loss could fail.
+    pub fn confirm(&mut self, now: Instant, ip: Ipv4Addr, mac: EthernetAddress) {
+        if let Some(Entry { state: State::Resolved { mac: known, expires_at, refresh_requested_at }, .. }) = self.entries.get_mut(&ip) {
+            if *known == mac {
+                *expires_at = now + self.config.entry_ttl;
+                *refresh_requested_at = None;
+            }
+        }
+    }
+
     /// Holds a frame of `len` bytes (written by `fill`; its destination MAC is
     /// filled in on resolution) until `next_hop` is resolved. False if the
     /// neighbour is not being resolved or a limit is reached; the frame is then
@@ -480,6 +494,22 @@ mod tests {
         let gone = t0 + Duration::from_secs(70);
         assert_eq!(arp.lookup(gone, PEER, &mut stats), None, "past the grace period: resolve again");
         assert_eq!(arp.poll_message(gone, &mut stats), Some(ArpMessage::Request { target: PEER }));
+    }
+
+    #[test]
+    fn traffic_from_the_known_mac_keeps_an_entry_fresh() {
+        let mut stats = Stats::default();
+        let mut arp = ArpCache::new(config(), 64);
+        let t0 = Instant::from_secs(1);
+        arp.on_arp(t0, US, &reply_from(PEER, PEER_MAC), &mut stats);
+        arp.confirm(t0 + Duration::from_secs(50), PEER, EthernetAddress([2, 0, 0, 0, 0, 66]));
+        arp.confirm(t0 + Duration::from_secs(55), PEER, PEER_MAC);
+        let later = t0 + Duration::from_secs(100);
+        assert_eq!(arp.lookup(later, PEER, &mut stats), Some(PEER_MAC));
+        assert_eq!(arp.poll_message(later, &mut stats), None, "fresh: no refresh request");
+        let stale = t0 + Duration::from_secs(116);
+        assert_eq!(arp.lookup(stale, PEER, &mut stats), Some(PEER_MAC));
+        assert_eq!(arp.poll_message(stale, &mut stats), Some(ArpMessage::Request { target: PEER }));
     }
 
     #[test]
