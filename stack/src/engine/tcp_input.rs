@@ -11,7 +11,7 @@ use super::{ListenerId, SocketId, Stack};
 use crate::config::TcpConfig;
 use crate::session::demux::{reuseport_pick, FourTuple};
 use crate::session::event::EventSet;
-use crate::tcp::conn::{ConnParams, SegmentOutcome, TcpConn};
+use crate::tcp::conn::{receive_window_shift, ConnParams, SegmentOutcome, TcpConn};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, Ipv4Addr, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
 
@@ -20,17 +20,6 @@ const DEFAULT_PEER_MSS: u16 = 536;
 /// Cookie ACKs are honoured this long after the last cookie was sent (two
 /// cookie periods, the longest a cookie is valid).
 const COOKIE_WINDOW: Duration = Duration::from_secs(128);
-
-/// The window scale we announce for a receive buffer of `recv_buffer` bytes:
-/// the smallest shift that lets the whole buffer be advertised (RFC 7323
-/// §2.3), at most 14. Must agree with what `TcpConn::accept_cookie` computes.
-fn receive_window_shift(recv_buffer: usize) -> u8 {
-    let mut shift = 0u8;
-    while shift < 14 && (recv_buffer >> shift) > u16::MAX as usize {
-        shift += 1;
-    }
-    shift
-}
 
 impl Stack {
     pub(crate) fn receive_tcp(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) {
@@ -207,6 +196,7 @@ impl Stack {
             let sack = tcp.sack && syn.options.sack_permitted;
             let ts_now = (now.total_millis() as u32).wrapping_add(self.isn.ts_offset(tuple.local, tuple.remote));
             options.timestamps = Some((self.cookies.ts_encode(ts_now, peer_wscale, sack), tsval));
+            // The same shift `TcpConn::accept_cookie` will assume.
             options.window_scale = peer_wscale.map(|_| receive_window_shift(tcp.recv_buffer));
             options.sack_permitted = sack;
         }
