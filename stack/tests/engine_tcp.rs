@@ -54,6 +54,7 @@ fn echo_then_close_frees_everything_after_time_wait() {
     let mut net = Pair::default_pair();
     let mut server = EchoServer::new(&mut net.b, PORT, 8);
     let id = net.a.tcp_connect(net.now, APP, server_addr(), None, None).unwrap();
+    assert!(net.a.wants_transmit(), "a SYN (and the ARP request before it) to send");
     let message = b"hello, sluice".to_vec();
     let mut client = Flow::new(id, message.clone());
     let mut client_closed = false;
@@ -70,6 +71,8 @@ fn echo_then_close_frees_everything_after_time_wait() {
     assert!(done);
     assert_eq!(client.received, message);
     assert_eq!(client.error, None);
+    net.flush();
+    assert!(!net.a.wants_transmit() && !net.b.wants_transmit(), "nothing left to send after a flush");
     // The handle is gone for the app at once.
     assert_eq!(net.a.tcp_send(id, b"x"), Err(Error::InvalidHandle));
     assert_eq!(net.a.local_addr(id), Err(Error::InvalidHandle));

@@ -43,6 +43,9 @@ impl ControlQueue {
     pub fn pop(&mut self) {
         self.queue.pop_front();
     }
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
 }
 
 /// The reset answering `seg` when no connection exists (RFC 9293 §3.10.7.1):

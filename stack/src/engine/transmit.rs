@@ -54,6 +54,16 @@ impl Stack {
         sink.frames
     }
 
+    /// Whether `poll_transmit` has something to do right now (a caller that
+    /// polls adaptively may sleep until `poll_timeout` when this is false).
+    pub fn wants_transmit(&self) -> bool {
+        !self.dirty.is_empty()
+            || !self.postponed.is_empty()
+            || !self.control.is_empty()
+            || !self.icmp.is_empty()
+            || self.egress.arp.has_output()
+    }
+
     fn transmit_all(&mut self, now: Instant, sink: &mut dyn FrameSink) -> Result<(), ()> {
         self.transmit_arp(now, sink)?;
         self.transmit_icmp(now, sink)?;
