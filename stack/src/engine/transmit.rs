@@ -213,7 +213,10 @@ impl Stack {
             slot.dirty = true;
             self.dirty.push_front(id);
         }
-        self.record_counters(id);
+        if report.segments > 0 {
+            // Retransmissions only happen when something was sent.
+            self.record_counters(id);
+        }
         self.settle(now, id);
         if sink_full {
             return ConnTx::SinkFull;
