@@ -80,7 +80,12 @@ pub(super) fn on_segment(conn: &mut TcpConn, now: Instant, seg: &TcpRepr, payloa
         return SegmentOutcome::Done;
     }
 
-    if !acceptable(conn.rcv.nxt, wnd, seq, seg_len) {
+    // Linux (tcp_sequence) also takes a segment that ends at or after the
+    // RCV.NXT we last acknowledged: a retransmission (a FIN, say) whose ACK
+    // field is news must not be thrown away with its old sequence numbers.
+    let end = seq + seg_len;
+    let retransmission_with_news = seg_len > 0 && end >= conn.rcv.last_ack_sent && seq <= conn.rcv.nxt + wnd;
+    if !acceptable(conn.rcv.nxt, wnd, seq, seg_len) && !retransmission_with_news {
         // RFC 9293: an unacceptable segment is answered with an ACK and dropped.
         // A zero window still lets an in-sequence segment's ACK through (below).
         let zero_window_head = wnd == 0 && seq == conn.rcv.nxt;
@@ -97,6 +102,15 @@ pub(super) fn on_segment(conn: &mut TcpConn, now: Instant, seg: &TcpRepr, payloa
                 conn.flags.ack_now = true;
             }
             return SegmentOutcome::Done;
+        }
+    }
+
+    if seg_len > 0 && end <= conn.rcv.nxt {
+        // Nothing new in sequence space: the peer missed our ACK, repeat it.
+        conn.flags.ack_now = true;
+        if conn.state == TcpState::TimeWait && flags.fin() {
+            // A retransmitted FIN: restart 2*MSL (RFC 9293 §3.10.7.4).
+            conn.timers.close = Some(now + conn.config.time_wait);
         }
     }
 

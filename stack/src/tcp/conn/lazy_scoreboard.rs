@@ -44,6 +44,19 @@ impl LazyScoreboard {
             None => None,
         }
     }
+    /// Bytes in `[from, to)` not covered by SACKed ranges.
+    pub fn unsacked_between(&self, from: SeqNum, to: SeqNum) -> usize {
+        let Some(board) = self.0.as_ref() else { return to.distance_from(from) };
+        let mut total = 0;
+        let mut cursor = from;
+        // Holes alternate with SACKed blocks, so there are at most MAX_BLOCKS + 1.
+        for _ in 0..=Scoreboard::MAX_BLOCKS {
+            let Some((start, end)) = board.next_hole(cursor, to) else { break };
+            total += end.distance_from(start);
+            cursor = end;
+        }
+        total
+    }
     pub fn pipe(&self, snd_una: SeqNum, snd_nxt: SeqNum, high_rxt: SeqNum, mss: usize, dup_thresh: usize) -> usize {
         match self.0.as_ref() {
             Some(board) => board.pipe(snd_una, snd_nxt, high_rxt, mss, dup_thresh),

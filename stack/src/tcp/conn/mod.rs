@@ -3,6 +3,18 @@
 //! The engine owns connections in an arena and drives them through this
 //! interface; a connection holds no reference to anything outside itself, so it
 //! can be moved between owners (elastic workers, later).
+//!
+//! Driving it: feed segments to `on_segment` and expired deadlines to
+//! `on_timeout`, then call `poll_transmit` until it has nothing more to say;
+//! `poll_timeout` gives the next deadline. Loss-recovery retransmissions are
+//! paid from the engine's `TxBudget` and postponed when it runs out (seed 003);
+//! once a connection is CLOSED it transmits nothing ever again.
+//!
+//! Files, one job each: `open` (handshakes, options), `input` (segment
+//! arrival, RFC 5961, PAWS), `ack` (receiving text, delayed ACKs, SACK blocks),
+//! `window` (the advertised window), `send` (segmentation, Nagle, SWS,
+//! probes), `recovery` (ACK processing, fast recovery, RTO), `timers`,
+//! `close`, `info`, `state` (the variables), `lazy_scoreboard`.
 
 mod ack;
 mod close;

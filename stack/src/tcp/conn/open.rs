@@ -83,6 +83,7 @@ fn new_conn(now: Instant, params: ConnParams, state: TcpState) -> TcpConn {
             keepalive_probes: 0,
             timed_seq: None,
             timed_at: now,
+            tsecr_floor: ts_clock(now, params.ts_offset),
             last_data_sent: now,
         },
         timers: Timers::default(),

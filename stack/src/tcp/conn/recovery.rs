@@ -51,8 +51,9 @@ impl TcpConn {
     /// RFC 6675 §4 SetPipe, or the plain flight size without SACK information.
     pub(super) fn pipe(&self) -> usize {
         if self.snd.nxt < self.snd.max {
-            // Go-back after an RTO: everything above SND.NXT is presumed lost.
-            return self.snd.nxt.distance_from(self.snd.una);
+            // Go-back after an RTO: everything above SND.NXT is presumed lost,
+            // everything below it not SACKed was sent again since.
+            return self.scoreboard.unsacked_between(self.snd.una, self.snd.nxt);
         }
         if self.flags.sack && !self.scoreboard.is_empty() {
             return self.scoreboard.pipe(self.snd.una, self.snd.max, self.rec.high_rxt, self.send_mss(), DUP_THRESH);
@@ -158,6 +159,9 @@ impl TcpConn {
             if ack >= timed {
                 self.rtt.on_sample(now.saturating_since(self.rec.timed_at));
                 self.rec.timed_seq = None;
+                // Echoes of segments sent before this one add nothing (and keep
+                // the floor within 2^31 ms of the clock on long connections).
+                self.rec.tsecr_floor = ts_clock(self.rec.timed_at, self.ts_offset);
                 sampled = true;
             }
         }
@@ -179,7 +183,15 @@ impl TcpConn {
         data_acked
     }
 
+    /// An RTT sample from an echoed timestamp (RFC 7323 §4). Echoes older than
+    /// the last timeout are ignored: a receiver with a hole keeps echoing the
+    /// segment before it (§4.3 case C), so such an echo measures how long the
+    /// hole stayed open, roughly the RTO itself, and feeding it back would
+    /// ratchet the RTO up to its maximum under heavy loss.
     pub(super) fn rtt_sample_from_tsecr(&mut self, now: Instant, tsecr: u32) {
+        if ts_before(tsecr, self.rec.tsecr_floor) {
+            return;
+        }
         let ms = ts_clock(now, self.ts_offset).wrapping_sub(tsecr);
         if ms < MAX_TSECR_RTT_MS {
             self.rtt.on_sample(Duration::from_millis(u64::from(ms.max(1))));
@@ -274,6 +286,7 @@ impl TcpConn {
                 self.rtt.on_timeout();
                 self.counters.timeouts += 1;
                 self.rec.timed_seq = None;
+                self.rec.tsecr_floor = ts_clock(now, self.ts_offset);
                 self.flags.syn_due = true;
             }
             _ if self.can_send_data() && self.snd.max > self.snd.una => {
@@ -295,6 +308,7 @@ impl TcpConn {
                 self.rec.recover = self.snd.max;
                 self.rec.high_rxt = self.snd.una;
                 self.rec.timed_seq = None;
+                self.rec.tsecr_floor = ts_clock(now, self.ts_offset);
                 // Go back: retransmit from SND.UNA under the loss window.
                 self.snd.nxt = self.snd.una;
             }

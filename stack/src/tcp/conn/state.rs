@@ -101,6 +101,8 @@ pub(super) struct Recovery {
     /// The segment ending here is being timed for an RTT sample (Karn: never a retransmission).
     pub timed_seq: Option<SeqNum>,
     pub timed_at: Instant,
+    /// TSecr values below this are not used for RTT samples (see `rtt_sample_from_tsecr`).
+    pub tsecr_floor: u32,
     /// When new data was last sent (RFC 5681 §4.1 restart after idle).
     pub last_data_sent: Instant,
 }

@@ -52,6 +52,7 @@ pub(super) type Filter = Box<dyn FnMut(Instant, &Packet) -> Verdict>;
 pub(super) struct Sent {
     pub at: Instant,
     pub packet: Packet,
+    pub verdict: Verdict,
 }
 
 pub(super) struct Sim {
@@ -67,6 +68,10 @@ pub(super) struct Sim {
     /// Keep payloads in the log (off for bulk transfers).
     pub log_payloads: bool,
     pub budget: usize,
+    /// When set, the budget is refilled to this before every poll (an engine's per-dispatch cap).
+    pub budget_per_poll: Option<usize>,
+    /// Polls that ended with fast retransmits postponed, per side.
+    pub postponed_polls: [usize; 2],
     pub reports: [TxReport; 2],
     pub events: [EventSet; 2],
     pub outcomes: Vec<(usize, SegmentOutcome)>,
@@ -106,6 +111,8 @@ impl Sim {
             log: Vec::new(),
             log_payloads: true,
             budget: usize::MAX,
+            budget_per_poll: None,
+            postponed_polls: [0; 2],
             reports: [TxReport::default(); 2],
             events: [EventSet::EMPTY; 2],
             outcomes: Vec::new(),
@@ -139,6 +146,9 @@ impl Sim {
     pub fn transmit(&mut self) {
         for i in 0..2 {
             let Some(conn) = self.conns[i].as_mut() else { continue };
+            if let Some(per_poll) = self.budget_per_poll {
+                self.budget = per_poll;
+            }
             let mut out = Vec::new();
             let mut budget = TxBudget { fast_retransmits: self.budget };
             let report = conn.poll_transmit(self.now, &mut budget, &mut |repr, first, second| {
@@ -154,6 +164,7 @@ impl Sim {
             let ev = conn.take_events();
             self.events[i] |= ev;
             self.reports[i] = report;
+            self.postponed_polls[i] += report.fast_retransmit_postponed as usize;
             for packet in out {
                 self.route(packet);
             }
@@ -166,7 +177,7 @@ impl Sim {
         if !self.log_payloads {
             logged.payload = Vec::new();
         }
-        self.log.push(Sent { at: self.now, packet: logged });
+        self.log.push(Sent { at: self.now, packet: logged, verdict });
         let to = 1 - packet.from;
         let at = self.now + self.latency;
         match verdict {
