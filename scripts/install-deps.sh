@@ -15,7 +15,7 @@ if ((${#need_apt[@]})); then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if ! cargo fuzz --version >/dev/null 2>&1; then
+if [[ -z "${SLUICE_DEPS_NO_FUZZ:-}" ]] && ! cargo fuzz --version >/dev/null 2>&1; then
   echo "install-deps: cargo install cargo-fuzz (about a minute)"
   cargo install --quiet --locked cargo-fuzz
 fi
