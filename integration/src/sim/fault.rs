@@ -9,7 +9,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sluice_stack::time::{Duration, Instant};
 
-use super::frame::ETHERNET_HEADER_LEN;
+use super::frame::{ETHERNET_HEADER_LEN, ETHERTYPE_IPV4};
 
 /// The faults of one direction. `Faults::default()` is a perfect, instant wire.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -25,9 +25,11 @@ pub struct Faults {
     pub delay: Duration,
     /// Extra delay drawn uniformly from `0..=jitter` per frame (may reorder, like netem).
     pub jitter: Duration,
-    /// Probability that one random bit after the Ethernet header is flipped.
-    /// Ethernet's FCS would catch a flip in the header itself; what gets past
-    /// it and must be caught by the IPv4/TCP checksums is a flip in the payload.
+    /// Probability that one random bit of an IPv4 frame, after the Ethernet
+    /// header, is flipped. This models corruption the Ethernet FCS missed
+    /// (or that happened in a middlebox), which the IPv4/TCP checksums must
+    /// catch. ARP has no checksum of its own, so ARP frames are spared: a flipped
+    /// ARP reply would poison a cache, a failure real FCS prevents.
     pub corrupt: f64,
     /// Serialization rate in bytes per second (`None`: unlimited).
     pub bandwidth: Option<u64>,
@@ -185,7 +187,8 @@ impl Pipe {
         }
 
         let mut corrupted_bit = None;
-        if d.corrupt < f.corrupt && len > ETHERNET_HEADER_LEN {
+        let is_ipv4 = frame.get(12..14) == Some(&ETHERTYPE_IPV4.to_be_bytes()[..]);
+        if d.corrupt < f.corrupt && is_ipv4 && len > ETHERNET_HEADER_LEN {
             let bits = ((len - ETHERNET_HEADER_LEN) * 8) as u64;
             let bit = ETHERNET_HEADER_LEN * 8 + (d.corrupt_bit % bits) as usize;
             frame[bit / 8] ^= 1 << (bit % 8);
@@ -222,8 +225,11 @@ fn uniform(raw: u64, max: Duration) -> Duration {
 mod tests {
     use super::*;
 
+    /// An all-zero IPv4-typed frame.
     fn frame(len: usize) -> Vec<u8> {
-        vec![0u8; len]
+        let mut f = vec![0u8; len];
+        f[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        f
     }
 
     #[test]
@@ -301,7 +307,7 @@ mod tests {
         let mut pipe = Pipe::new(faults, 1, 0);
         assert!(matches!(pipe.admit(Instant::ZERO, &mut frame(1000)), Verdict::Deliver { .. }));
         assert!(matches!(pipe.admit(Instant::ZERO, &mut frame(1000)), Verdict::Deliver { .. }));
-        assert_eq!(pipe.admit(Instant::ZERO, &mut frame(1)), Verdict::Dropped(DropReason::QueueFull));
+        assert_eq!(pipe.admit(Instant::ZERO, &mut frame(14)), Verdict::Dropped(DropReason::QueueFull));
         pipe.delivered(1000);
         assert!(matches!(pipe.admit(Instant::ZERO, &mut frame(1000)), Verdict::Deliver { .. }));
     }
@@ -314,11 +320,16 @@ mod tests {
             let Verdict::Deliver { corrupted_bit: Some(bit), .. } = pipe.admit(Instant::ZERO, &mut f) else {
                 panic!("corruption probability is 1")
             };
-            assert!(bit >= ETHERNET_HEADER_LEN * 8 && bit < 800);
-            let flipped: u32 = f.iter().map(|b| b.count_ones()).sum();
+            assert!((ETHERNET_HEADER_LEN * 8..800).contains(&bit));
+            let clean = frame(100);
+            let flipped: u32 = f.iter().zip(&clean).map(|(a, b)| (a ^ b).count_ones()).sum();
             assert_eq!(flipped, 1);
-            assert_eq!(f[bit / 8], 1 << (bit % 8));
+            assert_eq!(f[bit / 8] ^ clean[bit / 8], 1 << (bit % 8));
         }
+        let mut arp = frame(60);
+        arp[12..14].copy_from_slice(&crate::sim::frame::ETHERTYPE_ARP.to_be_bytes());
+        let Verdict::Deliver { corrupted_bit, .. } = pipe.admit(Instant::ZERO, &mut arp) else { panic!() };
+        assert_eq!(corrupted_bit, None, "ARP has no checksum to catch a flip");
     }
 
     #[test]

@@ -80,7 +80,7 @@ impl PatternReceiver {
     /// Reads until the engine has nothing more, EOF, or `stop_at` bytes
     /// have been received in total (to simulate an app that stops reading).
     pub fn pump(&mut self, stack: &mut Stack, conn: ConnId, scratch: &mut [u8], stop_at: Option<u64>) -> Result<(), RecvFailure> {
-        while !self.eof && stop_at.map_or(true, |s| self.received < s) {
+        while !self.eof && !matches!(stop_at, Some(s) if self.received >= s) {
             let want = match stop_at {
                 Some(s) => (s - self.received).min(scratch.len() as u64) as usize,
                 None => scratch.len(),
