@@ -187,9 +187,9 @@ impl Pipe {
         }
 
         let mut corrupted_bit = None;
-        let is_ipv4 = frame.get(12..14) == Some(&ETHERTYPE_IPV4.to_be_bytes()[..]);
-        if d.corrupt < f.corrupt && is_ipv4 && len > ETHERNET_HEADER_LEN {
-            let bits = ((len - ETHERNET_HEADER_LEN) * 8) as u64;
+        let datagram = ipv4_datagram_len(frame);
+        if d.corrupt < f.corrupt && datagram > 0 {
+            let bits = (datagram * 8) as u64;
             let bit = ETHERNET_HEADER_LEN * 8 + (d.corrupt_bit % bits) as usize;
             frame[bit / 8] ^= 1 << (bit % 8);
             self.counters.corrupted += 1;
@@ -213,6 +213,19 @@ impl Pipe {
     }
 }
 
+/// The length of the IPv4 datagram in an Ethernet frame (its total-length
+/// field, bounded by the frame), or 0 if it is not IPv4. Ethernet padding
+/// after it is covered by no checksum, so corruption there would go unseen.
+fn ipv4_datagram_len(frame: &[u8]) -> usize {
+    if frame.get(12..14) != Some(&ETHERTYPE_IPV4.to_be_bytes()[..]) {
+        return 0;
+    }
+    match frame.get(ETHERNET_HEADER_LEN + 2..ETHERNET_HEADER_LEN + 4) {
+        Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])).min(frame.len() - ETHERNET_HEADER_LEN),
+        _ => 0,
+    }
+}
+
 /// `0..=max` from a raw random word.
 fn uniform(raw: u64, max: Duration) -> Duration {
     match max.total_micros() {
@@ -225,10 +238,13 @@ fn uniform(raw: u64, max: Duration) -> Duration {
 mod tests {
     use super::*;
 
-    /// An all-zero IPv4-typed frame.
+    /// An all-zero IPv4 frame whose datagram fills it.
     fn frame(len: usize) -> Vec<u8> {
         let mut f = vec![0u8; len];
         f[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        if len >= 18 {
+            f[16..18].copy_from_slice(&((len - 14) as u16).to_be_bytes());
+        }
         f
     }
 
@@ -325,6 +341,13 @@ mod tests {
             let flipped: u32 = f.iter().zip(&clean).map(|(a, b)| (a ^ b).count_ones()).sum();
             assert_eq!(flipped, 1);
             assert_eq!(f[bit / 8] ^ clean[bit / 8], 1 << (bit % 8));
+        }
+        // Padding after the datagram is left alone: no checksum covers it.
+        for _ in 0..200 {
+            let mut padded = frame(60);
+            padded[16..18].copy_from_slice(&40u16.to_be_bytes());
+            let Verdict::Deliver { corrupted_bit: Some(bit), .. } = pipe.admit(Instant::ZERO, &mut padded) else { panic!() };
+            assert!(bit < (14 + 40) * 8, "bit {bit} is in the padding");
         }
         let mut arp = frame(60);
         arp[12..14].copy_from_slice(&crate::sim::frame::ETHERTYPE_ARP.to_be_bytes());

@@ -14,6 +14,7 @@ pub mod fault;
 pub mod frame;
 pub mod link;
 pub mod pcap;
+pub mod scenario;
 pub mod trace;
 pub mod world;
 

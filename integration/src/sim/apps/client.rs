@@ -44,6 +44,27 @@ pub struct BulkClientConfig {
     /// Per-connection TCP settings (`None`: the stack's defaults).
     pub tcp: Option<TcpConfig>,
     pub read_pause: Option<ReadPause>,
+    /// Abort (RST) each connection once it has received this many bytes: a
+    /// client that gives up mid-download while the server still has data
+    /// (and retransmissions) queued.
+    pub abort_after: Option<u64>,
+}
+
+impl BulkClientConfig {
+    /// `connections` connections to `server`, sending and expecting nothing yet.
+    pub fn new(server: SocketAddrV4, connections: usize) -> BulkClientConfig {
+        BulkClientConfig {
+            server,
+            connections,
+            consumer: ConsumerId(0),
+            send_bytes: 0,
+            expect: Expect::ServerPattern(0),
+            connect_interval: Duration::ZERO,
+            tcp: None,
+            read_pause: None,
+            abort_after: None,
+        }
+    }
 }
 
 /// The fate of one connection.
@@ -55,6 +76,8 @@ pub struct ClientOutcome {
     pub received: u64,
     pub eof: bool,
     pub completed_at: Option<Instant>,
+    /// Aborted on purpose (`abort_after`).
+    pub aborted_at: Option<Instant>,
     pub failure: Option<String>,
 }
 
@@ -76,6 +99,7 @@ pub struct BulkClient {
     outcomes: Vec<ClientOutcome>,
     completed: usize,
     failed: usize,
+    aborted: usize,
     scratch: Vec<u8>,
 }
 
@@ -89,6 +113,7 @@ impl BulkClient {
             outcomes: Vec::new(),
             completed: 0,
             failed: 0,
+            aborted: 0,
             scratch: vec![0; CHUNK],
         }
     }
@@ -102,9 +127,12 @@ impl BulkClient {
     pub fn failed(&self) -> usize {
         self.failed
     }
-    /// Every connection has completed or failed.
+    pub fn aborted(&self) -> usize {
+        self.aborted
+    }
+    /// Every connection has completed, failed or been aborted on purpose.
     pub fn finished(&self) -> bool {
-        self.completed + self.failed == self.config.connections
+        self.completed + self.failed + self.aborted == self.config.connections
     }
     pub fn failures(&self) -> Vec<&str> {
         self.outcomes.iter().filter_map(|o| o.failure.as_deref()).collect()
@@ -207,9 +235,13 @@ impl BulkClient {
             return;
         }
         c.paused_until = None;
-        let stop_at = match self.config.read_pause {
+        let pause_at = match self.config.read_pause {
             Some(p) if !c.pause_used => Some(p.after_bytes),
             _ => None,
+        };
+        let stop_at = match (pause_at, self.config.abort_after) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
         let pumped = c.rx.pump(stack, conn, &mut self.scratch, stop_at);
         let outcome = &mut self.outcomes[c.index];
@@ -217,7 +249,18 @@ impl BulkClient {
         if let Err(f) = pumped {
             return self.fail(now, stack, conn, format!("receive failed: {f:?}"));
         }
-        if let (Some(limit), Some(pause)) = (stop_at, self.config.read_pause) {
+        if self.config.abort_after.is_some_and(|limit| c.rx.received() >= limit) {
+            let c = self.conns.remove(&conn).expect("present above");
+            match stack.tcp_abort(now, conn) {
+                Ok(()) => {
+                    self.outcomes[c.index].aborted_at = Some(now);
+                    self.aborted += 1;
+                }
+                Err(e) => self.fail_index(c.index, format!("abort failed: {e}")),
+            }
+            return;
+        }
+        if let (Some(limit), Some(pause)) = (pause_at, self.config.read_pause) {
             if c.rx.received() >= limit {
                 c.pause_used = true;
                 c.paused_until = Some(now + pause.duration);

@@ -62,6 +62,10 @@ impl BulkServer {
     pub fn open_connections(&self) -> usize {
         self.conns.len()
     }
+    /// Their handles (e.g. to inspect `tcp_info`).
+    pub fn live_connections(&self) -> Vec<ConnId> {
+        self.conns.keys().copied().collect()
+    }
 
     fn accept_all(&mut self, now: Instant, stack: &mut Stack, listener: ListenerId) {
         loop {
