@@ -19,7 +19,7 @@ const MAX_CONNECTIONS: usize = 1024;
 
 #[test]
 fn syn_flood_is_answered_with_cookies_and_real_connections_complete() {
-    let seed = seed_from_env(0x5f10_0d);
+    let seed = seed_from_env(0x005f_100d);
     let mut world = World::new("synflood", seed);
     let wire = PortFaults::symmetric(Faults::delay(Duration::from_micros(500)));
 
