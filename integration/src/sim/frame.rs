@@ -294,6 +294,34 @@ mod tests {
         assert!(parse_tcp(&f).is_none());
     }
 
+    /// The engine's own parser agrees with the harness's builder.
+    #[test]
+    fn engine_wire_parses_harness_frames() {
+        use sluice_stack::wire::arp::ArpPacket;
+        use sluice_stack::wire::ethernet::EthernetFrame;
+        use sluice_stack::wire::ipv4::Ipv4Packet;
+        use sluice_stack::wire::tcp::TcpPacket;
+        use sluice_stack::wire::{ArpOperation, ArpRepr, EthernetProtocol, Ipv4Repr, TcpRepr};
+
+        let spec = syn();
+        let frame = build_tcp_frame(&spec);
+        let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+        assert_eq!(eth.ethertype(), EthernetProtocol::Ipv4);
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        let ip_repr = Ipv4Repr::parse(&ip, true).unwrap();
+        assert_eq!((ip_repr.src, ip_repr.dst), (spec.src_ip, spec.dst_ip));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        let repr = TcpRepr::parse(&tcp, &spec.src_ip, &spec.dst_ip, true).unwrap();
+        assert!(repr.flags.syn() && !repr.flags.ack());
+        assert_eq!((repr.src_port, repr.seq.0, repr.options.mss), (spec.src_port, spec.seq, Some(1460)));
+
+        let reply = build_arp_reply([2, 0, 0, 0, 0, 0xfe], Ipv4Addr::new(10, 0, 0, 254), [2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 0, 1));
+        let eth = EthernetFrame::new_checked(&reply[..]).unwrap();
+        let arp = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap()).unwrap();
+        assert_eq!(arp.operation, ArpOperation::Reply);
+        assert_eq!(arp.source_protocol_addr, Ipv4Addr::new(10, 0, 0, 254));
+    }
+
     #[test]
     fn truncated_frames_do_not_parse() {
         let frame = build_tcp_frame(&syn());
