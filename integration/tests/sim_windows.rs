@@ -151,10 +151,18 @@ fn receive_buffer_smaller_than_one_mss() {
     tiny_window("tiny-window-500", 500, tune);
 }
 
-/// Sends `bytes` client-to-server over a 50 ms RTT path and returns the
-/// client's view of the connection: (largest bytes in flight, wscales seen).
+/// Sends `bytes` client-to-server over a 1 Gbit/s path with a 50 ms RTT
+/// (a 6 MB bandwidth-delay product) and returns the largest number of bytes
+/// the client had in flight and its last view of the connection.
 fn long_fat_transfer(label: &str, seed: u64, bytes: u64, tune: fn(&mut StackConfig)) -> (u64, TcpInfo, BulkWorld) {
     let mut s = one_connection(label, seed, Duration::from_millis(25));
+    // Serialization spaces the frames out, so the receiver's ACKs clock the
+    // sender as on a real path (without it a whole flight lands in one instant).
+    s.client_faults = PortFaults::symmetric(Faults {
+        delay: Duration::from_millis(25),
+        bandwidth: Some(125_000_000),
+        ..Faults::default()
+    });
     s.client_to_server = bytes;
     s.tune_client = tune;
     s.tune_server = tune;
