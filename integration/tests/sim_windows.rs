@@ -219,7 +219,9 @@ fn no_window_scaling_with_a_64_kib_receive_buffer() {
 #[test]
 fn transfer_longer_than_the_sequence_space() {
     let seed = seed_from_env(0x4_0000_0000);
-    let mut s = one_connection("seq-wrap", seed, Duration::ZERO);
+    // A short delay lets the timestamp clock tick, so PAWS (RFC 7323 §5) is
+    // exercised across the wrap too.
+    let mut s = one_connection("seq-wrap", seed, Duration::from_micros(50));
     s.client_to_server = 4 * GIB + 256 * MIB;
     fn tune(c: &mut StackConfig) {
         c.tcp.recv_buffer = 4 * MIB as usize;
