@@ -44,7 +44,7 @@ fn seed003_every_client_gets_every_byte_and_the_fin_and_all_connections_are_free
     let seed = seed_from_env(0x003_0f92);
     let wall = std::time::Instant::now();
     let mut bulk = seed003_scenario("seed003", seed).build();
-    let result = bulk.run(Instant::from_secs(3600));
+    let result = bulk.run(Instant::from_secs(8 * 3600));
     assert!(result.is_ok(), "seed {seed}: {}\n{}", result.unwrap_err(), bulk.world.report());
     if let Err(problems) = bulk.check_clean() {
         panic!("seed {seed}: not every byte and FIN arrived:\n{problems}");
@@ -70,7 +70,7 @@ fn seed003_connections_reset_while_retransmits_are_postponed_are_skipped_safely(
     let mut scenario = seed003_scenario("seed003-abort", seed);
     scenario.abort_after = Some(MIB / 2);
     let mut bulk = scenario.build();
-    let result = bulk.run(Instant::from_secs(3600));
+    let result = bulk.run(Instant::from_secs(8 * 3600));
     assert!(result.is_ok(), "seed {seed}: {}\n{}", result.unwrap_err(), bulk.world.report());
     for client in bulk.client_apps() {
         assert!(client.failures().is_empty(), "seed {seed}: {:?}\n{}", &client.failures()[..1], bulk.world.report());
