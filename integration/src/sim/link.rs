@@ -9,7 +9,7 @@
 //! number): ties are broken by the order frames were queued, so a run is a
 //! pure function of its seed and inputs.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use sluice_stack::time::Instant;
@@ -48,30 +48,21 @@ enum Hop {
     ToHost { to: PortId, corrupted: bool },
 }
 
+/// A frame on the wire, parked until it arrives.
 struct InFlight {
-    at: Instant,
-    seq: u64,
     hop: Hop,
     frame: Vec<u8>,
 }
 
-// Ordered so that `BinaryHeap` (a max-heap) pops the earliest (time, seq) first.
-impl Ord for InFlight {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
+/// Arrival order: the queue holds only these small keys (time, then the
+/// order frames were queued) so that heap operations move 16 bytes, not
+/// frames; the frames wait in a slab.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Arrival {
+    at: Instant,
+    seq: u64,
+    slot: u32,
 }
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl PartialEq for InFlight {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for InFlight {}
 
 /// Learned addresses at most; beyond that unknown sources are not learned
 /// (their frames are still forwarded, replies to them flooded).
@@ -85,7 +76,10 @@ pub struct Switch {
     seed: u64,
     ports: Vec<Port>,
     mac_table: Vec<(Mac, PortId)>,
-    in_flight: BinaryHeap<InFlight>,
+    arrivals: BinaryHeap<Reverse<Arrival>>,
+    /// Frames in flight, indexed by `Arrival::slot`; freed slots are reused.
+    parked: Vec<Option<InFlight>>,
+    free_slots: Vec<u32>,
     next_seq: u64,
     /// Frame buffers handed back by receivers, reused for new frames.
     spare: Vec<Vec<u8>>,
@@ -99,7 +93,9 @@ impl Switch {
             seed,
             ports: Vec::new(),
             mac_table: Vec::new(),
-            in_flight: BinaryHeap::new(),
+            arrivals: BinaryHeap::new(),
+            parked: Vec::new(),
+            free_slots: Vec::new(),
             next_seq: 0,
             spare: Vec::new(),
             taps: Vec::new(),
@@ -188,7 +184,18 @@ impl Switch {
     fn schedule(&mut self, at: Instant, hop: Hop, frame: Vec<u8>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.in_flight.push(InFlight { at, seq, hop, frame });
+        let parked = Some(InFlight { hop, frame });
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.parked[slot as usize] = parked;
+                slot
+            }
+            None => {
+                self.parked.push(parked);
+                (self.parked.len() - 1) as u32
+            }
+        };
+        self.arrivals.push(Reverse(Arrival { at, seq, slot }));
     }
 
     /// The host at `port` sends `frame` at `now`.
@@ -231,19 +238,21 @@ impl Switch {
 
     /// When the next frame arrives somewhere (switch or host).
     pub fn next_arrival(&self) -> Option<Instant> {
-        self.in_flight.peek().map(|f| f.at)
+        self.arrivals.peek().map(|a| a.0.at)
     }
 
     /// Frames (and duplicates) still on the wire.
     pub fn frames_in_flight(&self) -> usize {
-        self.in_flight.len()
+        self.arrivals.len()
     }
 
     /// The next frame due at a host by `now`: `(port, frame)`. Frames reaching
     /// the switch on the way are forwarded as they come due.
     pub fn pop_delivery(&mut self, now: Instant) -> Option<(PortId, Vec<u8>)> {
-        while self.in_flight.peek().is_some_and(|f| f.at <= now) {
-            let InFlight { at, hop, frame, .. } = self.in_flight.pop()?;
+        while self.arrivals.peek().is_some_and(|a| a.0.at <= now) {
+            let Reverse(Arrival { at, slot, .. }) = self.arrivals.pop()?;
+            let InFlight { hop, frame } = self.parked[slot as usize].take().expect("a queued arrival has its frame parked");
+            self.free_slots.push(slot);
             match hop {
                 Hop::ToSwitch { from, corrupted } => {
                     self.pipe_mut(from, Direction::Uplink).delivered(frame.len());

@@ -32,35 +32,54 @@ fn word(key: u64, index: u64) -> [u8; 8] {
 
 /// Fills `buf` with bytes `offset..offset + buf.len()` of stream `key`.
 pub fn fill(key: u64, offset: u64, buf: &mut [u8]) {
-    let mut pos = offset;
-    let mut rest = buf;
-    while !rest.is_empty() {
-        let w = word(key, pos / 8);
-        let start = (pos % 8) as usize;
-        let n = (8 - start).min(rest.len());
-        rest[..n].copy_from_slice(&w[start..start + n]);
-        rest = &mut rest[n..];
-        pos += n as u64;
+    // Unaligned head, then whole words (the hot path), then the tail.
+    let head = (((8 - offset % 8) % 8) as usize).min(buf.len());
+    let (first, rest) = buf.split_at_mut(head);
+    fill_bytes(key, offset, first);
+    let mut pos = offset + head as u64;
+    let mut words = rest.chunks_exact_mut(8);
+    for chunk in &mut words {
+        chunk.copy_from_slice(&word(key, pos / 8));
+        pos += 8;
+    }
+    fill_bytes(key, pos, words.into_remainder());
+}
+
+/// Byte by byte, for the few bytes around word boundaries.
+fn fill_bytes(key: u64, offset: u64, buf: &mut [u8]) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        let pos = offset + i as u64;
+        *b = word(key, pos / 8)[(pos % 8) as usize];
     }
 }
 
 /// The stream offset of the first byte of `buf` (which claims to be bytes
 /// `offset..` of stream `key`) that does not match, if any.
 pub fn first_mismatch(key: u64, offset: u64, buf: &[u8]) -> Option<u64> {
-    let mut pos = offset;
-    let mut rest = buf;
-    while !rest.is_empty() {
-        let w = word(key, pos / 8);
-        let start = (pos % 8) as usize;
-        let n = (8 - start).min(rest.len());
-        if rest[..n] != w[start..start + n] {
-            let i = (0..n).find(|&i| rest[i] != w[start + i]).unwrap_or(0);
-            return Some(pos + i as u64);
-        }
-        rest = &rest[n..];
-        pos += n as u64;
+    let head = (((8 - offset % 8) % 8) as usize).min(buf.len());
+    let (first, rest) = buf.split_at(head);
+    if let Some(at) = mismatch_bytes(key, offset, first) {
+        return Some(at);
     }
-    None
+    let mut pos = offset + head as u64;
+    let mut words = rest.chunks_exact(8);
+    for chunk in &mut words {
+        let expected = u64::from_le_bytes(word(key, pos / 8));
+        let got = u64::from_le_bytes(chunk.try_into().expect("chunks_exact(8)"));
+        if got != expected {
+            // The lowest differing byte (little-endian: lowest bits first).
+            return Some(pos + u64::from((got ^ expected).trailing_zeros() / 8));
+        }
+        pos += 8;
+    }
+    mismatch_bytes(key, pos, words.remainder())
+}
+
+fn mismatch_bytes(key: u64, offset: u64, buf: &[u8]) -> Option<u64> {
+    buf.iter().enumerate().find_map(|(i, &b)| {
+        let pos = offset + i as u64;
+        (b != word(key, pos / 8)[(pos % 8) as usize]).then_some(pos)
+    })
 }
 
 #[cfg(test)]
@@ -82,11 +101,30 @@ mod tests {
     }
 
     #[test]
+    fn word_fast_path_matches_the_bytewise_definition() {
+        for offset in 0..17u64 {
+            for len in 0..41 {
+                let (mut fast, mut slow) = (vec![0u8; len], vec![0u8; len]);
+                fill(9, offset, &mut fast);
+                fill_bytes(9, offset, &mut slow);
+                assert_eq!(fast, slow, "offset {offset} len {len}");
+                assert_eq!(first_mismatch(9, offset, &slow), None);
+            }
+        }
+    }
+
+    #[test]
     fn mismatch_reports_the_stream_offset_of_the_bad_byte() {
+        for start in [1000u64, 1003] {
+            for bad in [0usize, 1, 5, 37, 96, 99] {
+                let mut buf = vec![0u8; 100];
+                fill(5, start, &mut buf);
+                buf[bad] ^= 0x10;
+                assert_eq!(first_mismatch(5, start, &buf), Some(start + bad as u64), "start {start} bad {bad}");
+            }
+        }
         let mut buf = vec![0u8; 100];
         fill(5, 1000, &mut buf);
-        buf[37] ^= 0x10;
-        assert_eq!(first_mismatch(5, 1000, &buf), Some(1037));
         // Right bytes at the wrong offset (a segment placed one byte off) are caught too.
         let mut shifted = vec![0u8; 100];
         fill(5, 1001, &mut shifted);
