@@ -221,7 +221,7 @@ impl BulkClient {
         if !c.connected {
             return;
         }
-        if let Err(e) = c.tx.pump(stack, conn, &mut self.scratch) {
+        if let Err(e) = c.tx.pump(stack, conn) {
             let why = format!("send failed after {} bytes: {e}", c.tx.sent());
             return self.fail(now, stack, conn, why);
         }

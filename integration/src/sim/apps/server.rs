@@ -102,7 +102,7 @@ impl BulkServer {
             let err = stack.tcp_take_error(conn);
             return self.fail(now, stack, conn, format!("error {err:?}"));
         }
-        if let Err(e) = c.tx.pump(stack, conn, &mut self.scratch) {
+        if let Err(e) = c.tx.pump(stack, conn) {
             let why = format!("send failed after {} bytes: {e}", c.tx.sent());
             return self.fail(now, stack, conn, why);
         }

@@ -9,17 +9,24 @@ use super::pattern::{fill, first_mismatch};
 /// Size of the apps' scratch buffers (one read or write call at most).
 pub const CHUNK: usize = 64 * 1024;
 
+/// Bytes of pattern a sender prepares at a time. Kept per connection so
+/// that bytes the engine did not take yet are not generated again.
+const STAGE: usize = 16 * 1024;
+
 /// Writes bytes `0..total` of pattern stream `key`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PatternSender {
     key: u64,
     total: u64,
     sent: u64,
+    /// Pattern bytes `staged_from..staged_from + staged.len()`.
+    staged: Vec<u8>,
+    staged_from: u64,
 }
 
 impl PatternSender {
     pub fn new(key: u64, total: u64) -> PatternSender {
-        PatternSender { key, total, sent: 0 }
+        PatternSender { key, total, sent: 0, staged: Vec::new(), staged_from: 0 }
     }
     pub fn sent(&self) -> u64 {
         self.sent
@@ -29,16 +36,23 @@ impl PatternSender {
     }
 
     /// Sends until the engine stops taking data or everything is sent.
-    pub fn pump(&mut self, stack: &mut Stack, conn: ConnId, scratch: &mut [u8]) -> Result<(), Error> {
+    pub fn pump(&mut self, stack: &mut Stack, conn: ConnId) -> Result<(), Error> {
         while self.sent < self.total {
-            let n = (self.total - self.sent).min(scratch.len() as u64) as usize;
-            fill(self.key, self.sent, &mut scratch[..n]);
-            match stack.tcp_send(conn, &scratch[..n]) {
+            let mut consumed = (self.sent - self.staged_from) as usize;
+            if consumed >= self.staged.len() {
+                let n = (self.total - self.sent).min(STAGE as u64) as usize;
+                self.staged.resize(n, 0);
+                fill(self.key, self.sent, &mut self.staged);
+                self.staged_from = self.sent;
+                consumed = 0;
+            }
+            match stack.tcp_send(conn, &self.staged[consumed..]) {
                 Ok(0) | Err(Error::WouldBlock) => return Ok(()),
                 Ok(k) => self.sent += k as u64,
                 Err(e) => return Err(e),
             }
         }
+        self.staged = Vec::new();
         Ok(())
     }
 }
