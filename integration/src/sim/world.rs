@@ -133,7 +133,7 @@ impl World {
         let mut switch = Switch::new(seed);
         let mut pcap_prefix = None;
         if let Some((tap, prefix)) = pcap_from_env(&format!("{label}-seed{seed}")) {
-            eprintln!("sim: {label} seed {seed}: capturing to {}.*.pcap", prefix.display());
+            eprintln!("sim: {label} seed {seed}: capturing to {}.node<N>.pcap and .dropped.pcap", prefix.display());
             switch.add_tap(tap);
             pcap_prefix = Some(prefix);
         }
@@ -159,7 +159,7 @@ impl World {
     pub fn switch_mut(&mut self) -> &mut Switch {
         &mut self.switch
     }
-    /// Where the capture files are (`<prefix>.sent.pcap`, ...), if capturing.
+    /// Where the capture files are (`<prefix>.node<N>.pcap`, `<prefix>.dropped.pcap`), if capturing.
     pub fn pcap_prefix(&self) -> Option<&PathBuf> {
         self.pcap_prefix.as_ref()
     }
@@ -341,7 +341,7 @@ impl World {
         let _ = writeln!(s, "sim run {:?}: seed {} at {:?} after {} steps", self.label, self.seed, self.now, self.steps);
         match &self.pcap_prefix {
             Some(p) => {
-                let _ = writeln!(s, "  capture: {}.{{sent,delivered,dropped}}.pcap", p.display());
+                let _ = writeln!(s, "  capture: {}.node<N>.pcap (node N = switch port N), {0}.dropped.pcap", p.display());
             }
             None => {
                 let _ = writeln!(s, "  no capture: set {}=<dir> to write pcaps of this run", super::pcap::PCAP_DIR_ENV);
@@ -365,7 +365,7 @@ impl Drop for World {
         if std::thread::panicking() {
             eprintln!("sim run {:?} failed: seed {} at virtual time {:?}", self.label, self.seed, self.now);
             match &self.pcap_prefix {
-                Some(p) => eprintln!("  capture: {}.{{sent,delivered,dropped}}.pcap", p.display()),
+                Some(p) => eprintln!("  capture: {}.node<N>.pcap (node N = switch port N), {0}.dropped.pcap", p.display()),
                 None => eprintln!("  rerun with {}=<dir> to capture the wire", super::pcap::PCAP_DIR_ENV),
             }
         }
