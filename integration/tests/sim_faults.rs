@@ -140,3 +140,33 @@ fn same_seed_same_trace_other_seed_other_trace() {
     let c = echo_through_every_fault(seed + 1);
     assert_ne!(a.digest, c.digest, "the digest does not depend on the run");
 }
+
+/// The client's first ARP exchanges all fail (its downlink is dead for the
+/// first 5 s, so every reply is lost), then the link heals. Connections
+/// opened meanwhile must keep retrying — SYN retransmission re-triggers
+/// resolution — and complete; none may be left without a timer.
+#[test]
+fn connections_opened_while_arp_fails_complete_once_the_link_heals() {
+    use sluice_integration::sim::scenario::BulkScenario;
+
+    let seed = seed_from_env(0xa4b);
+    let mut scenario = BulkScenario::new("arp-heals", seed);
+    scenario.connections_per_client = 20;
+    scenario.client_to_server = 64 * 1024;
+    scenario.server_to_client = 64 * 1024;
+    let dead_downlink = PortFaults { uplink: Faults::default(), downlink: Faults::lossy(1.0, Duration::ZERO) };
+    scenario.client_faults = dead_downlink;
+    let mut bulk = scenario.build();
+    let client = bulk.clients[0];
+    let _ = bulk.world.run_for(Duration::from_secs(5));
+    let arp_failures = bulk.world.stack(client).stats().arp_failed;
+    assert!(arp_failures > 0, "seed {seed}: resolution should have failed while replies were lost\n{}", bulk.world.report());
+    bulk.world.switch_mut().set_faults(client.0, PortFaults::default());
+
+    let result = bulk.run(Instant::from_secs(600));
+    assert!(result.is_ok(), "seed {seed}: {}\n{}", result.unwrap_err(), bulk.world.report());
+    if let Err(problems) = bulk.check_clean() {
+        panic!("seed {seed}: {problems}");
+    }
+    println!("arp-heals: {} ARP failures before healing | {}", arp_failures, bulk.summary());
+}
