@@ -8,6 +8,15 @@
 //!         └── per port: uplink Pipe + downlink Pipe (fault.rs), seeded ChaCha8 streams
 //!         └── taps (trace.rs): pcap (pcap.rs), digest, test counters
 //! ```
+//!
+//! Reproducing and inspecting a scenario (`integration/tests/sim_*.rs`):
+//! - a failure prints the run's label and seed; `SLUICE_SIM_SEED=<seed>`
+//!   replays it (the same seed gives byte-identical wire traffic);
+//! - `SLUICE_SIM_PCAP=<dir>` writes `<label>-seed<seed>.node<N>.pcap` (what
+//!   node N's interface saw) and `.dropped.pcap`; `SLUICE_SIM_PCAP_SNAPLEN=96`
+//!   keeps them small;
+//! - `SLUICE_SIM_SCALE=<percent>` shrinks the connection counts of the big
+//!   scenarios for a quick run.
 
 pub mod apps;
 pub mod fault;
