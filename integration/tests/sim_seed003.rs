@@ -69,7 +69,17 @@ fn seed003_connections_reset_while_retransmits_are_postponed_are_skipped_safely(
     let seed = seed_from_env(0x003_a807);
     let mut scenario = seed003_scenario("seed003-abort", seed);
     scenario.abort_after = Some(MIB / 2);
+    fn one_retransmit_per_cycle(c: &mut StackConfig) {
+        c.tcp = patient(c.tcp);
+        c.tcp.send_buffer = MIB as usize + 64 * 1024;
+        c.tcp.time_wait = Duration::from_secs(10);
+        c.fast_retransmit_budget = 1;
+    }
+    scenario.tune_server = one_retransmit_per_cycle;
     let mut bulk = scenario.build();
+    // A dispatch cycle takes 20 us: a backlog of postponed retransmits drains
+    // over milliseconds, long enough for resets to free their connections.
+    bulk.world.set_dispatch_gap(bulk.server, Duration::from_micros(20));
     let result = bulk.run(Instant::from_secs(8 * 3600));
     assert!(result.is_ok(), "seed {seed}: {}\n{}", result.unwrap_err(), bulk.world.report());
     for client in bulk.client_apps() {

@@ -61,10 +61,12 @@ pub struct NodeId(pub usize);
 struct StackNode {
     stack: Stack,
     app: Box<dyn App>,
-    /// The last `poll_transmit` emitted frames: poll again before time moves
-    /// on (work postponed by a per-poll budget waits for "the next poll",
-    /// which a real dispatch loop runs at once).
+    /// The last `poll_transmit` emitted frames: poll again (work postponed
+    /// by a per-poll budget waits for "the next poll") after `dispatch_gap`.
     repoll: bool,
+    /// Virtual time one dispatch cycle takes: how long postponed work waits
+    /// when nothing else wakes the node. Zero: the next poll is immediate.
+    dispatch_gap: Duration,
 }
 
 enum Node {
@@ -178,7 +180,7 @@ impl World {
         let mut stack = Stack::new(config, self.now);
         let mut app: Box<dyn App> = Box::new(app);
         app.start(self.now, &mut stack);
-        self.nodes.push(Node::Stack(StackNode { stack, app, repoll: true }));
+        self.nodes.push(Node::Stack(StackNode { stack, app, repoll: true, dispatch_gap: Duration::ZERO }));
         debug_assert_eq!(port, self.nodes.len() - 1);
         NodeId(port)
     }
@@ -212,6 +214,13 @@ impl World {
         let node = self.stack_node_mut(id);
         node.repoll = true;
         &mut node.stack
+    }
+
+    /// Makes each dispatch cycle of a stack take `gap` of virtual time: work
+    /// the engine postponed to its next poll waits that long unless other
+    /// input wakes the node sooner (VPP: one frame of retransmits per cycle).
+    pub fn set_dispatch_gap(&mut self, id: NodeId, gap: Duration) {
+        self.stack_node_mut(id).dispatch_gap = gap;
     }
 
     /// The app of a stack node as its concrete type.
@@ -281,7 +290,7 @@ impl World {
                     consider(n.stack.poll_timeout());
                     consider(n.app.next_wakeup());
                     if n.repoll {
-                        consider(Some(self.now));
+                        consider(Some(self.now + n.dispatch_gap));
                     }
                 }
                 Node::Raw(h) => consider(h.next_wakeup()),
