@@ -38,24 +38,47 @@ fn bulk_both_ways_at_loss(percent: u32) {
     // each way retransmission timeouts back off to minutes, and the slowest
     // of a thousand connections can need well over an hour.
     let result = bulk.run(Instant::from_secs(8 * 3600));
-    assert!(result.is_ok(), "seed {seed}: {}\n{}", result.unwrap_err(), bulk.world.report());
+    assert!(
+        result.is_ok(),
+        "seed {seed}: {}\n{}",
+        result.unwrap_err(),
+        bulk.world.report()
+    );
     if let Err(problems) = bulk.check_clean() {
         panic!("seed {seed}: not every byte and FIN arrived:\n{problems}");
     }
 
     let server = bulk.world.stack(bulk.server).stats().clone();
-    let lost: u64 = bulk.clients.iter().map(|&c| {
-        let sw = bulk.world.switch();
-        sw.counters(c.0, Direction::Uplink).dropped_loss + sw.counters(c.0, Direction::Downlink).dropped_loss
-    }).sum();
+    let lost: u64 = bulk
+        .clients
+        .iter()
+        .map(|&c| {
+            let sw = bulk.world.switch();
+            sw.counters(c.0, Direction::Uplink).dropped_loss
+                + sw.counters(c.0, Direction::Downlink).dropped_loss
+        })
+        .sum();
     if percent == 0 {
         assert_eq!(lost, 0);
-        assert_eq!(server.tcp_timeouts, 0, "no loss, yet the server timed out:\n{}", bulk.world.report());
+        assert_eq!(
+            server.tcp_timeouts,
+            0,
+            "no loss, yet the server timed out:\n{}",
+            bulk.world.report()
+        );
     } else {
         assert!(lost > 0, "the link dropped nothing at {percent}%");
-        assert!(server.tcp_retransmits > 0, "losses were recovered without a retransmission?\n{}", bulk.world.report());
+        assert!(
+            server.tcp_retransmits > 0,
+            "losses were recovered without a retransmission?\n{}",
+            bulk.world.report()
+        );
     }
-    println!("{} | frames lost {lost} | wall {:?}", bulk.summary(), wall.elapsed());
+    println!(
+        "{} | frames lost {lost} | wall {:?}",
+        bulk.summary(),
+        wall.elapsed()
+    );
 }
 
 #[test]

@@ -6,7 +6,10 @@
 
 use sluice_integration::sim::apps::{BulkClient, BulkClientConfig, EchoServer, Expect};
 use sluice_integration::sim::scenario::{patient, seed_from_env, SERVER_HOST, SERVER_PORT};
-use sluice_integration::sim::{host_config, host_ip, Direction, Faults, NodeId, PortFaults, Tap, WireEvent, WireEventKind, World};
+use sluice_integration::sim::{
+    host_config, host_ip, Direction, Faults, NodeId, PortFaults, Tap, WireEvent, WireEventKind,
+    World,
+};
 use sluice_stack::time::{Duration, Instant};
 use sluice_stack::{ConsumerId, Stats};
 
@@ -20,7 +23,11 @@ struct CorruptionCount(Vec<u64>);
 
 impl Tap for CorruptionCount {
     fn record(&mut self, e: &WireEvent<'_>) {
-        if let WireEventKind::Delivered { port, corrupted: true } = e.kind {
+        if let WireEventKind::Delivered {
+            port,
+            corrupted: true,
+        } = e.kind
+        {
             if self.0.len() <= port {
                 self.0.resize(port + 1, 0);
             }
@@ -66,7 +73,10 @@ fn echo_through_every_fault(seed: u64) -> Outcome {
     let listen = core::net::SocketAddrV4::new(host_ip(SERVER_HOST), SERVER_PORT);
     let server = world.add_stack(
         server_config,
-        PortFaults { uplink: Faults::default(), downlink: bottleneck },
+        PortFaults {
+            uplink: Faults::default(),
+            downlink: bottleneck,
+        },
         EchoServer::new(listen, ConsumerId(0)),
     );
     let clients: Vec<NodeId> = (0..CLIENT_STACKS)
@@ -83,11 +93,24 @@ fn echo_through_every_fault(seed: u64) -> Outcome {
         })
         .collect();
 
-    let result = world.run_until(Instant::from_secs(3600), |w| clients.iter().all(|&c| w.app::<BulkClient>(c).finished()));
-    assert!(result.is_ok(), "seed {seed}: {}\n{}", result.unwrap_err(), world.report());
+    let result = world.run_until(Instant::from_secs(3600), |w| {
+        clients.iter().all(|&c| w.app::<BulkClient>(c).finished())
+    });
+    assert!(
+        result.is_ok(),
+        "seed {seed}: {}\n{}",
+        result.unwrap_err(),
+        world.report()
+    );
     for &c in &clients {
         let app = world.app::<BulkClient>(c);
-        assert_eq!(app.completed(), CONNECTIONS_PER_CLIENT, "seed {seed}: {:?}\n{}", app.failures(), world.report());
+        assert_eq!(
+            app.completed(),
+            CONNECTIONS_PER_CLIENT,
+            "seed {seed}: {:?}\n{}",
+            app.failures(),
+            world.report()
+        );
         assert!(app.outcomes().iter().all(|o| o.eof && o.received == BYTES));
     }
     let echo = world.app::<EchoServer>(server).tally();
@@ -95,24 +118,58 @@ fn echo_through_every_fault(seed: u64) -> Outcome {
 
     // Every fault really happened.
     let sw = world.switch();
-    let client_pipes = || clients.iter().flat_map(|&c| [sw.counters(c.0, Direction::Uplink), sw.counters(c.0, Direction::Downlink)]);
+    let client_pipes = || {
+        clients.iter().flat_map(|&c| {
+            [
+                sw.counters(c.0, Direction::Uplink),
+                sw.counters(c.0, Direction::Downlink),
+            ]
+        })
+    };
     assert!(client_pipes().map(|p| p.dropped_loss).sum::<u64>() > 0);
     assert!(client_pipes().map(|p| p.duplicated).sum::<u64>() > 0);
     assert!(client_pipes().map(|p| p.reordered).sum::<u64>() > 0);
     assert!(client_pipes().map(|p| p.corrupted).sum::<u64>() > 0);
-    assert!(sw.counters(server.0, Direction::Downlink).dropped_queue > 0, "seed {seed}: the bottleneck never overflowed");
+    assert!(
+        sw.counters(server.0, Direction::Downlink).dropped_queue > 0,
+        "seed {seed}: the bottleneck never overflowed"
+    );
 
     // Corrupted frames reached the server and were all refused at the IPv4/TCP
     // checksum (or as malformed): none of them got through to the echo, whose
     // bytes were all checked above.
-    let corrupted_to_server = world.switch().tap::<CorruptionCount>(corruption).and_then(|c| c.0.get(server.0).copied()).unwrap_or(0);
+    let corrupted_to_server = world
+        .switch()
+        .tap::<CorruptionCount>(corruption)
+        .and_then(|c| c.0.get(server.0).copied())
+        .unwrap_or(0);
     let stats = world.stack(server).stats().clone();
-    let refused = stats.drop_bad_checksum + stats.drop_malformed_ipv4 + stats.drop_malformed_tcp + stats.drop_not_for_us + stats.drop_unsupported;
-    assert!(corrupted_to_server > 0, "seed {seed}: no corrupted frame reached the server");
-    assert!(stats.drop_bad_checksum > 0, "seed {seed}: corrupted frames passed the checksums\n{}", world.report());
-    assert!(refused >= corrupted_to_server, "seed {seed}: {corrupted_to_server} corrupted frames in, only {refused} refused\n{}", world.report());
+    let refused = stats.drop_bad_checksum
+        + stats.drop_malformed_ipv4
+        + stats.drop_malformed_tcp
+        + stats.drop_not_for_us
+        + stats.drop_unsupported;
+    assert!(
+        corrupted_to_server > 0,
+        "seed {seed}: no corrupted frame reached the server"
+    );
+    assert!(
+        stats.drop_bad_checksum > 0,
+        "seed {seed}: corrupted frames passed the checksums\n{}",
+        world.report()
+    );
+    assert!(
+        refused >= corrupted_to_server,
+        "seed {seed}: {corrupted_to_server} corrupted frames in, only {refused} refused\n{}",
+        world.report()
+    );
 
-    Outcome { digest: world.digest(digest), end: world.now(), server_stats: stats, corrupted_to_server }
+    Outcome {
+        digest: world.digest(digest),
+        end: world.now(),
+        server_stats: stats,
+        corrupted_to_server,
+    }
 }
 
 #[test]
@@ -134,7 +191,10 @@ fn same_seed_same_trace_other_seed_other_trace() {
     let seed = seed_from_env(0xde7e);
     let a = echo_through_every_fault(seed);
     let b = echo_through_every_fault(seed);
-    assert_eq!(a.digest, b.digest, "seed {seed}: two runs of one seed put different frames on the wire");
+    assert_eq!(
+        a.digest, b.digest,
+        "seed {seed}: two runs of one seed put different frames on the wire"
+    );
     assert_eq!(a.end, b.end);
     assert_eq!(a.server_stats, b.server_stats);
     let c = echo_through_every_fault(seed + 1);
@@ -154,20 +214,44 @@ fn connections_opened_while_arp_fails_complete_once_the_link_heals() {
     scenario.connections_per_client = 20;
     scenario.client_to_server = 64 * 1024;
     scenario.server_to_client = 64 * 1024;
-    let dead_downlink = PortFaults { uplink: Faults::default(), downlink: Faults::lossy(1.0, Duration::ZERO) };
+    let dead_downlink = PortFaults {
+        uplink: Faults::default(),
+        downlink: Faults::lossy(1.0, Duration::ZERO),
+    };
     scenario.client_faults = dead_downlink;
     let mut bulk = scenario.build();
     let client = bulk.clients[0];
     let _ = bulk.world.run_for(Duration::from_secs(5));
-    let replies_lost = bulk.world.switch().counters(client.0, Direction::Downlink).dropped_loss;
-    let connected = bulk.client_apps().flat_map(|c| c.outcomes()).filter(|o| o.connected_at.is_some()).count();
-    assert!(replies_lost > 0 && connected == 0, "seed {seed}: the dead downlink should have kept every connection from opening");
-    bulk.world.switch_mut().set_faults(client.0, PortFaults::default());
+    let replies_lost = bulk
+        .world
+        .switch()
+        .counters(client.0, Direction::Downlink)
+        .dropped_loss;
+    let connected = bulk
+        .client_apps()
+        .flat_map(|c| c.outcomes())
+        .filter(|o| o.connected_at.is_some())
+        .count();
+    assert!(
+        replies_lost > 0 && connected == 0,
+        "seed {seed}: the dead downlink should have kept every connection from opening"
+    );
+    bulk.world
+        .switch_mut()
+        .set_faults(client.0, PortFaults::default());
 
     let result = bulk.run(Instant::from_secs(600));
-    assert!(result.is_ok(), "seed {seed}: {}\n{}", result.unwrap_err(), bulk.world.report());
+    assert!(
+        result.is_ok(),
+        "seed {seed}: {}\n{}",
+        result.unwrap_err(),
+        bulk.world.report()
+    );
     if let Err(problems) = bulk.check_clean() {
         panic!("seed {seed}: {problems}");
     }
-    println!("arp-heals: {replies_lost} frames lost before healing | {}", bulk.summary());
+    println!(
+        "arp-heals: {replies_lost} frames lost before healing | {}",
+        bulk.summary()
+    );
 }

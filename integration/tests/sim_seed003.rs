@@ -45,7 +45,12 @@ fn seed003_every_client_gets_every_byte_and_the_fin_and_all_connections_are_free
     let wall = std::time::Instant::now();
     let mut bulk = seed003_scenario("seed003", seed).build();
     let result = bulk.run(Instant::from_secs(8 * 3600));
-    assert!(result.is_ok(), "seed {seed}: {}\n{}", result.unwrap_err(), bulk.world.report());
+    assert!(
+        result.is_ok(),
+        "seed {seed}: {}\n{}",
+        result.unwrap_err(),
+        bulk.world.report()
+    );
     if let Err(problems) = bulk.check_clean() {
         panic!("seed {seed}: not every byte and FIN arrived:\n{problems}");
     }
@@ -57,9 +62,19 @@ fn seed003_every_client_gets_every_byte_and_the_fin_and_all_connections_are_free
     );
     let downloads_done = bulk.world.now();
     let freed = bulk.run_until_all_freed(downloads_done + Duration::from_secs(600));
-    assert!(freed.is_ok(), "seed {seed}: connections left after TIME-WAIT: {}\n{}", freed.unwrap_err(), bulk.world.report());
+    assert!(
+        freed.is_ok(),
+        "seed {seed}: connections left after TIME-WAIT: {}\n{}",
+        freed.unwrap_err(),
+        bulk.world.report()
+    );
     assert_eq!(bulk.world.stack(bulk.server).connection_count(), 0);
-    println!("{} | all freed at {:?} | wall {:?}", bulk.summary(), bulk.world.now(), wall.elapsed());
+    println!(
+        "{} | all freed at {:?} | wall {:?}",
+        bulk.summary(),
+        bulk.world.now(),
+        wall.elapsed()
+    );
 }
 
 /// The crash itself: connections disappear (the client resets them halfway)
@@ -79,20 +94,47 @@ fn seed003_connections_reset_while_retransmits_are_postponed_are_skipped_safely(
     let mut bulk = scenario.build();
     // A dispatch cycle takes 20 us: a backlog of postponed retransmits drains
     // over milliseconds, long enough for resets to free their connections.
-    bulk.world.set_dispatch_gap(bulk.server, Duration::from_micros(20));
+    bulk.world
+        .set_dispatch_gap(bulk.server, Duration::from_micros(20));
     let result = bulk.run(Instant::from_secs(8 * 3600));
-    assert!(result.is_ok(), "seed {seed}: {}\n{}", result.unwrap_err(), bulk.world.report());
+    assert!(
+        result.is_ok(),
+        "seed {seed}: {}\n{}",
+        result.unwrap_err(),
+        bulk.world.report()
+    );
     for client in bulk.client_apps() {
-        assert!(client.failures().is_empty(), "seed {seed}: {:?}\n{}", &client.failures()[..1], bulk.world.report());
+        assert!(
+            client.failures().is_empty(),
+            "seed {seed}: {:?}\n{}",
+            &client.failures()[..1],
+            bulk.world.report()
+        );
         for o in client.outcomes() {
-            assert!(o.aborted_at.is_some() && o.received == MIB / 2, "seed {seed}: {o:?}");
+            assert!(
+                o.aborted_at.is_some() && o.received == MIB / 2,
+                "seed {seed}: {o:?}"
+            );
         }
     }
     let freed = bulk.run_until_all_freed(bulk.world.now() + Duration::from_secs(600));
-    assert!(freed.is_ok(), "seed {seed}: connections left: {}\n{}", freed.unwrap_err(), bulk.world.report());
+    assert!(
+        freed.is_ok(),
+        "seed {seed}: connections left: {}\n{}",
+        freed.unwrap_err(),
+        bulk.world.report()
+    );
     let s = bulk.world.stack(bulk.server).stats();
-    assert!(s.tcp_fast_retransmits_postponed > 0, "seed {seed}: budget not exercised\n{}", bulk.world.report());
-    assert!(s.connections_reset > 0, "seed {seed}: the resets never reached the server\n{}", bulk.world.report());
+    assert!(
+        s.tcp_fast_retransmits_postponed > 0,
+        "seed {seed}: budget not exercised\n{}",
+        bulk.world.report()
+    );
+    assert!(
+        s.connections_reset > 0,
+        "seed {seed}: the resets never reached the server\n{}",
+        bulk.world.report()
+    );
     println!(
         "{} | resets {} | stale postponed {} | stale timers {}",
         bulk.summary(),

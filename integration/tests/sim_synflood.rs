@@ -5,7 +5,9 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 
-use sluice_integration::sim::apps::{BulkClient, BulkClientConfig, BulkServer, BulkServerConfig, Expect, SynFlood, SynFloodConfig};
+use sluice_integration::sim::apps::{
+    BulkClient, BulkClientConfig, BulkServer, BulkServerConfig, Expect, SynFlood, SynFloodConfig,
+};
 use sluice_integration::sim::scenario::{seed_from_env, SERVER_HOST, SERVER_PORT};
 use sluice_integration::sim::{host_config, host_ip, host_mac, Faults, PortFaults, World};
 use sluice_stack::time::{Duration, Instant};
@@ -58,7 +60,11 @@ fn syn_flood_is_answered_with_cookies_and_real_connections_complete() {
     // The legitimate client joins 200 ms into the flood, when the half-open
     // table has long been full, and opens a connection every 50 ms.
     let _ = world.run_for(Duration::from_millis(200));
-    assert!(world.stack(server).stats().syn_cookies_sent > 0, "seed {seed}: no cookies yet\n{}", world.report());
+    assert!(
+        world.stack(server).stats().syn_cookies_sent > 0,
+        "seed {seed}: no cookies yet\n{}",
+        world.report()
+    );
     let client = world.add_stack(
         host_config(2, seed),
         wire,
@@ -75,22 +81,51 @@ fn syn_flood_is_answered_with_cookies_and_real_connections_complete() {
         peak_connections = peak_connections.max(w.stack(server).connection_count());
         w.app::<BulkClient>(client).finished() && w.now() >= flood_stop
     });
-    assert!(result.is_ok(), "seed {seed}: {}\n{}", result.unwrap_err(), world.report());
+    assert!(
+        result.is_ok(),
+        "seed {seed}: {}\n{}",
+        result.unwrap_err(),
+        world.report()
+    );
 
     let legit = world.app::<BulkClient>(client);
-    assert_eq!(legit.completed(), LEGIT_CONNECTIONS, "seed {seed}: {:?}\n{}", legit.failures(), world.report());
+    assert_eq!(
+        legit.completed(),
+        LEGIT_CONNECTIONS,
+        "seed {seed}: {:?}\n{}",
+        legit.failures(),
+        world.report()
+    );
     let served = world.app::<BulkServer>(server).tally();
-    assert!(served.failures.is_empty(), "seed {seed}: {:?}", served.failures);
+    assert!(
+        served.failures.is_empty(),
+        "seed {seed}: {:?}",
+        served.failures
+    );
     assert_eq!(served.completed, LEGIT_CONNECTIONS);
 
     let stats = world.stack(server).stats();
     let flood = world.raw::<SynFlood>(flooder).tally();
-    assert!(flood.syns_sent >= 140_000, "the flood was weaker than intended: {flood:?}");
-    assert!(stats.syn_cookies_sent > 0, "seed {seed}: no SYN cookies under a flood\n{}", world.report());
-    assert!(flood.syn_acks_seen > 0, "cookie SYN-ACKs must go out through the gateway: {flood:?}");
+    assert!(
+        flood.syns_sent >= 140_000,
+        "the flood was weaker than intended: {flood:?}"
+    );
+    assert!(
+        stats.syn_cookies_sent > 0,
+        "seed {seed}: no SYN cookies under a flood\n{}",
+        world.report()
+    );
+    assert!(
+        flood.syn_acks_seen > 0,
+        "cookie SYN-ACKs must go out through the gateway: {flood:?}"
+    );
     // Half-open entries, the legitimate connections and their TIME-WAITs at most.
     let bound = MAX_HALF_OPEN + 2 * LEGIT_CONNECTIONS + 8;
-    assert!(peak_connections <= bound, "seed {seed}: {peak_connections} connections at the peak, bound {bound}\n{}", world.report());
+    assert!(
+        peak_connections <= bound,
+        "seed {seed}: {peak_connections} connections at the peak, bound {bound}\n{}",
+        world.report()
+    );
     println!(
         "synflood: {} SYNs, {} cookie SYN-ACKs sent ({} seen at the gateway), peak connections {peak_connections}, \
          half-open dropped {}, {} steps, legit done by {:?}",

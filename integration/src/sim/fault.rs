@@ -42,11 +42,18 @@ pub struct Faults {
 impl Faults {
     /// A lossless wire with only a propagation delay.
     pub fn delay(delay: Duration) -> Faults {
-        Faults { delay, ..Faults::default() }
+        Faults {
+            delay,
+            ..Faults::default()
+        }
     }
     /// Loss `drop` (0..=1) on a wire with propagation delay `delay`.
     pub fn lossy(drop: f64, delay: Duration) -> Faults {
-        Faults { drop, delay, ..Faults::default() }
+        Faults {
+            drop,
+            delay,
+            ..Faults::default()
+        }
     }
 }
 
@@ -65,7 +72,11 @@ pub enum Verdict {
     Dropped(DropReason),
     /// Deliver at `at`; if `duplicate_at` is set, deliver a copy then too.
     /// The frame was corrupted in place if `corrupted` (which bit).
-    Deliver { at: Instant, duplicate_at: Option<Instant>, corrupted_bit: Option<usize> },
+    Deliver {
+        at: Instant,
+        duplicate_at: Option<Instant>,
+        corrupted_bit: Option<usize>,
+    },
 }
 
 /// Counters of one pipe.
@@ -111,7 +122,13 @@ impl Pipe {
     pub fn new(faults: Faults, seed: u64, stream: u64) -> Pipe {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(stream);
-        Pipe { faults, rng, busy_until_ns: 0, in_flight: 0, counters: PipeCounters::default() }
+        Pipe {
+            faults,
+            rng,
+            busy_until_ns: 0,
+            in_flight: 0,
+            counters: PipeCounters::default(),
+        }
     }
 
     pub fn faults(&self) -> &Faults {
@@ -203,7 +220,11 @@ impl Pipe {
             self.in_flight += len;
             duplicate_at = Some(sent_at + f.delay + uniform(d.duplicate_jitter, f.jitter));
         }
-        Verdict::Deliver { at, duplicate_at, corrupted_bit }
+        Verdict::Deliver {
+            at,
+            duplicate_at,
+            corrupted_bit,
+        }
     }
 
     /// A frame of `len` bytes admitted earlier has left the pipe.
@@ -221,7 +242,9 @@ fn ipv4_datagram_len(frame: &[u8]) -> usize {
         return 0;
     }
     match frame.get(ETHERNET_HEADER_LEN + 2..ETHERNET_HEADER_LEN + 4) {
-        Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])).min(frame.len() - ETHERNET_HEADER_LEN),
+        Some(&[hi, lo]) => {
+            usize::from(u16::from_be_bytes([hi, lo])).min(frame.len() - ETHERNET_HEADER_LEN)
+        }
         _ => 0,
     }
 }
@@ -255,7 +278,9 @@ mod tests {
             let n = 100_000;
             let mut dropped = 0;
             for _ in 0..n {
-                if let Verdict::Dropped(DropReason::Loss) = pipe.admit(Instant::ZERO, &mut frame(100)) {
+                if let Verdict::Dropped(DropReason::Loss) =
+                    pipe.admit(Instant::ZERO, &mut frame(100))
+                {
                     dropped += 1;
                 }
             }
@@ -272,73 +297,148 @@ mod tests {
         let now = Instant::from_millis(100);
         assert_eq!(
             pipe.admit(now, &mut frame(60)),
-            Verdict::Deliver { at: Instant::from_millis(105), duplicate_at: None, corrupted_bit: None }
+            Verdict::Deliver {
+                at: Instant::from_millis(105),
+                duplicate_at: None,
+                corrupted_bit: None
+            }
         );
     }
 
     #[test]
     fn jitter_stays_within_bounds_and_varies() {
-        let faults = Faults { delay: Duration::from_millis(1), jitter: Duration::from_micros(500), ..Faults::default() };
+        let faults = Faults {
+            delay: Duration::from_millis(1),
+            jitter: Duration::from_micros(500),
+            ..Faults::default()
+        };
         let mut pipe = Pipe::new(faults, 7, 0);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..1000 {
-            let Verdict::Deliver { at, .. } = pipe.admit(Instant::ZERO, &mut frame(60)) else { panic!("no loss configured") };
-            assert!(at >= Instant::from_micros(1000) && at <= Instant::from_micros(1500), "{at:?}");
+            let Verdict::Deliver { at, .. } = pipe.admit(Instant::ZERO, &mut frame(60)) else {
+                panic!("no loss configured")
+            };
+            assert!(
+                at >= Instant::from_micros(1000) && at <= Instant::from_micros(1500),
+                "{at:?}"
+            );
             seen.insert(at);
         }
-        assert!(seen.len() > 100, "jitter should spread deliveries, saw {} distinct", seen.len());
+        assert!(
+            seen.len() > 100,
+            "jitter should spread deliveries, saw {} distinct",
+            seen.len()
+        );
     }
 
     #[test]
     fn bandwidth_serializes_back_to_back_frames() {
         // 1,000,000 bytes/s: a 1000-byte frame takes 1 ms on the wire.
-        let faults = Faults { bandwidth: Some(1_000_000), delay: Duration::from_millis(2), ..Faults::default() };
+        let faults = Faults {
+            bandwidth: Some(1_000_000),
+            delay: Duration::from_millis(2),
+            ..Faults::default()
+        };
         let mut pipe = Pipe::new(faults, 1, 0);
         for i in 1..=10u64 {
             let v = pipe.admit(Instant::ZERO, &mut frame(1000));
-            assert_eq!(v, Verdict::Deliver { at: Instant::from_millis(2 + i), duplicate_at: None, corrupted_bit: None });
+            assert_eq!(
+                v,
+                Verdict::Deliver {
+                    at: Instant::from_millis(2 + i),
+                    duplicate_at: None,
+                    corrupted_bit: None
+                }
+            );
         }
         // An idle serializer starts at `now`, not where it last stopped.
         let v = pipe.admit(Instant::from_secs(1), &mut frame(500));
-        assert_eq!(v, Verdict::Deliver { at: Instant::from_micros(1_002_500), duplicate_at: None, corrupted_bit: None });
+        assert_eq!(
+            v,
+            Verdict::Deliver {
+                at: Instant::from_micros(1_002_500),
+                duplicate_at: None,
+                corrupted_bit: None
+            }
+        );
     }
 
     #[test]
     fn queue_limit_tail_drops_behind_a_slow_serializer() {
-        let faults = Faults { bandwidth: Some(1_000_000), queue_limit: Some(3000), ..Faults::default() };
+        let faults = Faults {
+            bandwidth: Some(1_000_000),
+            queue_limit: Some(3000),
+            ..Faults::default()
+        };
         let mut pipe = Pipe::new(faults, 1, 0);
-        let verdicts: Vec<_> = (0..5).map(|_| pipe.admit(Instant::ZERO, &mut frame(1000))).collect();
+        let verdicts: Vec<_> = (0..5)
+            .map(|_| pipe.admit(Instant::ZERO, &mut frame(1000)))
+            .collect();
         assert!(matches!(verdicts[0], Verdict::Deliver { .. }));
         assert!(matches!(verdicts[2], Verdict::Deliver { .. }));
         assert_eq!(verdicts[3], Verdict::Dropped(DropReason::QueueFull));
         assert_eq!(verdicts[4], Verdict::Dropped(DropReason::QueueFull));
         // 1.5 ms later one and a half frames have drained: one more fits.
-        assert!(matches!(pipe.admit(Instant::from_micros(1500), &mut frame(1000)), Verdict::Deliver { .. }));
+        assert!(matches!(
+            pipe.admit(Instant::from_micros(1500), &mut frame(1000)),
+            Verdict::Deliver { .. }
+        ));
         assert_eq!(pipe.counters().dropped_queue, 2);
     }
 
     #[test]
     fn queue_limit_without_bandwidth_bounds_bytes_in_flight() {
-        let faults = Faults { delay: Duration::from_millis(10), queue_limit: Some(2000), ..Faults::default() };
+        let faults = Faults {
+            delay: Duration::from_millis(10),
+            queue_limit: Some(2000),
+            ..Faults::default()
+        };
         let mut pipe = Pipe::new(faults, 1, 0);
-        assert!(matches!(pipe.admit(Instant::ZERO, &mut frame(1000)), Verdict::Deliver { .. }));
-        assert!(matches!(pipe.admit(Instant::ZERO, &mut frame(1000)), Verdict::Deliver { .. }));
-        assert_eq!(pipe.admit(Instant::ZERO, &mut frame(14)), Verdict::Dropped(DropReason::QueueFull));
+        assert!(matches!(
+            pipe.admit(Instant::ZERO, &mut frame(1000)),
+            Verdict::Deliver { .. }
+        ));
+        assert!(matches!(
+            pipe.admit(Instant::ZERO, &mut frame(1000)),
+            Verdict::Deliver { .. }
+        ));
+        assert_eq!(
+            pipe.admit(Instant::ZERO, &mut frame(14)),
+            Verdict::Dropped(DropReason::QueueFull)
+        );
         pipe.delivered(1000);
-        assert!(matches!(pipe.admit(Instant::ZERO, &mut frame(1000)), Verdict::Deliver { .. }));
+        assert!(matches!(
+            pipe.admit(Instant::ZERO, &mut frame(1000)),
+            Verdict::Deliver { .. }
+        ));
     }
 
     #[test]
     fn corruption_flips_exactly_one_bit_past_the_ethernet_header() {
-        let mut pipe = Pipe::new(Faults { corrupt: 1.0, ..Faults::default() }, 3, 0);
+        let mut pipe = Pipe::new(
+            Faults {
+                corrupt: 1.0,
+                ..Faults::default()
+            },
+            3,
+            0,
+        );
         for _ in 0..200 {
             let mut f = frame(100);
-            let Verdict::Deliver { corrupted_bit: Some(bit), .. } = pipe.admit(Instant::ZERO, &mut f) else {
+            let Verdict::Deliver {
+                corrupted_bit: Some(bit),
+                ..
+            } = pipe.admit(Instant::ZERO, &mut f)
+            else {
                 panic!("corruption probability is 1")
             };
             assert!((ETHERNET_HEADER_LEN * 8..800).contains(&bit));
             let clean = frame(100);
-            let flipped: u32 = f.iter().zip(&clean).map(|(a, b)| (a ^ b).count_ones()).sum();
+            let flipped: u32 = f
+                .iter()
+                .zip(&clean)
+                .map(|(a, b)| (a ^ b).count_ones())
+                .sum();
             assert_eq!(flipped, 1);
             assert_eq!(f[bit / 8] ^ clean[bit / 8], 1 << (bit % 8));
         }
@@ -346,12 +446,20 @@ mod tests {
         for _ in 0..200 {
             let mut padded = frame(60);
             padded[16..18].copy_from_slice(&40u16.to_be_bytes());
-            let Verdict::Deliver { corrupted_bit: Some(bit), .. } = pipe.admit(Instant::ZERO, &mut padded) else { panic!() };
+            let Verdict::Deliver {
+                corrupted_bit: Some(bit),
+                ..
+            } = pipe.admit(Instant::ZERO, &mut padded)
+            else {
+                panic!()
+            };
             assert!(bit < (14 + 40) * 8, "bit {bit} is in the padding");
         }
         let mut arp = frame(60);
         arp[12..14].copy_from_slice(&crate::sim::frame::ETHERTYPE_ARP.to_be_bytes());
-        let Verdict::Deliver { corrupted_bit, .. } = pipe.admit(Instant::ZERO, &mut arp) else { panic!() };
+        let Verdict::Deliver { corrupted_bit, .. } = pipe.admit(Instant::ZERO, &mut arp) else {
+            panic!()
+        };
         assert_eq!(corrupted_bit, None, "ARP has no checksum to catch a flip");
     }
 
@@ -368,7 +476,12 @@ mod tests {
         let (mut dups, mut late) = (0, 0);
         let n = 20_000;
         for _ in 0..n {
-            let Verdict::Deliver { at, duplicate_at, .. } = pipe.admit(Instant::ZERO, &mut frame(64)) else { panic!() };
+            let Verdict::Deliver {
+                at, duplicate_at, ..
+            } = pipe.admit(Instant::ZERO, &mut frame(64))
+            else {
+                panic!()
+            };
             if let Some(d) = duplicate_at {
                 assert_eq!(d, Instant::from_millis(1));
                 dups += 1;
@@ -384,10 +497,16 @@ mod tests {
 
     #[test]
     fn same_seed_same_decisions_other_seed_or_stream_different() {
-        let faults = Faults { drop: 0.3, jitter: Duration::from_millis(1), ..Faults::default() };
+        let faults = Faults {
+            drop: 0.3,
+            jitter: Duration::from_millis(1),
+            ..Faults::default()
+        };
         let run = |seed, stream| {
             let mut pipe = Pipe::new(faults, seed, stream);
-            (0..500).map(|_| pipe.admit(Instant::ZERO, &mut frame(64))).collect::<Vec<_>>()
+            (0..500)
+                .map(|_| pipe.admit(Instant::ZERO, &mut frame(64)))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(5, 0), run(5, 0));
         assert_ne!(run(5, 0), run(6, 0));
@@ -397,10 +516,22 @@ mod tests {
     #[test]
     fn loss_pattern_does_not_depend_on_other_settings() {
         let plain = Faults::lossy(0.25, Duration::ZERO);
-        let busy = Faults { jitter: Duration::from_millis(2), duplicate: 0.5, corrupt: 0.5, ..plain };
+        let busy = Faults {
+            jitter: Duration::from_millis(2),
+            duplicate: 0.5,
+            corrupt: 0.5,
+            ..plain
+        };
         let pattern = |faults| {
             let mut pipe = Pipe::new(faults, 11, 0);
-            (0..500).map(|_| matches!(pipe.admit(Instant::ZERO, &mut frame(64)), Verdict::Dropped(_))).collect::<Vec<_>>()
+            (0..500)
+                .map(|_| {
+                    matches!(
+                        pipe.admit(Instant::ZERO, &mut frame(64)),
+                        Verdict::Dropped(_)
+                    )
+                })
+                .collect::<Vec<_>>()
         };
         assert_eq!(pattern(plain), pattern(busy));
     }

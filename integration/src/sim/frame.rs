@@ -45,7 +45,8 @@ fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> 
     let words = [src.octets(), dst.octets()];
     let mut sum = 0u32;
     for o in words {
-        sum += u32::from(u16::from_be_bytes([o[0], o[1]])) + u32::from(u16::from_be_bytes([o[2], o[3]]));
+        sum += u32::from(u16::from_be_bytes([o[0], o[1]]))
+            + u32::from(u16::from_be_bytes([o[2], o[3]]));
     }
     sum + u32::from(protocol) + len as u32
 }
@@ -106,7 +107,12 @@ pub fn build_tcp_frame(spec: &TcpSegmentSpec) -> Vec<u8> {
 }
 
 /// Builds an ARP reply (RFC 826) telling `target` that `sender_ip` is at `sender_mac`.
-pub fn build_arp_reply(sender_mac: Mac, sender_ip: Ipv4Addr, target_mac: Mac, target_ip: Ipv4Addr) -> Vec<u8> {
+pub fn build_arp_reply(
+    sender_mac: Mac,
+    sender_ip: Ipv4Addr,
+    target_mac: Mac,
+    target_ip: Ipv4Addr,
+) -> Vec<u8> {
     let mut frame = vec![0u8; ETHERNET_HEADER_LEN + 28];
     write_ethernet(&mut frame, target_mac, sender_mac, ETHERTYPE_ARP);
     let arp = &mut frame[ETHERNET_HEADER_LEN..];
@@ -143,11 +149,21 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes([*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?]))
+    Some(u32::from_be_bytes([
+        *b.get(at)?,
+        *b.get(at + 1)?,
+        *b.get(at + 2)?,
+        *b.get(at + 3)?,
+    ]))
 }
 
 fn ipv4_at(b: &[u8], at: usize) -> Option<Ipv4Addr> {
-    Some(Ipv4Addr::new(*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?))
+    Some(Ipv4Addr::new(
+        *b.get(at)?,
+        *b.get(at + 1)?,
+        *b.get(at + 2)?,
+        *b.get(at + 3)?,
+    ))
 }
 
 /// An ARP packet's addresses.
@@ -227,11 +243,19 @@ pub fn parse_tcp(frame: &[u8]) -> Option<TcpHeader> {
 
 /// Whether the IPv4 header checksum and the TCP checksum of a frame verify.
 pub fn tcp_checksums_ok(frame: &[u8]) -> bool {
-    let Some(ip) = frame.get(ETHERNET_HEADER_LEN..) else { return false };
-    let Some(h) = parse_tcp(frame) else { return false };
+    let Some(ip) = frame.get(ETHERNET_HEADER_LEN..) else {
+        return false;
+    };
+    let Some(h) = parse_tcp(frame) else {
+        return false;
+    };
     let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let Some(total) = be16(ip, 2).map(usize::from) else { return false };
-    let (Some(header), Some(segment)) = (ip.get(..ihl), ip.get(ihl..total)) else { return false };
+    let Some(total) = be16(ip, 2).map(usize::from) else {
+        return false;
+    };
+    let (Some(header), Some(segment)) = (ip.get(..ihl), ip.get(ihl..total)) else {
+        return false;
+    };
     let pseudo = pseudo_header_sum(h.src_ip, h.dst_ip, IP_PROTO_TCP, segment.len());
     internet_checksum(0, header) == 0 && internet_checksum(pseudo, segment) == 0
 }
@@ -268,8 +292,14 @@ mod tests {
         let frame = build_tcp_frame(&syn());
         assert_eq!(frame.len(), 14 + 20 + 24);
         let h = parse_tcp(&frame).expect("a TCP frame");
-        assert_eq!((h.src_port, h.dst_port, h.seq, h.flags, h.window), (40_001, 80, 0xdead_beef, TCP_SYN, 65_535));
-        assert_eq!((h.src_ip, h.dst_ip, h.payload_len), (Ipv4Addr::new(198, 18, 0, 7), Ipv4Addr::new(10, 0, 0, 1), 0));
+        assert_eq!(
+            (h.src_port, h.dst_port, h.seq, h.flags, h.window),
+            (40_001, 80, 0xdead_beef, TCP_SYN, 65_535)
+        );
+        assert_eq!(
+            (h.src_ip, h.dst_ip, h.payload_len),
+            (Ipv4Addr::new(198, 18, 0, 7), Ipv4Addr::new(10, 0, 0, 1), 0)
+        );
         assert!(tcp_checksums_ok(&frame));
     }
 
@@ -285,7 +315,12 @@ mod tests {
 
     #[test]
     fn arp_reply_round_trips() {
-        let f = build_arp_reply([2, 0, 0, 0, 0, 0xfe], Ipv4Addr::new(10, 0, 0, 254), [2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 0, 1));
+        let f = build_arp_reply(
+            [2, 0, 0, 0, 0, 0xfe],
+            Ipv4Addr::new(10, 0, 0, 254),
+            [2, 0, 0, 0, 0, 1],
+            Ipv4Addr::new(10, 0, 0, 1),
+        );
         let a = parse_arp(&f).unwrap();
         assert_eq!(a.operation, 2);
         assert_eq!(a.sender_ip, Ipv4Addr::new(10, 0, 0, 254));
@@ -313,9 +348,17 @@ mod tests {
         let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
         let repr = TcpRepr::parse(&tcp, &spec.src_ip, &spec.dst_ip, true).unwrap();
         assert!(repr.flags.syn() && !repr.flags.ack());
-        assert_eq!((repr.src_port, repr.seq.0, repr.options.mss), (spec.src_port, spec.seq, Some(1460)));
+        assert_eq!(
+            (repr.src_port, repr.seq.0, repr.options.mss),
+            (spec.src_port, spec.seq, Some(1460))
+        );
 
-        let reply = build_arp_reply([2, 0, 0, 0, 0, 0xfe], Ipv4Addr::new(10, 0, 0, 254), [2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 0, 1));
+        let reply = build_arp_reply(
+            [2, 0, 0, 0, 0, 0xfe],
+            Ipv4Addr::new(10, 0, 0, 254),
+            [2, 0, 0, 0, 0, 1],
+            Ipv4Addr::new(10, 0, 0, 1),
+        );
         let eth = EthernetFrame::new_checked(&reply[..]).unwrap();
         let arp = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap()).unwrap();
         assert_eq!(arp.operation, ArpOperation::Reply);

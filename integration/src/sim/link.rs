@@ -30,7 +30,10 @@ pub struct PortFaults {
 impl PortFaults {
     /// The same faults both ways.
     pub fn symmetric(faults: Faults) -> PortFaults {
-        PortFaults { uplink: faults, downlink: faults }
+        PortFaults {
+            uplink: faults,
+            downlink: faults,
+        }
     }
 }
 
@@ -202,7 +205,15 @@ impl Switch {
     pub fn send(&mut self, now: Instant, port: PortId, mut frame: Vec<u8>) {
         assert!(port < self.ports.len(), "send on unknown port {port}");
         self.report(now, WireEventKind::Sent { port }, &frame);
-        if self.enter_pipe(now, port, Direction::Uplink, &mut frame, |c| Hop::ToSwitch { from: port, corrupted: c }).is_none() {
+        if self
+            .enter_pipe(now, port, Direction::Uplink, &mut frame, |c| {
+                Hop::ToSwitch {
+                    from: port,
+                    corrupted: c,
+                }
+            })
+            .is_none()
+        {
             self.recycle(frame);
         }
     }
@@ -220,10 +231,22 @@ impl Switch {
     ) -> Option<()> {
         match self.pipe_mut(port, direction).admit(now, frame) {
             Verdict::Dropped(reason) => {
-                self.report(now, WireEventKind::Dropped { port, direction, reason }, frame);
+                self.report(
+                    now,
+                    WireEventKind::Dropped {
+                        port,
+                        direction,
+                        reason,
+                    },
+                    frame,
+                );
                 None
             }
-            Verdict::Deliver { at, duplicate_at, corrupted_bit } => {
+            Verdict::Deliver {
+                at,
+                duplicate_at,
+                corrupted_bit,
+            } => {
                 let corrupted = corrupted_bit.is_some();
                 if let Some(dup_at) = duplicate_at {
                     let mut copy = self.take_buffer(0);
@@ -251,16 +274,27 @@ impl Switch {
     pub fn pop_delivery(&mut self, now: Instant) -> Option<(PortId, Vec<u8>)> {
         while self.arrivals.peek().is_some_and(|a| a.0.at <= now) {
             let Reverse(Arrival { at, slot, .. }) = self.arrivals.pop()?;
-            let InFlight { hop, frame } = self.parked[slot as usize].take().expect("a queued arrival has its frame parked");
+            let InFlight { hop, frame } = self.parked[slot as usize]
+                .take()
+                .expect("a queued arrival has its frame parked");
             self.free_slots.push(slot);
             match hop {
                 Hop::ToSwitch { from, corrupted } => {
-                    self.pipe_mut(from, Direction::Uplink).delivered(frame.len());
+                    self.pipe_mut(from, Direction::Uplink)
+                        .delivered(frame.len());
                     self.forward(at, from, frame, corrupted);
                 }
                 Hop::ToHost { to, corrupted } => {
-                    self.pipe_mut(to, Direction::Downlink).delivered(frame.len());
-                    self.report(at, WireEventKind::Delivered { port: to, corrupted }, &frame);
+                    self.pipe_mut(to, Direction::Downlink)
+                        .delivered(frame.len());
+                    self.report(
+                        at,
+                        WireEventKind::Delivered {
+                            port: to,
+                            corrupted,
+                        },
+                        &frame,
+                    );
                     return Some((to, frame));
                 }
             }
@@ -273,14 +307,22 @@ impl Switch {
         if let Some(src) = src_mac(&frame) {
             self.learn(src, from);
         }
-        let known = dst_mac(&frame).filter(|d| d[0] & 1 == 0).and_then(|d| self.lookup(d));
+        let known = dst_mac(&frame)
+            .filter(|d| d[0] & 1 == 0)
+            .and_then(|d| self.lookup(d));
         match known {
             Some(to) if to == from => {
                 self.report(at, WireEventKind::Filtered { port: from }, &frame);
                 self.recycle(frame);
             }
             Some(to) => {
-                if self.enter_pipe(at, to, Direction::Downlink, &mut frame, |c| Hop::ToHost { to, corrupted: c || was_corrupted }).is_none() {
+                if self
+                    .enter_pipe(at, to, Direction::Downlink, &mut frame, |c| Hop::ToHost {
+                        to,
+                        corrupted: c || was_corrupted,
+                    })
+                    .is_none()
+                {
                     self.recycle(frame);
                 }
             }
@@ -289,7 +331,13 @@ impl Switch {
                 for to in (0..self.ports.len()).filter(|&p| p != from) {
                     let mut copy = self.take_buffer(0);
                     copy.extend_from_slice(&frame);
-                    if self.enter_pipe(at, to, Direction::Downlink, &mut copy, |c| Hop::ToHost { to, corrupted: c || was_corrupted }).is_none() {
+                    if self
+                        .enter_pipe(at, to, Direction::Downlink, &mut copy, |c| Hop::ToHost {
+                            to,
+                            corrupted: c || was_corrupted,
+                        })
+                        .is_none()
+                    {
                         self.recycle(copy);
                     }
                 }
@@ -310,7 +358,10 @@ impl Switch {
     }
 
     fn lookup(&self, mac: Mac) -> Option<PortId> {
-        self.mac_table.iter().find(|(m, _)| *m == mac).map(|&(_, p)| p)
+        self.mac_table
+            .iter()
+            .find(|(m, _)| *m == mac)
+            .map(|&(_, p)| p)
     }
 }
 
@@ -349,20 +400,42 @@ mod tests {
         }
         let t = Instant::ZERO;
         sw.send(t, 0, frame(mac(2), mac(1), 1));
-        assert_eq!(drain(&mut sw, t), vec![(1, 1), (2, 1)], "unknown destination floods");
+        assert_eq!(
+            drain(&mut sw, t),
+            vec![(1, 1), (2, 1)],
+            "unknown destination floods"
+        );
         sw.send(t, 1, frame(mac(1), mac(2), 2));
-        assert_eq!(drain(&mut sw, t), vec![(0, 2)], "host 1 was learned on port 0");
+        assert_eq!(
+            drain(&mut sw, t),
+            vec![(0, 2)],
+            "host 1 was learned on port 0"
+        );
         sw.send(t, 0, frame(mac(2), mac(1), 3));
-        assert_eq!(drain(&mut sw, t), vec![(1, 3)], "host 2 was learned on port 1");
+        assert_eq!(
+            drain(&mut sw, t),
+            vec![(1, 3)],
+            "host 2 was learned on port 1"
+        );
         sw.send(t, 2, frame(crate::sim::frame::BROADCAST_MAC, mac(3), 4));
-        assert_eq!(drain(&mut sw, t), vec![(0, 4), (1, 4)], "broadcast goes everywhere else");
+        assert_eq!(
+            drain(&mut sw, t),
+            vec![(0, 4), (1, 4)],
+            "broadcast goes everywhere else"
+        );
     }
 
     #[test]
     fn delays_add_across_both_hops_and_ties_keep_send_order() {
         let mut sw = Switch::new(1);
-        sw.add_port(PortFaults { uplink: Faults::delay(Duration::from_millis(1)), downlink: Faults::default() });
-        sw.add_port(PortFaults { uplink: Faults::default(), downlink: Faults::delay(Duration::from_millis(2)) });
+        sw.add_port(PortFaults {
+            uplink: Faults::delay(Duration::from_millis(1)),
+            downlink: Faults::default(),
+        });
+        sw.add_port(PortFaults {
+            uplink: Faults::default(),
+            downlink: Faults::delay(Duration::from_millis(2)),
+        });
         // Teach the switch where host 2 is.
         sw.send(Instant::ZERO, 1, frame(mac(1), mac(2), 0));
         assert_eq!(drain(&mut sw, Instant::ZERO), vec![(0, 0)]);
@@ -372,7 +445,10 @@ mod tests {
         assert_eq!(sw.next_arrival(), Some(Instant::from_millis(1)));
         assert!(drain(&mut sw, Instant::from_micros(2999)).is_empty());
         assert_eq!(sw.next_arrival(), Some(Instant::from_millis(3)));
-        assert_eq!(drain(&mut sw, Instant::from_millis(3)), (1..=5).map(|t| (1, t)).collect::<Vec<_>>());
+        assert_eq!(
+            drain(&mut sw, Instant::from_millis(3)),
+            (1..=5).map(|t| (1, t)).collect::<Vec<_>>()
+        );
         assert_eq!(sw.next_arrival(), None);
     }
 
@@ -387,7 +463,10 @@ mod tests {
     #[test]
     fn taps_see_sends_drops_and_deliveries() {
         let mut sw = Switch::new(1);
-        sw.add_port(PortFaults { uplink: Faults::lossy(1.0, Duration::ZERO), downlink: Faults::default() });
+        sw.add_port(PortFaults {
+            uplink: Faults::lossy(1.0, Duration::ZERO),
+            downlink: Faults::default(),
+        });
         sw.add_port(PortFaults::default());
         let log = sw.add_tap(Log::default());
         sw.send(Instant::ZERO, 0, frame(mac(2), mac(1), 1));
@@ -397,9 +476,16 @@ mod tests {
             sw.tap::<Log>(log).unwrap().0,
             vec![
                 WireEventKind::Sent { port: 0 },
-                WireEventKind::Dropped { port: 0, direction: Direction::Uplink, reason: DropReason::Loss },
+                WireEventKind::Dropped {
+                    port: 0,
+                    direction: Direction::Uplink,
+                    reason: DropReason::Loss
+                },
                 WireEventKind::Sent { port: 1 },
-                WireEventKind::Delivered { port: 0, corrupted: false },
+                WireEventKind::Delivered {
+                    port: 0,
+                    corrupted: false
+                },
             ]
         );
         assert_eq!(sw.counters(0, Direction::Uplink).dropped_loss, 1);
@@ -433,7 +519,13 @@ mod tests {
     #[test]
     fn duplicates_arrive_twice() {
         let mut sw = Switch::new(5);
-        sw.add_port(PortFaults { uplink: Faults { duplicate: 1.0, ..Faults::default() }, downlink: Faults::default() });
+        sw.add_port(PortFaults {
+            uplink: Faults {
+                duplicate: 1.0,
+                ..Faults::default()
+            },
+            downlink: Faults::default(),
+        });
         sw.add_port(PortFaults::default());
         sw.send(Instant::ZERO, 0, frame(mac(2), mac(1), 7));
         assert_eq!(drain(&mut sw, Instant::ZERO), vec![(1, 7), (1, 7)]);

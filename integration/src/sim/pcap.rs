@@ -61,7 +61,14 @@ impl<W: Write + 'static> PcapTap<W> {
     /// A tap opening its outputs through `open`; frames longer than
     /// `snaplen` are truncated.
     pub fn new(open: OpenCapture<W>, snaplen: u32) -> PcapTap<W> {
-        PcapTap { open, hosts: Vec::new(), dropped: None, names: Vec::new(), snaplen: snaplen.clamp(1, MAX_SNAPLEN), failed: false }
+        PcapTap {
+            open,
+            hosts: Vec::new(),
+            dropped: None,
+            names: Vec::new(),
+            snaplen: snaplen.clamp(1, MAX_SNAPLEN),
+            failed: false,
+        }
     }
 
     /// The outputs opened so far, with their name suffixes, in opening order.
@@ -110,7 +117,9 @@ impl PcapTap<BufWriter<File>> {
     pub fn create(dir: &Path, name: &str, snaplen: u32) -> io::Result<PcapTap<BufWriter<File>>> {
         std::fs::create_dir_all(dir)?;
         let (dir, name) = (dir.to_path_buf(), name.to_string());
-        let open = move |suffix: &str| File::create(dir.join(format!("{name}.{suffix}.pcap"))).map(BufWriter::new);
+        let open = move |suffix: &str| {
+            File::create(dir.join(format!("{name}.{suffix}.pcap"))).map(BufWriter::new)
+        };
         Ok(PcapTap::new(Box::new(open), snaplen))
     }
 }
@@ -119,7 +128,10 @@ impl PcapTap<BufWriter<File>> {
 /// prefix of its files (`<dir>/<name>`). Prints why when it cannot be created.
 pub fn pcap_from_env(name: &str) -> Option<(PcapTap<BufWriter<File>>, PathBuf)> {
     let dir = PathBuf::from(std::env::var_os(PCAP_DIR_ENV)?);
-    let snaplen = std::env::var(PCAP_SNAPLEN_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(MAX_SNAPLEN);
+    let snaplen = std::env::var(PCAP_SNAPLEN_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(MAX_SNAPLEN);
     match PcapTap::create(&dir, name, snaplen) {
         Ok(tap) => Some((tap, dir.join(name))),
         Err(e) => {
@@ -135,13 +147,17 @@ impl<W: Write + 'static> Tap for PcapTap<W> {
             return;
         }
         let target = match e.kind {
-            WireEventKind::Sent { port } | WireEventKind::Delivered { port, .. } => Target::Host(port),
+            WireEventKind::Sent { port } | WireEventKind::Delivered { port, .. } => {
+                Target::Host(port)
+            }
             WireEventKind::Dropped { .. } | WireEventKind::Filtered { .. } => Target::Dropped,
         };
         let timestamp = std::time::Duration::from_micros(e.at.total_micros());
         let captured = &e.frame[..e.frame.len().min(self.snaplen as usize)];
         let packet = PcapPacket::new(timestamp, e.frame.len() as u32, captured);
-        let written = self.writer(target).and_then(|w| w.write_packet(&packet).map_err(io::Error::other));
+        let written = self
+            .writer(target)
+            .and_then(|w| w.write_packet(&packet).map_err(io::Error::other));
         if let Err(err) = written {
             eprintln!("sim: pcap capture stopped: {err}");
             self.failed = true;
@@ -163,7 +179,11 @@ mod tests {
         let mut out = Vec::new();
         while let Some(p) = r.next_packet() {
             let p = p.unwrap();
-            out.push((p.timestamp.as_micros() as u64, p.orig_len, p.data.into_owned()));
+            out.push((
+                p.timestamp.as_micros() as u64,
+                p.orig_len,
+                p.data.into_owned(),
+            ));
         }
         out
     }
@@ -174,21 +194,49 @@ mod tests {
         let frame: Vec<u8> = (0..40).collect();
         let at = Instant::from_micros(3_000_007);
         let later = Instant::from_micros(3_000_100);
-        tap.record(&WireEvent { at, kind: WireEventKind::Sent { port: 0 }, frame: &frame });
-        tap.record(&WireEvent { at, kind: WireEventKind::Sent { port: 1 }, frame: &frame[..10] });
         tap.record(&WireEvent {
             at,
-            kind: WireEventKind::Dropped { port: 1, direction: Direction::Uplink, reason: DropReason::Loss },
+            kind: WireEventKind::Sent { port: 0 },
+            frame: &frame,
+        });
+        tap.record(&WireEvent {
+            at,
+            kind: WireEventKind::Sent { port: 1 },
             frame: &frame[..10],
         });
-        tap.record(&WireEvent { at: later, kind: WireEventKind::Delivered { port: 0, corrupted: false }, frame: &frame[..20] });
+        tap.record(&WireEvent {
+            at,
+            kind: WireEventKind::Dropped {
+                port: 1,
+                direction: Direction::Uplink,
+                reason: DropReason::Loss,
+            },
+            frame: &frame[..10],
+        });
+        tap.record(&WireEvent {
+            at: later,
+            kind: WireEventKind::Delivered {
+                port: 0,
+                corrupted: false,
+            },
+            frame: &frame[..20],
+        });
         let files = tap.into_writers();
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["node0", "node1", "dropped"]);
         let mut files = files.into_iter().map(|(_, w)| read_all(w));
         let host0 = files.next().unwrap();
-        assert_eq!(host0, vec![(3_000_007, 40, (0..16).collect()), (3_000_100, 20, (0..16).collect())]);
-        assert_eq!(files.next().unwrap(), vec![(3_000_007, 10, (0..10).collect())]);
+        assert_eq!(
+            host0,
+            vec![
+                (3_000_007, 40, (0..16).collect()),
+                (3_000_100, 20, (0..16).collect())
+            ]
+        );
+        assert_eq!(
+            files.next().unwrap(),
+            vec![(3_000_007, 10, (0..10).collect())]
+        );
         assert_eq!(files.next().unwrap().len(), 1);
     }
 
@@ -196,13 +244,23 @@ mod tests {
     fn create_writes_files_named_after_the_run() {
         let dir = std::env::temp_dir().join(format!("sluice-pcap-test-{}", std::process::id()));
         let mut tap = PcapTap::create(&dir, "case", 100).unwrap();
-        tap.record(&WireEvent { at: Instant::ZERO, kind: WireEventKind::Delivered { port: 2, corrupted: false }, frame: &[1; 60] });
+        tap.record(&WireEvent {
+            at: Instant::ZERO,
+            kind: WireEventKind::Delivered {
+                port: 2,
+                corrupted: false,
+            },
+            frame: &[1; 60],
+        });
         for (_, w) in tap.into_writers() {
             w.into_inner().unwrap().sync_all().unwrap();
         }
         let bytes = std::fs::read(dir.join("case.node2.pcap")).unwrap();
         assert_eq!(read_all(bytes).len(), 1);
-        assert!(!dir.join("case.dropped.pcap").exists(), "opened only when something is dropped");
+        assert!(
+            !dir.join("case.dropped.pcap").exists(),
+            "opened only when something is dropped"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -115,7 +115,12 @@ impl BulkScenario {
                 world.add_stack(config, self.client_faults, app)
             })
             .collect();
-        BulkWorld { world, server, clients, total }
+        BulkWorld {
+            world,
+            server,
+            clients,
+            total,
+        }
     }
 }
 
@@ -132,7 +137,9 @@ impl BulkWorld {
         self.world.app(self.server)
     }
     pub fn client_apps(&self) -> impl Iterator<Item = &BulkClient> {
-        self.clients.iter().map(|&c| self.world.app::<BulkClient>(c))
+        self.clients
+            .iter()
+            .map(|&c| self.world.app::<BulkClient>(c))
     }
 
     /// Every client connection has completed, failed or been aborted, and
@@ -144,11 +151,16 @@ impl BulkWorld {
     /// Runs until [`BulkWorld::finished`] or `deadline`.
     pub fn run(&mut self, deadline: Instant) -> Result<Instant, RunError> {
         let (server, clients, total) = (self.server, self.clients.clone(), self.total);
-        self.world.run_until(deadline, |w| bulk_finished(w, server, &clients, total))
+        self.world
+            .run_until(deadline, |w| bulk_finished(w, server, &clients, total))
     }
 
     /// Like [`BulkWorld::run`], calling `observe` before every step (to sample state).
-    pub fn run_observing(&mut self, deadline: Instant, mut observe: impl FnMut(&World)) -> Result<Instant, RunError> {
+    pub fn run_observing(
+        &mut self,
+        deadline: Instant,
+        mut observe: impl FnMut(&World),
+    ) -> Result<Instant, RunError> {
         let (server, clients, total) = (self.server, self.clients.clone(), self.total);
         self.world.run_until(deadline, |w| {
             observe(w);
@@ -158,8 +170,12 @@ impl BulkWorld {
 
     /// Runs until neither side holds any connection (TIME-WAIT expired).
     pub fn run_until_all_freed(&mut self, deadline: Instant) -> Result<Instant, RunError> {
-        let nodes: Vec<NodeId> = std::iter::once(self.server).chain(self.clients.iter().copied()).collect();
-        self.world.run_until(deadline, |w| nodes.iter().all(|&n| w.stack(n).connection_count() == 0))
+        let nodes: Vec<NodeId> = std::iter::once(self.server)
+            .chain(self.clients.iter().copied())
+            .collect();
+        self.world.run_until(deadline, |w| {
+            nodes.iter().all(|&n| w.stack(n).connection_count() == 0)
+        })
     }
 
     /// Checks that every connection moved every byte and ended with FIN,
@@ -176,7 +192,11 @@ impl BulkWorld {
             for f in client.failures().into_iter().take(10) {
                 let _ = writeln!(problems, "  {f}");
             }
-            for o in client.outcomes().iter().filter(|o| o.completed_at.is_some()) {
+            for o in client
+                .outcomes()
+                .iter()
+                .filter(|o| o.completed_at.is_some())
+            {
                 if !o.eof {
                     let _ = writeln!(problems, "  {:?}: completed without EOF", o.local);
                 }
@@ -199,7 +219,10 @@ impl BulkWorld {
     /// One paragraph for the test log: sizes, virtual time, steps, counters.
     pub fn summary(&self) -> String {
         let s = self.world.stack(self.server).stats();
-        let finish = self.client_apps().flat_map(|c| c.outcomes().iter().filter_map(|o| o.completed_at)).max();
+        let finish = self
+            .client_apps()
+            .flat_map(|c| c.outcomes().iter().filter_map(|o| o.completed_at))
+            .max();
         format!(
             "{}: {} connections, virtual end {:?} (last completion {:?}), {} steps; server: segs in {} out {}, \
              retransmits {} (fast {}, postponed {}, stale {}), timeouts {}, bad checksums {}, rst out {}",
@@ -237,12 +260,18 @@ fn bulk_finished(world: &World, server: NodeId, clients: &[NodeId], total: usize
 /// `SLUICE_SIM_SEED` overrides a test's seed (to explore, or to replay a
 /// seed printed by a failure); otherwise `default`.
 pub fn seed_from_env(default: u64) -> u64 {
-    std::env::var("SLUICE_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var("SLUICE_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 /// `SLUICE_SIM_SCALE=<percent>` scales the connection counts of the big
 /// scenarios (e.g. 10 for a quick run on a slow machine); at least 1.
 pub fn scaled(connections: usize) -> usize {
-    let percent = std::env::var("SLUICE_SIM_SCALE").ok().and_then(|s| s.parse::<usize>().ok()).unwrap_or(100);
+    let percent = std::env::var("SLUICE_SIM_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(100);
     (connections * percent / 100).max(1)
 }

@@ -25,7 +25,11 @@ pub enum WireEventKind {
     /// The host at `port` put the frame on its cable.
     Sent { port: PortId },
     /// The pipe `(port, direction)` dropped it.
-    Dropped { port: PortId, direction: Direction, reason: DropReason },
+    Dropped {
+        port: PortId,
+        direction: Direction,
+        reason: DropReason,
+    },
     /// The switch had nowhere to send it (destination learned on the arrival port).
     Filtered { port: PortId },
     /// The host at `port` received it (as delivered: possibly corrupted or a duplicate).
@@ -69,7 +73,10 @@ pub struct TraceDigest {
 
 impl Default for TraceDigest {
     fn default() -> Self {
-        TraceDigest { state: 0xcbf2_9ce4_8422_2325, events: 0 }
+        TraceDigest {
+            state: 0xcbf2_9ce4_8422_2325,
+            events: 0,
+        }
     }
 }
 
@@ -97,9 +104,16 @@ impl Tap for TraceDigest {
         self.mix(&e.at.total_micros().to_le_bytes());
         let (code, port, extra) = match e.kind {
             WireEventKind::Sent { port } => (0u8, port, 0u8),
-            WireEventKind::Dropped { port, direction, reason } => {
-                (1, port, (direction == Direction::Downlink) as u8 | ((reason == DropReason::QueueFull) as u8) << 1)
-            }
+            WireEventKind::Dropped {
+                port,
+                direction,
+                reason,
+            } => (
+                1,
+                port,
+                (direction == Direction::Downlink) as u8
+                    | ((reason == DropReason::QueueFull) as u8) << 1,
+            ),
             WireEventKind::Filtered { port } => (2, port, 0),
             WireEventKind::Delivered { port, corrupted } => (3, port, corrupted as u8),
         };
@@ -116,7 +130,11 @@ mod tests {
 
     #[test]
     fn digest_depends_on_time_kind_and_bytes() {
-        let ev = |at, kind, frame: &'static [u8]| WireEvent { at: Instant::from_micros(at), kind, frame };
+        let ev = |at, kind, frame: &'static [u8]| WireEvent {
+            at: Instant::from_micros(at),
+            kind,
+            frame,
+        };
         let digest = |events: &[WireEvent<'_>]| {
             let mut d = TraceDigest::new();
             events.iter().for_each(|e| d.record(e));
@@ -124,9 +142,28 @@ mod tests {
         };
         let base = [ev(1, WireEventKind::Sent { port: 0 }, b"abc")];
         assert_eq!(digest(&base), digest(&base));
-        assert_ne!(digest(&base), digest(&[ev(2, WireEventKind::Sent { port: 0 }, b"abc")]));
-        assert_ne!(digest(&base), digest(&[ev(1, WireEventKind::Sent { port: 1 }, b"abc")]));
-        assert_ne!(digest(&base), digest(&[ev(1, WireEventKind::Delivered { port: 0, corrupted: false }, b"abc")]));
-        assert_ne!(digest(&base), digest(&[ev(1, WireEventKind::Sent { port: 0 }, b"abd")]));
+        assert_ne!(
+            digest(&base),
+            digest(&[ev(2, WireEventKind::Sent { port: 0 }, b"abc")])
+        );
+        assert_ne!(
+            digest(&base),
+            digest(&[ev(1, WireEventKind::Sent { port: 1 }, b"abc")])
+        );
+        assert_ne!(
+            digest(&base),
+            digest(&[ev(
+                1,
+                WireEventKind::Delivered {
+                    port: 0,
+                    corrupted: false
+                },
+                b"abc"
+            )])
+        );
+        assert_ne!(
+            digest(&base),
+            digest(&[ev(1, WireEventKind::Sent { port: 0 }, b"abd")])
+        );
     }
 }

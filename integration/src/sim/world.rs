@@ -90,8 +90,13 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::Deadline { now } => write!(f, "deadline reached at {now:?}"),
-            RunError::Idle { now } => write!(f, "world went idle at {now:?} with the condition still false"),
-            RunError::Stalled { now, steps } => write!(f, "clock stuck at {now:?} for {steps} steps"),
+            RunError::Idle { now } => write!(
+                f,
+                "world went idle at {now:?} with the condition still false"
+            ),
+            RunError::Stalled { now, steps } => {
+                write!(f, "clock stuck at {now:?} for {steps} steps")
+            }
         }
     }
 }
@@ -135,11 +140,22 @@ impl World {
         let mut switch = Switch::new(seed);
         let mut pcap_prefix = None;
         if let Some((tap, prefix)) = pcap_from_env(&format!("{label}-seed{seed}")) {
-            eprintln!("sim: {label} seed {seed}: capturing to {}.node<N>.pcap and .dropped.pcap", prefix.display());
+            eprintln!(
+                "sim: {label} seed {seed}: capturing to {}.node<N>.pcap and .dropped.pcap",
+                prefix.display()
+            );
             switch.add_tap(tap);
             pcap_prefix = Some(prefix);
         }
-        World { label: label.to_string(), seed, now: Instant::ZERO, switch, nodes: Vec::new(), pcap_prefix, steps: 0 }
+        World {
+            label: label.to_string(),
+            seed,
+            now: Instant::ZERO,
+            switch,
+            nodes: Vec::new(),
+            pcap_prefix,
+            steps: 0,
+        }
     }
 
     pub fn now(&self) -> Instant {
@@ -171,7 +187,9 @@ impl World {
         self.switch.add_tap(TraceDigest::new())
     }
     pub fn digest(&self, tap: TapId) -> u64 {
-        self.switch.tap::<TraceDigest>(tap).map_or(0, TraceDigest::digest)
+        self.switch
+            .tap::<TraceDigest>(tap)
+            .map_or(0, TraceDigest::digest)
     }
 
     /// Adds a stack running `app` on a new switch port; the app's `start` runs now.
@@ -180,7 +198,12 @@ impl World {
         let mut stack = Stack::new(config, self.now);
         let mut app: Box<dyn App> = Box::new(app);
         app.start(self.now, &mut stack);
-        self.nodes.push(Node::Stack(StackNode { stack, app, repoll: true, dispatch_gap: Duration::ZERO }));
+        self.nodes.push(Node::Stack(StackNode {
+            stack,
+            app,
+            repoll: true,
+            dispatch_gap: Duration::ZERO,
+        }));
         debug_assert_eq!(port, self.nodes.len() - 1);
         NodeId(port)
     }
@@ -225,21 +248,30 @@ impl World {
 
     /// The app of a stack node as its concrete type.
     pub fn app<A: App>(&self, id: NodeId) -> &A {
-        (*self.stack_node(id).app).as_any().downcast_ref().unwrap_or_else(|| panic!("app of {id:?} has another type"))
+        (*self.stack_node(id).app)
+            .as_any()
+            .downcast_ref()
+            .unwrap_or_else(|| panic!("app of {id:?} has another type"))
     }
     /// The stack and the app of a node together, e.g. to call the app's methods
     /// that take the stack.
     pub fn stack_and_app_mut<A: App>(&mut self, id: NodeId) -> (&mut Stack, &mut A) {
         let node = self.stack_node_mut(id);
         node.repoll = true;
-        let app = (*node.app).as_any_mut().downcast_mut().unwrap_or_else(|| panic!("app of {id:?} has another type"));
+        let app = (*node.app)
+            .as_any_mut()
+            .downcast_mut()
+            .unwrap_or_else(|| panic!("app of {id:?} has another type"));
         (&mut node.stack, app)
     }
 
     /// A raw host as its concrete type.
     pub fn raw<H: RawHost>(&self, id: NodeId) -> &H {
         match self.nodes.get(id.0) {
-            Some(Node::Raw(h)) => (**h).as_any().downcast_ref().unwrap_or_else(|| panic!("raw host {id:?} has another type")),
+            Some(Node::Raw(h)) => (**h)
+                .as_any()
+                .downcast_ref()
+                .unwrap_or_else(|| panic!("raw host {id:?} has another type")),
             _ => panic!("node {id:?} is not a raw host"),
         }
     }
@@ -265,7 +297,11 @@ impl World {
                         n.stack.handle_timeout(now);
                     }
                     n.app.poll(now, &mut n.stack);
-                    let mut sink = PortSink { switch: &mut self.switch, port, now };
+                    let mut sink = PortSink {
+                        switch: &mut self.switch,
+                        port,
+                        now,
+                    };
                     n.repoll = n.stack.poll_transmit(now, &mut sink) > 0;
                 }
                 Node::Raw(h) => {
@@ -301,7 +337,11 @@ impl World {
 
     /// Runs until `done` returns true (checked before every step), or until
     /// `deadline` passes, the world goes idle or stalls.
-    pub fn run_until(&mut self, deadline: Instant, mut done: impl FnMut(&mut World) -> bool) -> Result<Instant, RunError> {
+    pub fn run_until(
+        &mut self,
+        deadline: Instant,
+        mut done: impl FnMut(&mut World) -> bool,
+    ) -> Result<Instant, RunError> {
         let mut steps_at_this_instant = 0u64;
         loop {
             if done(self) {
@@ -310,17 +350,28 @@ impl World {
             self.step();
             match self.next_event() {
                 None => {
-                    return if done(self) { Ok(self.now) } else { Err(RunError::Idle { now: self.now }) };
+                    return if done(self) {
+                        Ok(self.now)
+                    } else {
+                        Err(RunError::Idle { now: self.now })
+                    };
                 }
                 Some(t) if t <= self.now => {
                     steps_at_this_instant += 1;
                     if steps_at_this_instant > STALL_STEPS {
-                        return Err(RunError::Stalled { now: self.now, steps: steps_at_this_instant });
+                        return Err(RunError::Stalled {
+                            now: self.now,
+                            steps: steps_at_this_instant,
+                        });
                     }
                 }
                 Some(t) if t > deadline => {
                     self.now = self.now.max(deadline);
-                    return if done(self) { Ok(self.now) } else { Err(RunError::Deadline { now: self.now }) };
+                    return if done(self) {
+                        Ok(self.now)
+                    } else {
+                        Err(RunError::Deadline { now: self.now })
+                    };
                 }
                 Some(t) => {
                     self.now = t;
@@ -347,21 +398,41 @@ impl World {
     pub fn report(&self) -> String {
         use fmt::Write;
         let mut s = String::new();
-        let _ = writeln!(s, "sim run {:?}: seed {} at {:?} after {} steps", self.label, self.seed, self.now, self.steps);
+        let _ = writeln!(
+            s,
+            "sim run {:?}: seed {} at {:?} after {} steps",
+            self.label, self.seed, self.now, self.steps
+        );
         match &self.pcap_prefix {
             Some(p) => {
-                let _ = writeln!(s, "  capture: {}.node<N>.pcap (node N = switch port N), {0}.dropped.pcap", p.display());
+                let _ = writeln!(
+                    s,
+                    "  capture: {}.node<N>.pcap (node N = switch port N), {0}.dropped.pcap",
+                    p.display()
+                );
             }
             None => {
-                let _ = writeln!(s, "  no capture: set {}=<dir> to write pcaps of this run", super::pcap::PCAP_DIR_ENV);
+                let _ = writeln!(
+                    s,
+                    "  no capture: set {}=<dir> to write pcaps of this run",
+                    super::pcap::PCAP_DIR_ENV
+                );
             }
         }
         for (port, node) in self.nodes.iter().enumerate() {
             let up = self.switch.counters(port, Direction::Uplink);
             let down = self.switch.counters(port, Direction::Downlink);
-            let _ = writeln!(s, "  node {port}: uplink {up:?}\n          downlink {down:?}");
+            let _ = writeln!(
+                s,
+                "  node {port}: uplink {up:?}\n          downlink {down:?}"
+            );
             if let Node::Stack(n) = node {
-                let _ = writeln!(s, "          connections {}; stats {:?}", n.stack.connection_count(), n.stack.stats());
+                let _ = writeln!(
+                    s,
+                    "          connections {}; stats {:?}",
+                    n.stack.connection_count(),
+                    n.stack.stats()
+                );
             }
         }
         s
@@ -372,10 +443,19 @@ impl Drop for World {
     fn drop(&mut self) {
         // Only plain fields here: the engine may be what panicked.
         if std::thread::panicking() {
-            eprintln!("sim run {:?} failed: seed {} at virtual time {:?}", self.label, self.seed, self.now);
+            eprintln!(
+                "sim run {:?} failed: seed {} at virtual time {:?}",
+                self.label, self.seed, self.now
+            );
             match &self.pcap_prefix {
-                Some(p) => eprintln!("  capture: {}.node<N>.pcap (node N = switch port N), {0}.dropped.pcap", p.display()),
-                None => eprintln!("  rerun with {}=<dir> to capture the wire", super::pcap::PCAP_DIR_ENV),
+                Some(p) => eprintln!(
+                    "  capture: {}.node<N>.pcap (node N = switch port N), {0}.dropped.pcap",
+                    p.display()
+                ),
+                None => eprintln!(
+                    "  rerun with {}=<dir> to capture the wire",
+                    super::pcap::PCAP_DIR_ENV
+                ),
             }
         }
     }
@@ -418,7 +498,14 @@ mod tests {
 
     impl Pinger {
         fn new(me: u8, peer: u8, start: Option<Instant>, gap: Duration, left: u32) -> Pinger {
-            Pinger { me, peer, next: start, gap, left, received: Vec::new() }
+            Pinger {
+                me,
+                peer,
+                next: start,
+                gap,
+                left,
+                received: Vec::new(),
+            }
         }
     }
 
@@ -438,7 +525,11 @@ mod tests {
             }
         }
         fn next_wakeup(&self) -> Option<Instant> {
-            if self.left > 0 { self.next } else { None }
+            if self.left > 0 {
+                self.next
+            } else {
+                None
+            }
         }
     }
 
@@ -446,13 +537,33 @@ mod tests {
     fn clock_jumps_from_event_to_event_and_frames_arrive_after_the_delay() {
         let mut w = World::new("unit-world", 1);
         let delay = PortFaults::symmetric(Faults::delay(Duration::from_millis(5)));
-        let a = w.add_raw(delay, Pinger::new(1, 2, Some(Instant::from_millis(100)), Duration::from_millis(50), 3));
-        let b = w.add_raw(PortFaults::default(), Pinger::new(2, 1, None, Duration::ZERO, 0));
-        let end = w.run_until(Instant::from_secs(10), |w| w.raw::<Pinger>(b).received.len() == 3).unwrap();
+        let a = w.add_raw(
+            delay,
+            Pinger::new(
+                1,
+                2,
+                Some(Instant::from_millis(100)),
+                Duration::from_millis(50),
+                3,
+            ),
+        );
+        let b = w.add_raw(
+            PortFaults::default(),
+            Pinger::new(2, 1, None, Duration::ZERO, 0),
+        );
+        let end = w
+            .run_until(Instant::from_secs(10), |w| {
+                w.raw::<Pinger>(b).received.len() == 3
+            })
+            .unwrap();
         assert_eq!(end, Instant::from_millis(205));
         assert_eq!(
             w.raw::<Pinger>(b).received,
-            vec![(Instant::from_millis(105), 3), (Instant::from_millis(155), 2), (Instant::from_millis(205), 1)]
+            vec![
+                (Instant::from_millis(105), 3),
+                (Instant::from_millis(155), 2),
+                (Instant::from_millis(205), 1)
+            ]
         );
         assert!(w.raw::<Pinger>(a).received.is_empty());
         // Sends at 100, 150, 200 and deliveries at 105, 155, 205 (delay on the uplink):
@@ -463,13 +574,39 @@ mod tests {
     #[test]
     fn idle_and_deadline_are_reported() {
         let mut w = World::new("unit-world-idle", 1);
-        w.add_raw(PortFaults::default(), Pinger::new(1, 2, Some(Instant::from_millis(10)), Duration::from_secs(1), 100));
-        w.add_raw(PortFaults::default(), Pinger::new(2, 1, None, Duration::ZERO, 0));
-        assert_eq!(w.run_until(Instant::from_millis(2500), |_| false), Err(RunError::Deadline { now: Instant::from_millis(2500) }));
+        w.add_raw(
+            PortFaults::default(),
+            Pinger::new(
+                1,
+                2,
+                Some(Instant::from_millis(10)),
+                Duration::from_secs(1),
+                100,
+            ),
+        );
+        w.add_raw(
+            PortFaults::default(),
+            Pinger::new(2, 1, None, Duration::ZERO, 0),
+        );
+        assert_eq!(
+            w.run_until(Instant::from_millis(2500), |_| false),
+            Err(RunError::Deadline {
+                now: Instant::from_millis(2500)
+            })
+        );
         let mut quiet = World::new("unit-world-quiet", 1);
-        quiet.add_raw(PortFaults::default(), Pinger::new(1, 2, None, Duration::ZERO, 0));
-        assert_eq!(quiet.run_until(Instant::from_secs(1), |_| false), Err(RunError::Idle { now: Instant::ZERO }));
-        assert_eq!(quiet.run_for(Duration::from_secs(3)), Ok(Instant::from_secs(3)));
+        quiet.add_raw(
+            PortFaults::default(),
+            Pinger::new(1, 2, None, Duration::ZERO, 0),
+        );
+        assert_eq!(
+            quiet.run_until(Instant::from_secs(1), |_| false),
+            Err(RunError::Idle { now: Instant::ZERO })
+        );
+        assert_eq!(
+            quiet.run_for(Duration::from_secs(3)),
+            Ok(Instant::from_secs(3))
+        );
     }
 
     #[test]
@@ -484,15 +621,24 @@ mod tests {
                 corrupt: 0.1,
                 ..Faults::default()
             });
-            w.add_raw(lossy, Pinger::new(1, 2, Some(Instant::ZERO), Duration::from_micros(100), 200));
-            let b = w.add_raw(lossy, Pinger::new(2, 1, Some(Instant::ZERO), Duration::from_micros(130), 200));
+            w.add_raw(
+                lossy,
+                Pinger::new(1, 2, Some(Instant::ZERO), Duration::from_micros(100), 200),
+            );
+            let b = w.add_raw(
+                lossy,
+                Pinger::new(2, 1, Some(Instant::ZERO), Duration::from_micros(130), 200),
+            );
             let _ = w.run_for(Duration::from_secs(1));
             (w.digest(tap), w.raw::<Pinger>(b).received.len())
         };
         let (d1, n1) = run(3);
         assert_eq!((d1, n1), run(3));
         assert_ne!(d1, run(4).0);
-        assert!(n1 > 100 && n1 < 200, "loss and duplication should show: {n1}");
+        assert!(
+            n1 > 100 && n1 < 200,
+            "loss and duplication should show: {n1}"
+        );
     }
 
     #[test]

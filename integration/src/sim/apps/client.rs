@@ -135,7 +135,10 @@ impl BulkClient {
         self.completed + self.failed + self.aborted == self.config.connections
     }
     pub fn failures(&self) -> Vec<&str> {
-        self.outcomes.iter().filter_map(|o| o.failure.as_deref()).collect()
+        self.outcomes
+            .iter()
+            .filter_map(|o| o.failure.as_deref())
+            .collect()
     }
     /// The live connections' handles (e.g. to inspect `tcp_info`).
     pub fn live_connections(&self) -> Vec<ConnId> {
@@ -156,11 +159,20 @@ impl BulkClient {
     fn connect(&mut self, now: Instant, stack: &mut Stack) {
         let index = self.outcomes.len();
         self.outcomes.push(ClientOutcome::default());
-        match stack.tcp_connect(now, self.config.consumer, self.config.server, None, self.config.tcp) {
+        match stack.tcp_connect(
+            now,
+            self.config.consumer,
+            self.config.server,
+            None,
+            self.config.tcp,
+        ) {
             Ok(conn) => {
                 let local = match stack.local_addr(conn) {
                     Ok(a) => a,
-                    Err(e) => return self.fail_index(index, format!("no local address after connect: {e}")),
+                    Err(e) => {
+                        return self
+                            .fail_index(index, format!("no local address after connect: {e}"))
+                    }
                 };
                 self.outcomes[index].local = Some(local);
                 let rx_flow = match self.config.expect {
@@ -170,7 +182,10 @@ impl BulkClient {
                 let conn_state = ClientConn {
                     index,
                     connected: false,
-                    tx: PatternSender::new(stream_key(local, Flow::ClientToServer), self.config.send_bytes),
+                    tx: PatternSender::new(
+                        stream_key(local, Flow::ClientToServer),
+                        self.config.send_bytes,
+                    ),
                     rx: PatternReceiver::new(stream_key(local, rx_flow), self.expected_bytes()),
                     write_shut: false,
                     paused_until: None,
@@ -206,7 +221,9 @@ impl BulkClient {
     }
 
     fn drive(&mut self, now: Instant, stack: &mut Stack, conn: ConnId, kinds: EventSet) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if kinds.intersects(EventSet::RESET) {
             return self.fail(now, stack, conn, format!("reset ({kinds:?})"));
         }
@@ -249,7 +266,11 @@ impl BulkClient {
         if let Err(f) = pumped {
             return self.fail(now, stack, conn, format!("receive failed: {f:?}"));
         }
-        if self.config.abort_after.is_some_and(|limit| c.rx.received() >= limit) {
+        if self
+            .config
+            .abort_after
+            .is_some_and(|limit| c.rx.received() >= limit)
+        {
             let c = self.conns.remove(&conn).expect("present above");
             match stack.tcp_abort(now, conn) {
                 Ok(()) => {
@@ -293,8 +314,12 @@ impl App for BulkClient {
             self.next_connect += self.config.connect_interval;
         }
         if self.config.read_pause.is_some() {
-            let resumed: Vec<ConnId> =
-                self.conns.iter().filter(|(_, c)| c.paused_until.is_some_and(|t| t <= now)).map(|(&id, _)| id).collect();
+            let resumed: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.paused_until.is_some_and(|t| t <= now))
+                .map(|(&id, _)| id)
+                .collect();
             for conn in resumed {
                 self.drive(now, stack, conn, EventSet::EMPTY);
             }

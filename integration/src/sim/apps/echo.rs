@@ -38,7 +38,13 @@ pub struct EchoServer {
 
 impl EchoServer {
     pub fn new(listen: SocketAddrV4, consumer: ConsumerId) -> EchoServer {
-        EchoServer { listen, consumer, conns: BTreeMap::new(), tally: EchoTally::default(), scratch: vec![0; CHUNK] }
+        EchoServer {
+            listen,
+            consumer,
+            conns: BTreeMap::new(),
+            tally: EchoTally::default(),
+            scratch: vec![0; CHUNK],
+        }
     }
     pub fn tally(&self) -> &EchoTally {
         &self.tally
@@ -49,7 +55,15 @@ impl EchoServer {
             match stack.tcp_accept(listener) {
                 Ok((conn, peer)) => {
                     self.tally.accepted += 1;
-                    self.conns.insert(conn, EchoConn { peer, pending: Vec::new(), echoed: 0, eof: false });
+                    self.conns.insert(
+                        conn,
+                        EchoConn {
+                            peer,
+                            pending: Vec::new(),
+                            echoed: 0,
+                            eof: false,
+                        },
+                    );
                     self.drive(now, stack, conn, EventSet::EMPTY);
                 }
                 Err(Error::WouldBlock) => return,
@@ -60,7 +74,9 @@ impl EchoServer {
 
     fn fail(&mut self, now: Instant, stack: &mut Stack, conn: ConnId, why: String) {
         if let Some(c) = self.conns.remove(&conn) {
-            self.tally.failures.push(format!("echo conn from {}: {why} at {now:?}", c.peer));
+            self.tally
+                .failures
+                .push(format!("echo conn from {}: {why} at {now:?}", c.peer));
             let _ = stack.tcp_close(now, conn);
         }
     }
@@ -81,7 +97,9 @@ impl EchoServer {
     }
 
     fn drive(&mut self, now: Instant, stack: &mut Stack, conn: ConnId, kinds: EventSet) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if kinds.intersects(EventSet::RESET | EventSet::ERROR) {
             let err = stack.tcp_take_error(conn);
             return self.fail(now, stack, conn, format!("{kinds:?} {err:?}"));
@@ -114,7 +132,9 @@ impl EchoServer {
 impl App for EchoServer {
     fn start(&mut self, _now: Instant, stack: &mut Stack) {
         if let Err(e) = stack.tcp_listen(self.consumer, self.listen, 1024, false) {
-            self.tally.failures.push(format!("listen on {} failed: {e}", self.listen));
+            self.tally
+                .failures
+                .push(format!("listen on {} failed: {e}", self.listen));
         }
     }
 

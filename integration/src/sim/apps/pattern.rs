@@ -120,7 +120,11 @@ mod tests {
                 let mut buf = vec![0u8; 100];
                 fill(5, start, &mut buf);
                 buf[bad] ^= 0x10;
-                assert_eq!(first_mismatch(5, start, &buf), Some(start + bad as u64), "start {start} bad {bad}");
+                assert_eq!(
+                    first_mismatch(5, start, &buf),
+                    Some(start + bad as u64),
+                    "start {start} bad {bad}"
+                );
             }
         }
         let mut buf = vec![0u8; 100];
@@ -135,8 +139,14 @@ mod tests {
     fn keys_differ_by_client_and_direction() {
         let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000);
         let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40001);
-        assert_ne!(stream_key(a, Flow::ClientToServer), stream_key(a, Flow::ServerToClient));
-        assert_ne!(stream_key(a, Flow::ClientToServer), stream_key(b, Flow::ClientToServer));
+        assert_ne!(
+            stream_key(a, Flow::ClientToServer),
+            stream_key(a, Flow::ServerToClient)
+        );
+        assert_ne!(
+            stream_key(a, Flow::ClientToServer),
+            stream_key(b, Flow::ClientToServer)
+        );
         let (mut x, mut y) = ([0u8; 64], [0u8; 64]);
         fill(stream_key(a, Flow::ClientToServer), 0, &mut x);
         fill(stream_key(b, Flow::ClientToServer), 0, &mut y);

@@ -53,7 +53,13 @@ pub struct BulkServer {
 
 impl BulkServer {
     pub fn new(config: BulkServerConfig) -> BulkServer {
-        BulkServer { config, listener: None, conns: BTreeMap::new(), tally: ServerTally::default(), scratch: vec![0; CHUNK] }
+        BulkServer {
+            config,
+            listener: None,
+            conns: BTreeMap::new(),
+            tally: ServerTally::default(),
+            scratch: vec![0; CHUNK],
+        }
     }
     pub fn tally(&self) -> &ServerTally {
         &self.tally
@@ -72,9 +78,23 @@ impl BulkServer {
             match stack.tcp_accept(listener) {
                 Ok((conn, peer)) => {
                     self.tally.accepted += 1;
-                    let tx = PatternSender::new(stream_key(peer, Flow::ServerToClient), self.config.send_bytes);
-                    let rx = self.config.expect_bytes.map(|n| PatternReceiver::new(stream_key(peer, Flow::ClientToServer), n));
-                    self.conns.insert(conn, ServerConn { peer, tx, rx, write_shut: false });
+                    let tx = PatternSender::new(
+                        stream_key(peer, Flow::ServerToClient),
+                        self.config.send_bytes,
+                    );
+                    let rx = self
+                        .config
+                        .expect_bytes
+                        .map(|n| PatternReceiver::new(stream_key(peer, Flow::ClientToServer), n));
+                    self.conns.insert(
+                        conn,
+                        ServerConn {
+                            peer,
+                            tx,
+                            rx,
+                            write_shut: false,
+                        },
+                    );
                     self.drive(now, stack, conn, EventSet::EMPTY);
                 }
                 Err(Error::WouldBlock) => return,
@@ -88,13 +108,17 @@ impl BulkServer {
 
     fn fail(&mut self, now: Instant, stack: &mut Stack, conn: ConnId, why: String) {
         if let Some(c) = self.conns.remove(&conn) {
-            self.tally.failures.push(format!("server conn from {}: {why} at {now:?}", c.peer));
+            self.tally
+                .failures
+                .push(format!("server conn from {}: {why} at {now:?}", c.peer));
             let _ = stack.tcp_close(now, conn);
         }
     }
 
     fn drive(&mut self, now: Instant, stack: &mut Stack, conn: ConnId, kinds: EventSet) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if kinds.intersects(EventSet::RESET) {
             return self.fail(now, stack, conn, format!("reset ({kinds:?})"));
         }
@@ -141,9 +165,17 @@ impl BulkServer {
 
 impl App for BulkServer {
     fn start(&mut self, _now: Instant, stack: &mut Stack) {
-        match stack.tcp_listen(self.config.consumer, self.config.listen, self.config.backlog, false) {
+        match stack.tcp_listen(
+            self.config.consumer,
+            self.config.listen,
+            self.config.backlog,
+            false,
+        ) {
             Ok(l) => self.listener = Some(l),
-            Err(e) => self.tally.failures.push(format!("listen on {} failed: {e}", self.config.listen)),
+            Err(e) => self
+                .tally
+                .failures
+                .push(format!("listen on {} failed: {e}", self.config.listen)),
         }
     }
 

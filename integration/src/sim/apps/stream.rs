@@ -26,7 +26,13 @@ pub struct PatternSender {
 
 impl PatternSender {
     pub fn new(key: u64, total: u64) -> PatternSender {
-        PatternSender { key, total, sent: 0, staged: Vec::new(), staged_from: 0 }
+        PatternSender {
+            key,
+            total,
+            sent: 0,
+            staged: Vec::new(),
+            staged_from: 0,
+        }
     }
     pub fn sent(&self) -> u64 {
         self.sent
@@ -81,7 +87,12 @@ pub struct PatternReceiver {
 
 impl PatternReceiver {
     pub fn new(key: u64, expected: u64) -> PatternReceiver {
-        PatternReceiver { key, expected, received: 0, eof: false }
+        PatternReceiver {
+            key,
+            expected,
+            received: 0,
+            eof: false,
+        }
     }
     pub fn received(&self) -> u64 {
         self.received
@@ -93,7 +104,13 @@ impl PatternReceiver {
 
     /// Reads until the engine has nothing more, EOF, or `stop_at` bytes
     /// have been received in total (to simulate an app that stops reading).
-    pub fn pump(&mut self, stack: &mut Stack, conn: ConnId, scratch: &mut [u8], stop_at: Option<u64>) -> Result<(), RecvFailure> {
+    pub fn pump(
+        &mut self,
+        stack: &mut Stack,
+        conn: ConnId,
+        scratch: &mut [u8],
+        stop_at: Option<u64>,
+    ) -> Result<(), RecvFailure> {
         while !self.eof && !matches!(stop_at, Some(s) if self.received >= s) {
             let want = match stop_at {
                 Some(s) => (s - self.received).min(scratch.len() as u64) as usize,
@@ -103,13 +120,19 @@ impl PatternReceiver {
                 Ok(0) => {
                     self.eof = true;
                     if self.received != self.expected {
-                        return Err(RecvFailure::Short { received: self.received, expected: self.expected });
+                        return Err(RecvFailure::Short {
+                            received: self.received,
+                            expected: self.expected,
+                        });
                     }
                 }
                 Ok(n) => {
                     let data = &scratch[..n];
                     if self.received + n as u64 > self.expected {
-                        return Err(RecvFailure::TooLong { received: self.received + n as u64, expected: self.expected });
+                        return Err(RecvFailure::TooLong {
+                            received: self.received + n as u64,
+                            expected: self.expected,
+                        });
                     }
                     if let Some(offset) = first_mismatch(self.key, self.received, data) {
                         return Err(RecvFailure::Mismatch { offset });

@@ -9,7 +9,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sluice_stack::time::Instant;
 
-use crate::sim::frame::{build_arp_reply, build_tcp_frame, parse_arp, parse_tcp, Mac, TcpSegmentSpec, TCP_ACK, TCP_RST, TCP_SYN};
+use crate::sim::frame::{
+    build_arp_reply, build_tcp_frame, parse_arp, parse_tcp, Mac, TcpSegmentSpec, TCP_ACK, TCP_RST,
+    TCP_SYN,
+};
 use crate::sim::world::RawHost;
 
 #[derive(Clone, Copy, Debug)]
@@ -50,7 +53,13 @@ pub struct SynFlood {
 impl SynFlood {
     pub fn new(config: SynFloodConfig) -> SynFlood {
         let next_ns = config.start.total_micros() * 1000;
-        SynFlood { config, rng: ChaCha8Rng::seed_from_u64(config.seed), next_ns, tally: FloodTally::default(), arp_replies: Vec::new() }
+        SynFlood {
+            config,
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            next_ns,
+            tally: FloodTally::default(),
+            arp_replies: Vec::new(),
+        }
     }
     pub fn tally(&self) -> FloodTally {
         self.tally
@@ -67,7 +76,12 @@ impl RawHost for SynFlood {
     fn on_frame(&mut self, _now: Instant, frame: &[u8]) {
         if let Some(arp) = parse_arp(frame) {
             if arp.operation == 1 && arp.target_ip == self.config.ip {
-                self.arp_replies.push(build_arp_reply(self.config.mac, self.config.ip, arp.sender_mac, arp.sender_ip));
+                self.arp_replies.push(build_arp_reply(
+                    self.config.mac,
+                    self.config.ip,
+                    arp.sender_mac,
+                    arp.sender_ip,
+                ));
             }
         } else if let Some(tcp) = parse_tcp(frame) {
             if tcp.has(TCP_SYN | TCP_ACK) {
