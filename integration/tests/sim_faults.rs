@@ -221,7 +221,9 @@ fn connections_opened_while_arp_fails_complete_once_the_link_heals() {
     scenario.client_faults = dead_downlink;
     let mut bulk = scenario.build();
     let client = bulk.clients[0];
-    let _ = bulk.world.run_for(Duration::from_secs(5));
+    if let Err(e) = bulk.world.run_for(Duration::from_secs(5)) {
+        panic!("seed {seed}: {e}\n{}", bulk.world.report());
+    }
     let replies_lost = bulk
         .world
         .switch()

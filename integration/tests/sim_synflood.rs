@@ -59,7 +59,9 @@ fn syn_flood_is_answered_with_cookies_and_real_connections_complete() {
     );
     // The legitimate client joins 200 ms into the flood, when the half-open
     // table has long been full, and opens a connection every 50 ms.
-    let _ = world.run_for(Duration::from_millis(200));
+    if let Err(e) = world.run_for(Duration::from_millis(200)) {
+        panic!("seed {seed}: {e}\n{}", world.report());
+    }
     assert!(
         world.stack(server).stats().syn_cookies_sent > 0,
         "seed {seed}: no cookies yet\n{}",
