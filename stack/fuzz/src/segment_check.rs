@@ -13,6 +13,18 @@ use sluice_stack::time::{Duration, Instant};
 use sluice_stack::wire::{SackBlocks, TcpFlags, TcpOptions, TcpRepr};
 
 const LOCAL: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80);
+/// Flag combinations a real peer sends.
+pub const SENSIBLE_FLAGS: [u8; 8] = [
+    TcpFlags::ACK,
+    TcpFlags::ACK | TcpFlags::PSH,
+    TcpFlags::ACK | TcpFlags::PSH,
+    TcpFlags::SYN | TcpFlags::ACK,
+    TcpFlags::FIN | TcpFlags::ACK,
+    TcpFlags::SYN,
+    TcpFlags::RST,
+    TcpFlags::RST | TcpFlags::ACK,
+];
+
 const REMOTE: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000);
 
 /// One step of the adversary.
@@ -36,6 +48,8 @@ struct Observer {
     last_seq: SeqNum,
     last_ack: SeqNum,
     emitted: usize,
+    /// The adversary's own timestamp clock.
+    peer_ts: u32,
 }
 
 fn drain(conn: &mut TcpConn, now: Instant, obs: &mut Observer) {
@@ -55,7 +69,14 @@ fn drain(conn: &mut TcpConn, now: Instant, obs: &mut Observer) {
     assert!(report.segments <= 10_000, "unbounded transmit burst");
 }
 
-pub fn run(steps: Vec<Step>, passive: bool) {
+/// What a run reached, so tests can check the adversary explores past the handshake.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reach {
+    pub established: bool,
+    pub bytes_received: usize,
+}
+
+pub fn run(steps: Vec<Step>, passive: bool) -> Reach {
     let mut now = Instant::from_secs(1000);
     let config = TcpConfig { recv_buffer: 64 * 1024, send_buffer: 64 * 1024, ..TcpConfig::default() };
     let params = ConnParams { local: LOCAL, remote: REMOTE, iss: SeqNum(0xfff0_0000), local_mss: 1460, ts_offset: 7, config };
@@ -74,12 +95,13 @@ pub fn run(steps: Vec<Step>, passive: bool) {
     } else {
         TcpConn::connect(now, params)
     };
-    let mut obs = Observer { last_seq: SeqNum(0), last_ack: peer_iss + 1, emitted: 0 };
+    let mut obs = Observer { last_seq: SeqNum(0), last_ack: peer_iss + 1, emitted: 0, peer_ts: 1 };
     drain(&mut conn, now, &mut obs);
 
     let mut buf = vec![0u8; 20_000];
     let payload = vec![0xa5u8; 3000];
     let mut received = 0usize;
+    let mut established = false;
     for s in steps {
         match s {
             Step::Segment { flags, seq_delta, ack_delta, window, len, opts, ts, sack } => {
@@ -87,7 +109,15 @@ pub fn run(steps: Vec<Step>, passive: bool) {
                 if opts & 1 != 0 { options.mss = Some(u16::from(opts) * 11); }
                 if opts & 2 != 0 { options.window_scale = Some(opts >> 4); }
                 if opts & 4 != 0 { options.sack_permitted = true; }
-                if opts & 8 != 0 { options.timestamps = Some(ts); }
+                if opts & 8 != 0 {
+                    // Mostly a well-behaved clock (PAWS would drop the rest), sometimes anything.
+                    options.timestamps = Some(if opts & 64 == 0 {
+                        obs.peer_ts = obs.peer_ts.wrapping_add(ts.0 % 1000);
+                        (obs.peer_ts, ts.1)
+                    } else {
+                        ts
+                    });
+                }
                 let mut blocks = SackBlocks::default();
                 for (d, l) in sack.iter().take(3) {
                     let left = obs.last_seq + (*d as u32 as usize);
@@ -146,11 +176,12 @@ pub fn run(steps: Vec<Step>, passive: bool) {
             assert_eq!(conn.state(), TcpState::Closed);
             assert!(!conn.wants_fast_retransmit(), "a finished connection must not want retransmissions");
         }
+        established |= conn.state() == TcpState::Established;
         let info = conn.info();
         assert!(info.recv_queue as usize <= 64 * 1024, "receive queue beyond its limit");
         assert!(info.send_queue as usize <= 64 * 1024, "send queue beyond its limit");
     }
-    let _ = received;
+    Reach { established, bytes_received: received }
 }
 
 /// Decodes fuzzer bytes into steps (a simple, total decoding: every byte
@@ -160,11 +191,11 @@ pub fn steps_from_bytes(data: &[u8]) -> Vec<Step> {
     let mut steps = Vec::new();
     while r.pos < r.data.len() && steps.len() < 200 {
         let op = r.u8();
-        let step = match op % 16 {
-            0..=8 => {
-                let flags = r.u8();
-                let seq_delta = (r.u32() as i32) % 70_000;
-                let ack_delta = (r.u32() as i32) % 70_000;
+        let step = match op % 32 {
+            0..=19 => {
+                let flags = r.flags();
+                let seq_delta = r.delta();
+                let ack_delta = r.delta();
                 let window = r.u16();
                 let len = r.u16() % 3000;
                 let opts = r.u8();
@@ -173,11 +204,11 @@ pub fn steps_from_bytes(data: &[u8]) -> Vec<Step> {
                 let sack = (0..n).map(|_| ((r.u32() as i32) % 70_000, r.u16() % 5000)).collect();
                 Step::Segment { flags, seq_delta, ack_delta, window, len, opts, ts, sack }
             }
-            9 | 10 => Step::Advance(r.u32() % 5_000_000),
-            11 => Step::AppSend(r.u16() % 20_000),
-            12 => Step::AppRecv(r.u16() % 20_000),
-            13 => Step::AppClose,
-            14 => Step::AppShutdown,
+            20..=22 => Step::Advance(r.u32() % 5_000_000),
+            23..=25 => Step::AppSend(r.u16() % 20_000),
+            26..=28 => Step::AppRecv(r.u16() % 20_000),
+            29 => Step::AppClose,
+            30 => Step::AppShutdown,
             _ => Step::AppAbort,
         };
         steps.push(step);
@@ -201,5 +232,18 @@ impl Reader<'_> {
     }
     fn u32(&mut self) -> u32 {
         u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+    /// Mostly combinations a real peer sends, sometimes any bits.
+    fn flags(&mut self) -> u8 {
+        let b = self.u8();
+        if b & 1 == 0 { SENSIBLE_FLAGS[usize::from(b >> 1) % SENSIBLE_FLAGS.len()] } else { self.u8() }
+    }
+    /// Mostly exact edges (the acceptable values are a thin target), sometimes anywhere.
+    fn delta(&mut self) -> i32 {
+        match self.u8() % 4 {
+            0 | 1 => 0,
+            2 => i32::from(self.u16() as i16) % 3000,
+            _ => (self.u32() as i32) % 70_000,
+        }
     }
 }
