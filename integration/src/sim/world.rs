@@ -70,7 +70,8 @@ struct StackNode {
 }
 
 enum Node {
-    Stack(StackNode),
+    // Boxed: an engine is kilobytes, a raw host a pointer.
+    Stack(Box<StackNode>),
     Raw(Box<dyn RawHost>),
 }
 
@@ -198,12 +199,12 @@ impl World {
         let mut stack = Stack::new(config, self.now);
         let mut app: Box<dyn App> = Box::new(app);
         app.start(self.now, &mut stack);
-        self.nodes.push(Node::Stack(StackNode {
+        self.nodes.push(Node::Stack(Box::new(StackNode {
             stack,
             app,
             repoll: true,
             dispatch_gap: Duration::ZERO,
-        }));
+        })));
         debug_assert_eq!(port, self.nodes.len() - 1);
         NodeId(port)
     }
