@@ -2,5 +2,6 @@
 
 pub mod netns;
 pub mod peer;
+pub mod sim;
 pub mod tap;
 pub mod tap_probe;
