@@ -78,3 +78,26 @@ mod tests {
         assert!((1..=5).contains(&p));
     }
 }
+
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+
+    /// When `hash + perturbation + i` wraps past u32::MAX, `% count` is not
+    /// contiguous (2^32 is not a multiple of `count`): some ports are
+    /// visited twice and others never, so a free port is missed.
+    #[test]
+    fn review_search_visits_every_port_even_when_the_offset_wraps() {
+        let local = Ipv4Addr::new(10, 0, 0, 1);
+        let remote = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+        let mut ports = EphemeralPorts::new(&[3; 32], (40000, 40009));
+        let mut hasher = SipHasher13::new_with_keys(ports.keys.0, ports.keys.1);
+        hasher.write(&local.octets());
+        hasher.write(&remote.ip().octets());
+        hasher.write_u16(remote.port());
+        let hash = hasher.finish() as u32;
+        // Make the offset u32::MAX - 2, as the perturbation counter eventually does.
+        ports.perturbation = (u32::MAX - 2).wrapping_sub(hash);
+        assert_eq!(ports.pick(local, remote, |p| p == 40008), Some(40008));
+    }
+}

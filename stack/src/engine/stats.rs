@@ -26,6 +26,8 @@ pub struct Stats {
     pub ipv4_fragments_dropped: u64,
     /// Datagrams dropped because a fragment overlapped data already received.
     pub ipv4_reassembly_overlaps: u64,
+    /// Fragments repeating data already received, dropped alone.
+    pub ipv4_fragments_duplicate: u64,
     /// Fragments inconsistent with their datagram (two ends, data past the end,
     /// misaligned, larger than an IPv4 datagram can be).
     pub ipv4_reassembly_invalid: u64,

@@ -123,6 +123,10 @@ impl Reassembler {
         };
         match self.place(index, frag, end, stats) {
             Placement::Incomplete => None,
+            Placement::Duplicate => {
+                stats.ipv4_fragments_dropped += 1;
+                None
+            }
             Placement::Complete => Some(self.finish(index, stats)),
             Placement::Invalid => {
                 stats.ipv4_fragments_dropped += 1;
@@ -202,6 +206,17 @@ impl Reassembler {
             return Placement::Invalid;
         }
         let Some(hole_index) = d.holes.iter().position(|h| h.first <= frag.offset && end <= h.end) else {
+            // Data already received in full is a duplicate (networks duplicate
+            // packets): only the copy is dropped, as Linux does (IPFRAG_DUP).
+            // Partial overlap rewrites received data and kills the datagram
+            // (RFC 5722 in spirit). A "last" fragment is a duplicate only if
+            // it repeats the known end; otherwise it is inconsistent.
+            let intersects = d.holes.iter().any(|h| h.first < end && frag.offset < h.end);
+            let repeats_end = frag.more || d.total_len == Some(end);
+            if !intersects && repeats_end {
+                stats.ipv4_fragments_duplicate += 1;
+                return Placement::Duplicate;
+            }
             stats.ipv4_reassembly_overlaps += 1;
             return Placement::Invalid;
         };
@@ -301,6 +316,8 @@ impl Reassembler {
 enum Placement {
     Incomplete,
     Complete,
+    /// Repeats data already received: this copy alone is dropped.
+    Duplicate,
     /// Overlapping or inconsistent: the datagram is dropped.
     Invalid,
     /// The byte budget cannot hold it.
@@ -420,5 +437,27 @@ mod tests {
         assert_eq!(r.poll_timeout(), None);
         assert_eq!(stats.ipv4_reassembly_timeouts, 1);
         assert_eq!(stats.ipv4_fragments_dropped, 1);
+    }
+}
+
+#[cfg(test)]
+mod duplicate_tests {
+    use super::*;
+
+    /// An exact duplicate of a fragment (networks duplicate packets) must
+    /// only be dropped itself, as Linux does (IPFRAG_DUP); here it discards
+    /// the whole datagram as an "overlap".
+    #[test]
+    fn exact_duplicate_fragment_is_dropped_alone() {
+        let mut r = Reassembler::new(64 * 1024, Duration::from_secs(30));
+        let mut stats = Stats::default();
+        let key = FragmentKey { src: Ipv4Addr::new(10, 0, 0, 2), dst: Ipv4Addr::new(10, 0, 0, 1), protocol: 6, ident: 7 };
+        let now = Instant::from_secs(1);
+        let first = [1u8; 16];
+        let last = [2u8; 5];
+        assert!(r.push(now, &Fragment { key, offset: 0, more: true, data: &first }, &mut stats).is_none());
+        assert!(r.push(now, &Fragment { key, offset: 0, more: true, data: &first }, &mut stats).is_none());
+        let done = r.push(now, &Fragment { key, offset: 16, more: false, data: &last }, &mut stats);
+        assert_eq!(done.map(|d| d.payload.len()), Some(21), "stats: {stats:?}");
     }
 }

@@ -1,0 +1,300 @@
+//! Regression tests from the review (engine level, public API only).
+
+mod engine_common;
+
+use core::net::{Ipv4Addr, SocketAddrV4};
+
+use engine_common::*;
+use sluice_stack::{Duration, Error, EventSet, SocketId};
+
+const PORT: u16 = 80;
+
+/// Linux (tcp_abort_on_overflow = 0) never resets a client whose handshake
+/// completes into a full accept queue: the final ACK is dropped (stateful or
+/// cookie) and the client's retransmission completes it once the application
+/// accepts. Here the second client is reset.
+#[test]
+fn review_full_accept_queue_does_not_reset_completed_handshakes() {
+    let mut net = Pair::default_pair();
+    let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 1, false).unwrap();
+    let server = SocketAddrV4::new(IP_B, PORT);
+    let c1 = net.a.tcp_connect(net.now, APP, server, None, None).unwrap();
+    let c2 = net.a.tcp_connect(net.now, APP, server, None, None).unwrap();
+    let mut failed = Vec::new();
+    net.run_until(Duration::from_secs(3), |net| {
+        for (socket, kinds) in drain_events(&mut net.a, APP) {
+            if kinds.intersects(EventSet::RESET | EventSet::ERROR) {
+                failed.push(socket);
+            }
+        }
+        false
+    });
+    // The application now accepts both, one after the other.
+    let mut accepted = 0;
+    net.run_until(Duration::from_secs(30), |net| {
+        while net.b.tcp_accept(listener).is_ok() {
+            accepted += 1;
+        }
+        for (socket, kinds) in drain_events(&mut net.a, APP) {
+            if kinds.intersects(EventSet::RESET | EventSet::ERROR) {
+                failed.push(socket);
+            }
+        }
+        accepted == 2
+    });
+    assert!(failed.is_empty(), "clients reset: {failed:?} (c1 {c1:?}, c2 {c2:?}); accepted {accepted}; stats {:?}", net.b.stats());
+    assert_eq!(accepted, 2);
+    let _ = Error::WouldBlock;
+    let _ = SocketId::Conn(c1);
+}
+
+use sluice_stack::tcp::seq::SeqNum;
+use sluice_stack::wire::{IpProtocol, SackBlocks, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
+use sluice_stack::{Instant, Stack};
+
+fn segment_frame(src: SocketAddrV4, dst: SocketAddrV4, repr: TcpRepr, payload: &[u8]) -> Vec<u8> {
+    let repr = TcpRepr { src_port: src.port(), dst_port: dst.port(), payload_len: payload.len(), ..repr };
+    let mut segment = vec![0u8; repr.header_len() + payload.len()];
+    segment[repr.header_len()..].copy_from_slice(payload);
+    repr.emit(&mut TcpPacket::new_unchecked(&mut segment[..]), src.ip(), dst.ip());
+    ipv4_frame(MAC_A, MAC_B, ip_repr(*src.ip(), *dst.ip(), IpProtocol::Tcp), None, &segment)
+}
+
+/// Random peers hammer a listener (handshakes, data, FIN, RST, SYN, junk
+/// ACK numbers, options) while the app accepts, closes, aborts and
+/// re-listens at random. Nothing may panic, and once everything has timed
+/// out the engine must hold nothing and answer a new SYN statefully.
+#[test]
+fn review_random_peers_against_listener_keep_bookkeeping_sound() {
+    for seed in 1..=40u64 {
+        let mut rng = Rng::new(seed * 7919);
+        let mut cfg = config(MAC_B, IP_B);
+        cfg.max_half_open = 4;
+        cfg.max_connections = 64;
+        let mut now = Instant::from_secs(10);
+        let mut b = Stack::new(cfg, now);
+        // Teach B our MAC so replies are not held for ARP.
+        b.handle_frame(now, &arp_request_from_a());
+        let mut listener = b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 3, false).unwrap();
+        let server = SocketAddrV4::new(IP_B, PORT);
+        // Per-peer view: (their ISN, our ISN as learned from SYN-ACKs).
+        let mut peers: Vec<(SocketAddrV4, u32, u32)> =
+            (0..6).map(|i| (SocketAddrV4::new(IP_A, 40000 + i), rng.next_u64() as u32, 0)).collect();
+        let mut accepted = Vec::new();
+        for _step in 0..3000 {
+            let p = rng.below(peers.len() as u64) as usize;
+            let (peer, isn, their) = peers[p];
+            let r = rng.below(100);
+            let mut repr = TcpRepr { window: (rng.below(65536)) as u16, ..TcpRepr::default() };
+            let mut payload = Vec::new();
+            if r < 20 {
+                repr.flags = TcpFlags(TcpFlags::SYN);
+                repr.seq = SeqNum(isn);
+                repr.options = TcpOptions {
+                    mss: Some(rng.below(2000) as u16),
+                    window_scale: if rng.below(2) == 0 { Some(rng.below(20) as u8) } else { None },
+                    sack_permitted: rng.below(2) == 0,
+                    timestamps: if rng.below(2) == 0 { Some((rng.next_u64() as u32, 0)) } else { None },
+                    sack: SackBlocks::default(),
+                };
+            } else {
+                let flags = [TcpFlags::ACK, TcpFlags::ACK | TcpFlags::FIN, TcpFlags::RST, TcpFlags::RST | TcpFlags::ACK, TcpFlags::ACK | TcpFlags::PSH, TcpFlags::SYN | TcpFlags::ACK];
+                repr.flags = TcpFlags(flags[rng.below(flags.len() as u64) as usize]);
+                repr.seq = SeqNum(isn.wrapping_add(1).wrapping_add(if rng.below(4) == 0 { rng.next_u64() as u32 } else { rng.below(3000) as u32 }));
+                repr.ack = SeqNum(their.wrapping_add(1).wrapping_add(if rng.below(5) == 0 { rng.next_u64() as u32 } else { 0 }));
+                if rng.below(2) == 0 {
+                    payload = vec![0x42; rng.below(1400) as usize];
+                }
+                if rng.below(3) == 0 {
+                    let mut s = SackBlocks::default();
+                    let base = their.wrapping_add(rng.below(100_000) as u32);
+                    s.push(SeqNum(base), SeqNum(base.wrapping_add(rng.below(5000) as u32)));
+                    repr.options.sack = s;
+                }
+                if rng.below(2) == 0 {
+                    repr.options.timestamps = Some((rng.next_u64() as u32, rng.next_u64() as u32));
+                }
+            }
+            if rng.below(50) == 0 {
+                peers[p].1 = rng.next_u64() as u32; // the peer restarts
+            }
+            b.handle_frame(now, &segment_frame(peer, server, repr, &payload));
+            let mut out: Vec<Vec<u8>> = Vec::new();
+            b.poll_transmit(now, &mut out);
+            for f in &out {
+                if let Some((_, t)) = parse_tcp(f) {
+                    if t.flags.syn() && t.flags.ack() {
+                        if let Some(q) = peers.iter_mut().find(|q| q.0.port() == t.dst_port) {
+                            q.2 = t.seq.0;
+                        }
+                    }
+                }
+            }
+            match rng.below(30) {
+                0..=5 => {
+                    while let Ok((id, _)) = b.tcp_accept(listener) {
+                        accepted.push(id);
+                    }
+                }
+                6 if !accepted.is_empty() => {
+                    let id = accepted.swap_remove(rng.below(accepted.len() as u64) as usize);
+                    let _ = b.tcp_close(now, id);
+                }
+                7 if !accepted.is_empty() => {
+                    let id = accepted.swap_remove(rng.below(accepted.len() as u64) as usize);
+                    let _ = b.tcp_abort(now, id);
+                }
+                8 if rng.below(10) == 0 => {
+                    b.tcp_unlisten(now, listener).unwrap();
+                    listener = b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 3, false).unwrap();
+                }
+                9 => {
+                    now += Duration::from_millis(rng.below(3000));
+                    b.handle_timeout(now);
+                }
+                _ => {}
+            }
+            while b.poll_event(APP).is_some() {}
+        }
+        for id in accepted.drain(..) {
+            let _ = b.tcp_abort(now, id);
+        }
+        b.tcp_unlisten(now, listener).unwrap();
+        // Let everything time out.
+        for _ in 0..100_000 {
+            let mut out: Vec<Vec<u8>> = Vec::new();
+            b.poll_transmit(now, &mut out);
+            let Some(next) = b.poll_timeout() else { break };
+            now = now.max(next);
+            b.handle_timeout(now);
+        }
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        b.poll_transmit(now, &mut out);
+        if seed == 1 { eprintln!("{:?}", b.stats()); }
+        assert_eq!(b.connection_count(), 0, "seed {seed}: connections left");
+        // Half-open bookkeeping: a fresh listener answers SYNs statefully.
+        let listener = b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 3, false).unwrap();
+        let cookies_before = b.stats().syn_cookies_sent;
+        for i in 0..3u16 {
+            let syn = TcpRepr { flags: TcpFlags(TcpFlags::SYN), seq: SeqNum(1), window: 1000, ..TcpRepr::default() };
+            b.handle_frame(now, &segment_frame(SocketAddrV4::new(IP_A, 50000 + i), server, syn, &[]));
+        }
+        assert_eq!(b.stats().syn_cookies_sent, cookies_before, "seed {seed}: half-open count leaked");
+        let _ = listener;
+    }
+}
+
+fn arp_request_from_a() -> Vec<u8> {
+    use sluice_stack::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr};
+    let mut frame = vec![0u8; 14 + ArpRepr::BUFFER_LEN];
+    EthernetRepr { src: MAC_A, dst: EthernetAddress::BROADCAST, ethertype: EthernetProtocol::Arp }
+        .emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
+    ArpRepr {
+        operation: ArpOperation::Request,
+        source_hardware_addr: MAC_A,
+        source_protocol_addr: IP_A,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: IP_B,
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut frame[14..]));
+    frame
+}
+
+/// An adaptive driver (the documented use of `wants_transmit`): sleep until
+/// `poll_timeout`, `handle_timeout`, and poll only if `wants_transmit`. A
+/// due ARP retry request is only acted on inside `poll_transmit`, and
+/// `wants_transmit` does not report it, so the deadline never moves: the
+/// driver spins at 100% CPU. One spoofed SYN from an unused on-link address
+/// to a closed port (answered by RST, which needs ARP) is enough.
+#[test]
+fn review_due_arp_request_is_reported_by_wants_transmit() {
+    let mut now = Instant::from_secs(1);
+    let mut b = Stack::new(config(MAC_B, IP_B), now);
+    let ghost = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 77), 40000);
+    let syn = TcpRepr { flags: TcpFlags(TcpFlags::SYN), seq: SeqNum(1), window: 1000, ..TcpRepr::default() };
+    b.handle_frame(now, &segment_frame(ghost, SocketAddrV4::new(IP_B, 9), syn, &[]));
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    assert!(b.wants_transmit());
+    b.poll_transmit(now, &mut out); // ARP request #1, RST held
+    let mut wakeups = 0;
+    while let Some(deadline) = b.poll_timeout() {
+        now = now.max(deadline);
+        b.handle_timeout(now);
+        if b.wants_transmit() {
+            b.poll_transmit(now, &mut out);
+        }
+        wakeups += 1;
+        assert!(wakeups < 1000, "driver woke {wakeups} times at {now:?} without progress (deadline {deadline:?})");
+    }
+}
+
+/// Server-side close (nginx closing keep-alive connections, HTTP/1.0) puts
+/// the server's end in TIME-WAIT for 60 s, and TIME-WAIT holds a full
+/// connection slot counted in `max_connections`. Once they fill the table,
+/// every new client is answered with a cookie and then reset. Linux keeps
+/// TIME-WAIT in a separate, cheap table and, when that overflows, drops
+/// TIME-WAIT state instead of refusing new connections.
+#[test]
+fn review_time_wait_does_not_lock_out_new_connections() {
+    let mut a_cfg = config(MAC_A, IP_A);
+    a_cfg.max_connections = 64;
+    let mut b_cfg = config(MAC_B, IP_B);
+    b_cfg.max_connections = 4;
+    let mut net = Pair::new(a_cfg, b_cfg);
+    let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 16, false).unwrap();
+    let server = SocketAddrV4::new(IP_B, PORT);
+    for round in 0..6 {
+        let c = net.a.tcp_connect(net.now, APP, server, None, None).unwrap();
+        let mut served = false;
+        let mut outcome = None;
+        net.run_until(Duration::from_secs(5), |net| {
+            if let Ok((s, _)) = net.b.tcp_accept(listener) {
+                net.b.tcp_send(s, b"bye").unwrap();
+                net.b.tcp_close(net.now, s).unwrap(); // server closes first
+                served = true;
+            }
+            let mut buf = [0u8; 16];
+            match net.a.tcp_recv(c, &mut buf) {
+                Ok(0) => {
+                    net.a.tcp_close(net.now, c).unwrap();
+                    outcome = Some(Ok(()));
+                    return true;
+                }
+                Err(e) if e != Error::WouldBlock => {
+                    outcome = Some(Err(e));
+                    return true;
+                }
+                _ => {}
+            }
+            false
+        });
+        net.flush();
+        assert_eq!(outcome, Some(Ok(())), "round {round}: served {served}, server holds {} connections", net.b.connection_count());
+    }
+}
+
+/// A full device ring at the moment an abort's RST is polled loses the RST
+/// for good (`pending_rst.take()` before the sink refuses it), and the slot
+/// is freed at the next poll: the peer keeps a dead connection open.
+#[test]
+fn review_rst_survives_a_full_transmit_ring() {
+    let mut net = Pair::default_pair();
+    let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 8, false).unwrap();
+    let c = net.a.tcp_connect(net.now, APP, SocketAddrV4::new(IP_B, PORT), None, None).unwrap();
+    let mut s = None;
+    assert!(net.run_until(Duration::from_secs(5), |net| {
+        if s.is_none() {
+            s = net.b.tcp_accept(listener).ok().map(|x| x.0);
+        }
+        s.is_some()
+    }));
+    let s = s.unwrap();
+    net.b.tcp_abort(net.now, s).unwrap();
+    // The device ring is full for one poll.
+    let mut full = Ring { frames: Vec::new(), room: 0 };
+    net.b.poll_transmit(net.now, &mut full);
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    net.b.poll_transmit(net.now, &mut out);
+    let rst = out.iter().filter_map(|f| parse_tcp(f)).any(|(_, t)| t.flags.rst());
+    assert!(rst, "the RST was never sent; client still {:?}", net.a.tcp_info(c).map(|i| i.state));
+}
