@@ -1,0 +1,296 @@
+//! Runs every workload for each selected stack and collects the table rows.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::bulk::{run_bulk, BulkResult};
+use super::conn_state::{run_conn_state, StateResult};
+use super::endpoint::{Endpoint, StackError};
+use super::request_response::{run_request_response, RrResult, MESSAGE_LEN};
+use super::sluice_endpoint::SluiceEndpoint;
+use super::smoltcp_endpoint::SmoltcpEndpoint;
+use super::{sluice_factory, smoltcp_factory, StackFactory, BUFFER, MTU};
+
+const MIB: u64 = 1024 * 1024;
+
+/// Which stacks to measure.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StackChoice {
+    Both,
+    Sluice,
+    Smoltcp,
+}
+
+impl StackChoice {
+    fn sluice(self) -> bool {
+        self != StackChoice::Smoltcp
+    }
+    fn smoltcp(self) -> bool {
+        self != StackChoice::Sluice
+    }
+}
+
+/// Workload sizes and repetitions.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub stacks: StackChoice,
+    pub reps: usize,
+    pub bulk_bytes_lossless: u64,
+    pub bulk_bytes_lossy: u64,
+    pub rr_conns: usize,
+    pub rr_per_conn_lossless: u64,
+    pub rr_per_conn_lossy: u64,
+    pub state_conns: usize,
+    /// smoltcp scans every socket per packet, so its count may be set lower.
+    pub smoltcp_state_conns: usize,
+    pub seed: u64,
+}
+
+impl Options {
+    pub fn full() -> Options {
+        Options {
+            stacks: StackChoice::Both,
+            reps: 3,
+            bulk_bytes_lossless: 256 * MIB,
+            bulk_bytes_lossy: 64 * MIB,
+            rr_conns: 16,
+            rr_per_conn_lossless: 20_000,
+            rr_per_conn_lossy: 5_000,
+            state_conns: 10_000,
+            smoltcp_state_conns: 10_000,
+            seed: 0x51u64 << 32 | 0xce,
+        }
+    }
+
+    /// Small sizes for a CI smoke run: still checks every byte.
+    pub fn quick() -> Options {
+        Options {
+            reps: 1,
+            bulk_bytes_lossless: 8 * MIB,
+            bulk_bytes_lossy: 2 * MIB,
+            rr_per_conn_lossless: 500,
+            rr_per_conn_lossy: 200,
+            state_conns: 512,
+            smoltcp_state_conns: 512,
+            ..Options::full()
+        }
+    }
+}
+
+/// One stack's figure for one row.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Value(f64),
+    Failed(String),
+    NotRun,
+}
+
+/// One line of the results table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub workload: String,
+    pub loss: String,
+    pub sluice: Cell,
+    pub smoltcp: Cell,
+    /// Whether a larger figure is better (throughput) or worse (bytes).
+    pub higher_is_better: bool,
+}
+
+/// Everything a run produced.
+#[derive(Default)]
+pub struct Outcome {
+    pub rows: Vec<Row>,
+    pub notes: Vec<String>,
+    /// Transfers that did not complete or delivered wrong data.
+    pub failures: Vec<String>,
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+}
+
+/// Run `measure` `reps` times (seeds differ per repetition). Any failure or
+/// panic fails the whole measurement and is recorded in `outcome`.
+fn measured<E: Endpoint, T>(
+    factory: &StackFactory<E>,
+    label: &str,
+    reps: usize,
+    seed: u64,
+    outcome: &mut Outcome,
+    measure: impl Fn(&StackFactory<E>, u64) -> Result<T, StackError>,
+    describe: impl Fn(&T) -> String,
+) -> Result<Vec<T>, String> {
+    let mut results = Vec::with_capacity(reps);
+    for rep in 0..reps.max(1) {
+        let result = catch_unwind(AssertUnwindSafe(|| measure(factory, seed.wrapping_add(rep as u64))));
+        let failure = match result {
+            Ok(Ok(value)) => {
+                eprintln!("  {label} {} rep {}: {}", factory.name, rep + 1, describe(&value));
+                results.push(value);
+                continue;
+            }
+            Ok(Err(e)) => e.0,
+            Err(payload) => format!("panicked: {}", panic_message(payload.as_ref())),
+        };
+        eprintln!("  {label} {} rep {}: FAILED: {failure}", factory.name, rep + 1);
+        outcome.failures.push(format!("{label}, {}: {failure}", factory.name));
+        return Err(failure);
+    }
+    Ok(results)
+}
+
+/// The median of one figure over a measurement's repetitions.
+fn median_cell<T>(results: &Option<Result<Vec<T>, String>>, figure: impl Fn(&T) -> f64) -> Cell {
+    match results {
+        None => Cell::NotRun,
+        Some(Err(e)) => Cell::Failed(e.clone()),
+        Some(Ok(values)) => Cell::Value(median(&mut values.iter().map(figure).collect::<Vec<f64>>())),
+    }
+}
+
+fn loss_label(loss: f64) -> String {
+    format!("{}%", loss * 100.0)
+}
+
+/// Run the selected workloads; `heap_in_use` reads the live heap bytes.
+pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
+    let mut outcome = Outcome::default();
+    let sluice = sluice_factory();
+    let smol = smoltcp_factory();
+    let run_sluice = opts.stacks.sluice();
+    let run_smol = opts.stacks.smoltcp();
+
+    // Connection state first, while the heap is still unfragmented.
+    eprintln!("connection state");
+    let describe_state = |r: &StateResult| format!("{:.0} B per endpoint over {} connections, opened in {:.2?}", r.bytes_per_endpoint(), r.connections, r.setup_wall);
+    let sluice_state = run_sluice.then(|| {
+        measured(&sluice, "state", 1, opts.seed, &mut outcome, |f, seed| run_conn_state(f, opts.state_conns, seed, heap_in_use), describe_state)
+    });
+    let smol_state = run_smol.then(|| {
+        measured(&smol, "state", 1, opts.seed, &mut outcome, |f, seed| run_conn_state(f, opts.smoltcp_state_conns, seed, heap_in_use), describe_state)
+    });
+
+    for (loss, bytes) in [(0.0, opts.bulk_bytes_lossless), (0.01, opts.bulk_bytes_lossy)] {
+        let label = format!("bulk {} MiB at {}", bytes / MIB, loss_label(loss));
+        eprintln!("{label}");
+        let describe = |r: &BulkResult| {
+            format!(
+                "{:.3} Gbit/s ({:.2?} wall, {:.3} s virtual, {} frames, {} dropped)",
+                r.gbit_per_s(),
+                r.wall,
+                r.virtual_elapsed as f64 / 1e6,
+                r.wire.delivered + r.wire.dropped,
+                r.wire.dropped
+            )
+        };
+        let s = run_sluice.then(|| measured(&sluice, &label, opts.reps, opts.seed, &mut outcome, |f, seed| run_bulk::<SluiceEndpoint>(f, bytes, loss, seed), describe));
+        let m = run_smol.then(|| measured(&smol, &label, opts.reps, opts.seed, &mut outcome, |f, seed| run_bulk::<SmoltcpEndpoint>(f, bytes, loss, seed), describe));
+        let workload = format!("bulk goodput, 1 conn, {} MiB", bytes / MIB);
+        outcome.rows.push(Row {
+            workload: format!("{workload} (Gbit/s per core)"),
+            loss: loss_label(loss),
+            sluice: median_cell(&s, BulkResult::gbit_per_s),
+            smoltcp: median_cell(&m, BulkResult::gbit_per_s),
+            higher_is_better: true,
+        });
+        if loss > 0.0 {
+            outcome.rows.push(Row {
+                workload: format!("{workload}: virtual time to finish (s)"),
+                loss: loss_label(loss),
+                sluice: median_cell(&s, |r| r.virtual_elapsed as f64 / 1e6),
+                smoltcp: median_cell(&m, |r| r.virtual_elapsed as f64 / 1e6),
+                higher_is_better: false,
+            });
+        }
+    }
+
+    for (loss, per_conn) in [(0.0, opts.rr_per_conn_lossless), (0.01, opts.rr_per_conn_lossy)] {
+        let label = format!("request/response {}x{} at {}", opts.rr_conns, per_conn, loss_label(loss));
+        eprintln!("{label}");
+        let describe = |r: &RrResult| {
+            format!(
+                "{:.1} k txn/s ({} txns, {:.2?} wall, {:.3} s virtual, {} frames, {} dropped)",
+                r.per_second() / 1e3,
+                r.transactions,
+                r.wall,
+                r.virtual_elapsed as f64 / 1e6,
+                r.wire.delivered + r.wire.dropped,
+                r.wire.dropped
+            )
+        };
+        let conns = opts.rr_conns;
+        let s = run_sluice.then(|| {
+            measured(&sluice, &label, opts.reps, opts.seed, &mut outcome, |f, seed| run_request_response::<SluiceEndpoint>(f, conns, per_conn, loss, seed), describe)
+        });
+        let m = run_smol.then(|| {
+            measured(&smol, &label, opts.reps, opts.seed, &mut outcome, |f, seed| run_request_response::<SmoltcpEndpoint>(f, conns, per_conn, loss, seed), describe)
+        });
+        let workload = format!("request/response {MESSAGE_LEN} B, {conns} conns x {per_conn}");
+        let per_second_k = |r: &RrResult| r.per_second() / 1e3;
+        outcome.rows.push(Row {
+            workload: format!("{workload} (k txn/s per core)"),
+            loss: loss_label(loss),
+            sluice: median_cell(&s, per_second_k),
+            smoltcp: median_cell(&m, per_second_k),
+            higher_is_better: true,
+        });
+        if loss > 0.0 {
+            outcome.rows.push(Row {
+                workload: format!("{workload}: virtual time to finish (s)"),
+                loss: loss_label(loss),
+                sluice: median_cell(&s, |r| r.virtual_elapsed as f64 / 1e6),
+                smoltcp: median_cell(&m, |r| r.virtual_elapsed as f64 / 1e6),
+                higher_is_better: false,
+            });
+        }
+    }
+
+    outcome.rows.push(Row {
+        workload: "state: size_of connection struct (bytes, no buffers)".into(),
+        loss: "-".into(),
+        sluice: if run_sluice { Cell::Value(SluiceEndpoint::slot_size() as f64) } else { Cell::NotRun },
+        smoltcp: if run_smol { Cell::Value(SmoltcpEndpoint::socket_size() as f64) } else { Cell::NotRun },
+        higher_is_better: false,
+    });
+    let state_conns = if opts.state_conns == opts.smoltcp_state_conns {
+        format!("{}", opts.state_conns)
+    } else {
+        format!("Sluice {}, smoltcp {}", opts.state_conns, opts.smoltcp_state_conns)
+    };
+    outcome.rows.push(Row {
+        workload: format!("state: heap per idle established conn endpoint (bytes, {state_conns} conns)"),
+        loss: "-".into(),
+        sluice: median_cell(&sluice_state, StateResult::bytes_per_endpoint),
+        smoltcp: median_cell(&smol_state, StateResult::bytes_per_endpoint),
+        higher_is_better: false,
+    });
+
+    outcome.notes.push(format!(
+        "Both stacks: Ethernet, IP MTU {MTU}, {} KiB send and receive buffers, CUBIC, Nagle off, TCP timestamps on, software checksums; \
+         ARP on the wire; one thread drives client and server; the virtual clock advances {} us per busy round and jumps to the next timer when idle.",
+        BUFFER / 1024,
+        super::driver::ROUND_TICK
+    ));
+    outcome.notes.push(format!(
+        "size_of: Sluice `engine::ConnSlot` = {} B (of which `tcp::conn::TcpConn` = {} B); smoltcp `socket::tcp::Socket` = {} B, \
+         plus its two {} KiB buffers allocated at socket creation.",
+        SluiceEndpoint::slot_size(),
+        SluiceEndpoint::conn_size(),
+        SmoltcpEndpoint::socket_size(),
+        BUFFER / 1024
+    ));
+    outcome
+}
