@@ -48,3 +48,6 @@ pub fn sluice_factory() -> StackFactory<sluice_endpoint::SluiceEndpoint> {
 pub fn smoltcp_factory() -> StackFactory<smoltcp_endpoint::SmoltcpEndpoint> {
     StackFactory { name: "smoltcp", make: smoltcp_endpoint::SmoltcpEndpoint::new, mtu: MTU, buffer: BUFFER }
 }
+
+#[cfg(test)]
+mod tests;
