@@ -8,9 +8,14 @@
 //! overflow. Nothing in it points at memory the stack frees: keys are
 //! generation-checked handles the consumer validates when it pops.
 
+use std::collections::VecDeque;
+
 use super::event::{Event, EventSet, Priority};
 
 /// Where a socket's unread entry sits; kept by the socket between posts.
+/// It is the entry's sequence number: entries are numbered in the order they
+/// were appended, so a ticket older than the queue's head names an entry that
+/// was already popped and is simply ignored.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct EventTicket(pub u64);
 
@@ -18,37 +23,231 @@ pub struct EventTicket(pub u64);
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct QueueFull;
 
+/// Storage grows by doubling from this many entries, up to the capacity.
+const INITIAL_ALLOCATION: usize = 64;
+
 pub struct EventQueue<K: Copy + Eq> {
-    _todo: core::marker::PhantomData<K>,
+    entries: VecDeque<Event<K>>,
+    /// Sequence number of `entries[0]`.
+    head_seq: u64,
+    capacity: usize,
+    coalesced: u64,
 }
 
 impl<K: Copy + Eq> EventQueue<K> {
+    /// A queue that holds at most `capacity` entries. Memory is reserved as the
+    /// queue fills (never past `capacity`), so an idle consumer costs little and
+    /// a busy one stops allocating once its high-water mark is reached.
     pub fn with_capacity(capacity: usize) -> Self {
-        let _ = capacity;
-        todo!()
+        EventQueue { entries: VecDeque::new(), head_seq: 0, capacity, coalesced: 0 }
     }
     pub fn capacity(&self) -> usize {
-        todo!()
+        self.capacity
     }
     pub fn len(&self) -> usize {
-        todo!()
+        self.entries.len()
     }
     pub fn is_empty(&self) -> bool {
-        todo!()
+        self.entries.is_empty()
     }
     /// Post `kinds` for `key`. If `*ticket` names an unread entry for the same
     /// key, the kinds are merged into it (and the priority raised to the higher
     /// of the two); otherwise a new entry is appended and `*ticket` updated.
     pub fn post(&mut self, key: K, kinds: EventSet, priority: Priority, ticket: &mut Option<EventTicket>) -> Result<(), QueueFull> {
-        let _ = (key, kinds, priority, ticket);
-        todo!()
+        if let Some(entry) = ticket.and_then(|t| self.unread_entry_mut(t)) {
+            if entry.key == key {
+                entry.kinds |= kinds;
+                entry.priority = entry.priority.max(priority);
+                self.coalesced += 1;
+                return Ok(());
+            }
+        }
+        if self.entries.len() >= self.capacity {
+            return Err(QueueFull);
+        }
+        self.reserve_one();
+        let seq = self.head_seq + self.entries.len() as u64;
+        self.entries.push_back(Event { key, kinds, priority });
+        *ticket = Some(EventTicket(seq));
+        Ok(())
     }
     /// The oldest entry.
     pub fn pop(&mut self) -> Option<Event<K>> {
-        todo!()
+        let event = self.entries.pop_front()?;
+        self.head_seq += 1;
+        Some(event)
     }
     /// Entries merged into an existing entry since creation.
     pub fn coalesced(&self) -> u64 {
-        todo!()
+        self.coalesced
+    }
+
+    /// The entry `ticket` names, if it has not been popped yet.
+    fn unread_entry_mut(&mut self, ticket: EventTicket) -> Option<&mut Event<K>> {
+        let offset = ticket.0.checked_sub(self.head_seq)?;
+        let index = usize::try_from(offset).ok()?;
+        self.entries.get_mut(index)
+    }
+
+    /// Make room for one more entry, doubling the allocation but never
+    /// reserving past `capacity`.
+    fn reserve_one(&mut self) {
+        let len = self.entries.len();
+        if len < self.entries.capacity() {
+            return;
+        }
+        let target = (len * 2).max(INITIAL_ALLOCATION).min(self.capacity);
+        self.entries.reserve_exact(target.saturating_sub(len).max(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const R: EventSet = EventSet::READABLE;
+    const W: EventSet = EventSet::WRITABLE;
+
+    #[test]
+    fn second_post_coalesces_into_unread_entry() {
+        let mut q = EventQueue::with_capacity(4);
+        let mut t = None;
+        q.post(1u32, R, 0, &mut t).unwrap();
+        q.post(1u32, W, 3, &mut t).unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.coalesced(), 1);
+        assert_eq!(q.pop(), Some(Event { key: 1, kinds: R | W, priority: 3 }));
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn coalesced_priority_is_the_higher_one() {
+        let mut q = EventQueue::with_capacity(4);
+        let mut t = None;
+        q.post(1u32, R, 5, &mut t).unwrap();
+        q.post(1u32, W, 2, &mut t).unwrap();
+        assert_eq!(q.pop().unwrap().priority, 5);
+    }
+
+    #[test]
+    fn ticket_goes_stale_after_pop() {
+        let mut q = EventQueue::with_capacity(4);
+        let (mut ta, mut tb) = (None, None);
+        q.post(1u32, R, 0, &mut ta).unwrap();
+        q.post(2u32, R, 0, &mut tb).unwrap();
+        assert_eq!(q.pop().unwrap().key, 1);
+        // Key 1's ticket points before the head: a new entry, behind key 2's.
+        q.post(1u32, W, 0, &mut ta).unwrap();
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.coalesced(), 0);
+        assert_eq!(q.pop(), Some(Event { key: 2, kinds: R, priority: 0 }));
+        assert_eq!(q.pop(), Some(Event { key: 1, kinds: W, priority: 0 }));
+    }
+
+    #[test]
+    fn ticket_of_another_key_is_not_merged_into() {
+        let mut q = EventQueue::with_capacity(4);
+        let mut t = None;
+        q.post(1u32, R, 0, &mut t).unwrap();
+        let mut borrowed = t;
+        q.post(2u32, W, 0, &mut borrowed).unwrap();
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.pop().unwrap().kinds, R);
+    }
+
+    #[test]
+    fn fifo_order_across_keys() {
+        let mut q = EventQueue::with_capacity(16);
+        let mut tickets = [None; 10];
+        for (k, t) in tickets.iter_mut().enumerate() {
+            q.post(k as u32, R, 0, t).unwrap();
+        }
+        let popped: Vec<u32> = core::iter::from_fn(|| q.pop()).map(|e| e.key).collect();
+        assert_eq!(popped, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn capacity_bounds_new_entries_but_not_coalescing() {
+        let mut q = EventQueue::with_capacity(2);
+        let mut t = [None; 3];
+        q.post(0u32, R, 0, &mut t[0]).unwrap();
+        q.post(1u32, R, 0, &mut t[1]).unwrap();
+        assert_eq!(q.post(2u32, R, 0, &mut t[2]), Err(QueueFull));
+        assert_eq!(t[2], None);
+        assert_eq!(q.post(0u32, W, 0, &mut t[0]), Ok(()));
+        q.pop();
+        assert_eq!(q.post(2u32, R, 0, &mut t[2]), Ok(()));
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn many_keys_fit_and_memory_stays_within_capacity() {
+        const KEYS: usize = 100_000;
+        let mut q = EventQueue::with_capacity(KEYS);
+        let mut tickets = vec![None; KEYS];
+        for round in 0..3 {
+            for (k, t) in tickets.iter_mut().enumerate() {
+                let kinds = if round == 0 { R } else { W };
+                q.post(k as u32, kinds, 0, t).unwrap();
+            }
+        }
+        assert_eq!(q.len(), KEYS);
+        assert!(q.entries.capacity() <= KEYS + INITIAL_ALLOCATION);
+        let first = q.pop().unwrap();
+        assert_eq!(first, Event { key: 0, kinds: R | W, priority: 0 });
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Post { key: u32, kinds: u16, priority: u8 },
+        Pop,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0u32..50, 1u16..256, 0u8..4).prop_map(|(key, kinds, priority)| Op::Post { key, kinds, priority }),
+            1 => Just(Op::Pop),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn matches_model(ops in proptest::collection::vec(op(), 1..400)) {
+            let mut q = EventQueue::with_capacity(50);
+            let mut tickets = [None; 50];
+            // Kinds posted per key and not yet seen in a popped event.
+            let mut pending = [EventSet::EMPTY; 50];
+            let check_pop = |e: Event<u32>, pending: &mut [EventSet; 50]| -> Result<(), TestCaseError> {
+                let p = &mut pending[e.key as usize];
+                prop_assert!(!p.is_empty(), "event for key {} with nothing posted", e.key);
+                prop_assert_eq!(*p, e.kinds, "popped kinds differ from the union posted");
+                *p = EventSet::EMPTY;
+                Ok(())
+            };
+            for op in ops {
+                match op {
+                    Op::Post { key, kinds, priority } => {
+                        q.post(key, EventSet(kinds), priority, &mut tickets[key as usize])
+                            .map_err(|_| TestCaseError::fail("queue full with one entry per key"))?;
+                        pending[key as usize] |= EventSet(kinds);
+                    }
+                    Op::Pop => {
+                        if let Some(e) = q.pop() {
+                            check_pop(e, &mut pending)?;
+                        } else {
+                            prop_assert!(pending.iter().all(|p| p.is_empty()));
+                        }
+                    }
+                }
+                // At most one entry per key: the queue never exceeds the number of keys with pending kinds.
+                let with_pending = pending.iter().filter(|p| !p.is_empty()).count();
+                prop_assert_eq!(q.len(), with_pending);
+            }
+            while let Some(e) = q.pop() {
+                check_pop(e, &mut pending)?;
+            }
+            prop_assert!(pending.iter().all(|p| p.is_empty()), "posted kinds lost");
+        }
     }
 }

@@ -11,14 +11,17 @@ pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod tcp;
+mod tcp_options;
 pub mod udp;
 
-pub use arp::{ArpOperation, ArpRepr};
-pub use ethernet::{EthernetAddress, EthernetProtocol, EthernetRepr};
-pub use icmp::IcmpRepr;
-pub use ipv4::{IpProtocol, Ipv4Repr};
-pub use tcp::{SackBlocks, TcpFlags, TcpOptions, TcpRepr};
-pub use udp::UdpRepr;
+pub use arp::{ArpOperation, ArpPacket, ArpRepr};
+pub use checksum::ipv4_tcp_checksum_ok;
+pub use ethernet::{EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr};
+pub use icmp::{IcmpPacket, IcmpRepr};
+pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
+pub use tcp::{SackBlocks, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
+pub use tcp_options::{MAX_OPTIONS_LEN as TCP_MAX_OPTIONS_LEN, MAX_WINDOW_SCALE as TCP_MAX_WINDOW_SCALE};
+pub use udp::{UdpPacket, UdpRepr};
 
 pub use core::net::Ipv4Addr;
 

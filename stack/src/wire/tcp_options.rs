@@ -1,0 +1,291 @@
+//! Parsing and emission of the TCP options this stack understands: MSS
+//! (RFC 9293 §3.2), window scale and timestamps (RFC 7323), SACK-permitted and
+//! SACK (RFC 2018).
+
+use super::tcp::{SackBlocks, TcpOptions};
+use super::{Error, Result};
+use crate::tcp::seq::SeqNum;
+
+/// Option kinds (IANA "TCP Option Kind Numbers").
+mod kind {
+    pub const END: u8 = 0;
+    pub const NOP: u8 = 1;
+    pub const MSS: u8 = 2;
+    pub const WINDOW_SCALE: u8 = 3;
+    pub const SACK_PERMITTED: u8 = 4;
+    pub const SACK: u8 = 5;
+    pub const TIMESTAMPS: u8 = 8;
+}
+
+/// Option lengths, kind and length bytes included.
+mod len {
+    pub const MSS: usize = 4;
+    pub const WINDOW_SCALE: usize = 3;
+    pub const SACK_PERMITTED: usize = 2;
+    pub const SACK_BLOCK: usize = 8;
+    pub const TIMESTAMPS: usize = 10;
+}
+
+/// The data offset field is 4 bits of 32-bit words: 60 bytes of header, 40 of options.
+pub const MAX_OPTIONS_LEN: usize = 40;
+
+/// The largest shift a receiver may use (RFC 7323 §2.3).
+pub const MAX_WINDOW_SCALE: u8 = 14;
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+impl TcpOptions {
+    /// Parses the option area (the bytes between the fixed header and the
+    /// data offset). Unknown kinds are skipped by their length. A missing,
+    /// zero or one length byte, an option running past the area, or a known
+    /// option with the wrong length is [`Error::Malformed`] (RFC 9293 §3.1
+    /// requires handling illegal lengths; there is no way to resynchronise).
+    pub fn parse(mut area: &[u8]) -> Result<TcpOptions> {
+        let mut options = TcpOptions::default();
+        while let Some((&option_kind, rest)) = area.split_first() {
+            match option_kind {
+                kind::END => break,
+                kind::NOP => {
+                    area = rest;
+                    continue;
+                }
+                _ => {}
+            }
+            let option_len = *rest.first().ok_or(Error::Malformed)? as usize;
+            if option_len < 2 || option_len > area.len() {
+                return Err(Error::Malformed);
+            }
+            let body = &area[2..option_len];
+            match option_kind {
+                kind::MSS => {
+                    expect_len(option_len, len::MSS)?;
+                    options.mss = Some(u16::from_be_bytes([body[0], body[1]]));
+                }
+                kind::WINDOW_SCALE => {
+                    expect_len(option_len, len::WINDOW_SCALE)?;
+                    // RFC 7323 §2.3: log a shift above 14 and use 14.
+                    options.window_scale = Some(body[0].min(MAX_WINDOW_SCALE));
+                }
+                kind::SACK_PERMITTED => {
+                    expect_len(option_len, len::SACK_PERMITTED)?;
+                    options.sack_permitted = true;
+                }
+                kind::SACK => {
+                    let blocks = body.chunks_exact(len::SACK_BLOCK);
+                    if body.is_empty() || !blocks.remainder().is_empty() {
+                        return Err(Error::Malformed);
+                    }
+                    // Only 4 blocks fit the option space; push ignores extras.
+                    let mut sack = SackBlocks::default();
+                    for block in blocks {
+                        sack.push(SeqNum(be32(&block[..4])), SeqNum(be32(&block[4..])));
+                    }
+                    options.sack = sack;
+                }
+                kind::TIMESTAMPS => {
+                    expect_len(option_len, len::TIMESTAMPS)?;
+                    options.timestamps = Some((be32(&body[..4]), be32(&body[4..])));
+                }
+                _ => {}
+            }
+            area = &area[option_len..];
+        }
+        Ok(options)
+    }
+
+    /// Bytes of everything but the SACK blocks, laid out as Linux does
+    /// (`tcp_options_write`), each item padded with NOPs to 32 bits.
+    fn fixed_len(&self) -> usize {
+        let mss = if self.mss.is_some() { 4 } else { 0 };
+        let ts_and_sack_perm = match (self.timestamps.is_some(), self.sack_permitted) {
+            (true, _) => 12,
+            (false, true) => 4,
+            (false, false) => 0,
+        };
+        let window_scale = if self.window_scale.is_some() { 4 } else { 0 };
+        mss + ts_and_sack_perm + window_scale
+    }
+
+    /// How many SACK blocks [`Self::emit`] writes: as many as fit the 40-byte
+    /// option space after the other options (3 with timestamps, RFC 2018 §3).
+    pub fn sack_blocks_emitted(&self) -> usize {
+        if self.sack.is_empty() {
+            return 0;
+        }
+        // Two NOPs, kind and length take 4 bytes before the blocks.
+        let room = MAX_OPTIONS_LEN.saturating_sub(self.fixed_len() + 4);
+        self.sack.len().min(room / len::SACK_BLOCK)
+    }
+
+    /// Length of the option area [`Self::emit`] writes; always a multiple of 4.
+    pub fn emitted_len(&self) -> usize {
+        let blocks = self.sack_blocks_emitted();
+        self.fixed_len() + if blocks > 0 { 4 + blocks * len::SACK_BLOCK } else { 0 }
+    }
+
+    /// Writes the options in Linux's order — MSS; SACK-permitted and
+    /// timestamps; window scale; SACK blocks — padded with NOPs so each item
+    /// is 32-bit aligned. Returns the bytes written ([`Self::emitted_len`]);
+    /// `out` must be at least that long.
+    pub fn emit(&self, out: &mut [u8]) -> usize {
+        let mut w = Writer { out, at: 0 };
+        if let Some(mss) = self.mss {
+            w.put(&[kind::MSS, len::MSS as u8]);
+            w.put(&mss.to_be_bytes());
+        }
+        match (self.timestamps, self.sack_permitted) {
+            (Some((tsval, tsecr)), sack_permitted) => {
+                if sack_permitted {
+                    w.put(&[kind::SACK_PERMITTED, len::SACK_PERMITTED as u8]);
+                } else {
+                    w.put(&[kind::NOP, kind::NOP]);
+                }
+                w.put(&[kind::TIMESTAMPS, len::TIMESTAMPS as u8]);
+                w.put(&tsval.to_be_bytes());
+                w.put(&tsecr.to_be_bytes());
+            }
+            (None, true) => w.put(&[kind::NOP, kind::NOP, kind::SACK_PERMITTED, len::SACK_PERMITTED as u8]),
+            (None, false) => {}
+        }
+        if let Some(shift) = self.window_scale {
+            w.put(&[kind::NOP, kind::WINDOW_SCALE, len::WINDOW_SCALE as u8, shift]);
+        }
+        let blocks = self.sack_blocks_emitted();
+        if blocks > 0 {
+            w.put(&[kind::NOP, kind::NOP, kind::SACK, (2 + blocks * len::SACK_BLOCK) as u8]);
+            for &(left, right) in &self.sack.as_slice()[..blocks] {
+                w.put(&left.0.to_be_bytes());
+                w.put(&right.0.to_be_bytes());
+            }
+        }
+        w.at
+    }
+}
+
+fn expect_len(actual: usize, expected: usize) -> Result<()> {
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(Error::Malformed)
+    }
+}
+
+struct Writer<'a> {
+    out: &'a mut [u8],
+    at: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.out[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sack(blocks: &[(u32, u32)]) -> SackBlocks {
+        let mut s = SackBlocks::default();
+        for &(l, r) in blocks {
+            s.push(SeqNum(l), SeqNum(r));
+        }
+        s
+    }
+
+    #[test]
+    fn parses_linux_syn_options() {
+        let area = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
+        let o = TcpOptions::parse(&area).unwrap();
+        assert_eq!(o.mss, Some(1460));
+        assert!(o.sack_permitted);
+        assert_eq!(o.timestamps, Some((1, 0)));
+        assert_eq!(o.window_scale, Some(7));
+        assert!(o.sack.is_empty());
+    }
+
+    #[test]
+    fn window_scale_is_clamped() {
+        let o = TcpOptions::parse(&[3, 3, 15, 0]).unwrap();
+        assert_eq!(o.window_scale, Some(14));
+        assert_eq!(TcpOptions::parse(&[3, 3, 255, 0]).unwrap().window_scale, Some(14));
+    }
+
+    #[test]
+    fn unknown_options_are_skipped_and_end_stops() {
+        // Kind 30 (MPTCP) of length 6, then MSS, then END followed by garbage.
+        let area = [30, 6, 1, 2, 3, 4, 2, 4, 0x05, 0x78, 0, 0xff, 0xff, 0xff];
+        let o = TcpOptions::parse(&area).unwrap();
+        assert_eq!(o.mss, Some(1400));
+    }
+
+    #[test]
+    fn more_than_four_sack_blocks_keep_the_first_four() {
+        let mut area = vec![5, 2 + 5 * 8];
+        for i in 0..5u32 {
+            area.extend((i * 10).to_be_bytes());
+            area.extend((i * 10 + 5).to_be_bytes());
+        }
+        let o = TcpOptions::parse(&area).unwrap();
+        assert_eq!(o.sack, sack(&[(0, 5), (10, 15), (20, 25), (30, 35)]));
+    }
+
+    #[test]
+    fn illegal_lengths_are_malformed() {
+        let cases: &[&[u8]] = &[
+            &[2],                         // kind without length byte
+            &[2, 0, 0, 0],                // zero length
+            &[30, 1, 0, 0],               // length one
+            &[30, 9, 0, 0],               // runs past the area
+            &[2, 3, 5],                   // MSS of the wrong length
+            &[3, 4, 7, 0],                // window scale of the wrong length
+            &[4, 3, 0],                   // SACK-permitted of the wrong length
+            &[5, 9, 0, 0, 0, 0, 0, 0, 0], // SACK with half a block
+            &[5, 2],                      // SACK with no block
+            &[8, 8, 0, 0, 0, 0, 0, 0],    // short timestamps
+        ];
+        for area in cases {
+            assert_eq!(TcpOptions::parse(area), Err(Error::Malformed), "{area:?}");
+        }
+    }
+
+    #[test]
+    fn sack_blocks_are_truncated_to_fit() {
+        let four = sack(&[(1, 2), (3, 4), (5, 6), (7, 8)]);
+        let alone = TcpOptions { sack: four, ..Default::default() };
+        assert_eq!(alone.sack_blocks_emitted(), 4);
+        assert_eq!(alone.emitted_len(), 36);
+        let with_ts = TcpOptions { sack: four, timestamps: Some((1, 2)), ..Default::default() };
+        assert_eq!(with_ts.sack_blocks_emitted(), 3);
+        assert_eq!(with_ts.emitted_len(), 40);
+        let full_syn = TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            sack_permitted: true,
+            timestamps: Some((1, 2)),
+            sack: four,
+        };
+        assert_eq!(full_syn.sack_blocks_emitted(), 2);
+        assert_eq!(full_syn.emitted_len(), 40);
+
+        let mut out = [0u8; 40];
+        assert_eq!(with_ts.emit(&mut out), 40);
+        let parsed = TcpOptions::parse(&out).unwrap();
+        assert_eq!(parsed.sack, sack(&[(1, 2), (3, 4), (5, 6)]));
+        assert_eq!(parsed.timestamps, Some((1, 2)));
+    }
+
+    #[test]
+    fn emits_linux_ack_layout() {
+        let o = TcpOptions { timestamps: Some((5, 6)), sack: sack(&[(100, 200)]), ..Default::default() };
+        let mut out = [0u8; 40];
+        let n = o.emit(&mut out);
+        assert_eq!(&out[..n], &[1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6, 1, 1, 5, 10, 0, 0, 0, 100, 0, 0, 0, 200]);
+        let sack_perm_only = TcpOptions { sack_permitted: true, ..Default::default() };
+        assert_eq!(sack_perm_only.emit(&mut out), 4);
+        assert_eq!(&out[..4], &[1, 1, 4, 2]);
+    }
+}
