@@ -29,10 +29,20 @@ impl StackChoice {
     }
 }
 
+/// Which workloads to run (all by default; one alone is handy under a profiler).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WorkloadChoice {
+    All,
+    Bulk,
+    RequestResponse,
+    State,
+}
+
 /// Workload sizes and repetitions.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub stacks: StackChoice,
+    pub workloads: WorkloadChoice,
     pub reps: usize,
     pub bulk_bytes_lossless: u64,
     pub bulk_bytes_lossy: u64,
@@ -49,6 +59,7 @@ impl Options {
     pub fn full() -> Options {
         Options {
             stacks: StackChoice::Both,
+            workloads: WorkloadChoice::All,
             reps: 3,
             bulk_bytes_lossless: 256 * MIB,
             bulk_bytes_lossy: 64 * MIB,
@@ -172,18 +183,20 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
     let smol = smoltcp_factory();
     let run_sluice = opts.stacks.sluice();
     let run_smol = opts.stacks.smoltcp();
+    let wants = |w: WorkloadChoice| opts.workloads == WorkloadChoice::All || opts.workloads == w;
 
     // Connection state first, while the heap is still unfragmented.
-    eprintln!("connection state");
+    let run_state = wants(WorkloadChoice::State);
     let describe_state = |r: &StateResult| format!("{:.0} B per endpoint over {} connections, opened in {:.2?}", r.bytes_per_endpoint(), r.connections, r.setup_wall);
-    let sluice_state = run_sluice.then(|| {
+    let sluice_state = (run_state && run_sluice).then(|| {
         measured(&sluice, "state", 1, opts.seed, &mut outcome, |f, seed| run_conn_state(f, opts.state_conns, seed, heap_in_use), describe_state)
     });
-    let smol_state = run_smol.then(|| {
+    let smol_state = (run_state && run_smol).then(|| {
         measured(&smol, "state", 1, opts.seed, &mut outcome, |f, seed| run_conn_state(f, opts.smoltcp_state_conns, seed, heap_in_use), describe_state)
     });
 
-    for (loss, bytes) in [(0.0, opts.bulk_bytes_lossless), (0.01, opts.bulk_bytes_lossy)] {
+    let bulk_runs = if wants(WorkloadChoice::Bulk) { vec![(0.0, opts.bulk_bytes_lossless), (0.01, opts.bulk_bytes_lossy)] } else { Vec::new() };
+    for (loss, bytes) in bulk_runs {
         let label = format!("bulk {} MiB at {}", bytes / MIB, loss_label(loss));
         eprintln!("{label}");
         let describe = |r: &BulkResult| {
@@ -217,7 +230,8 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
         }
     }
 
-    for (loss, per_conn) in [(0.0, opts.rr_per_conn_lossless), (0.01, opts.rr_per_conn_lossy)] {
+    let rr_runs = if wants(WorkloadChoice::RequestResponse) { vec![(0.0, opts.rr_per_conn_lossless), (0.01, opts.rr_per_conn_lossy)] } else { Vec::new() };
+    for (loss, per_conn) in rr_runs {
         let label = format!("request/response {}x{} at {}", opts.rr_conns, per_conn, loss_label(loss));
         eprintln!("{label}");
         let describe = |r: &RrResult| {
@@ -258,26 +272,27 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
         }
     }
 
-    outcome.rows.push(Row {
-        workload: "state: size_of connection struct (bytes, no buffers)".into(),
-        loss: "-".into(),
-        sluice: if run_sluice { Cell::Value(SluiceEndpoint::slot_size() as f64) } else { Cell::NotRun },
-        smoltcp: if run_smol { Cell::Value(SmoltcpEndpoint::socket_size() as f64) } else { Cell::NotRun },
-        higher_is_better: false,
-    });
-    let state_conns = if opts.state_conns == opts.smoltcp_state_conns {
-        format!("{}", opts.state_conns)
-    } else {
-        format!("Sluice {}, smoltcp {}", opts.state_conns, opts.smoltcp_state_conns)
-    };
-    outcome.rows.push(Row {
-        workload: format!("state: heap per idle established conn endpoint (bytes, {state_conns} conns)"),
-        loss: "-".into(),
-        sluice: median_cell(&sluice_state, StateResult::bytes_per_endpoint),
-        smoltcp: median_cell(&smol_state, StateResult::bytes_per_endpoint),
-        higher_is_better: false,
-    });
-
+    if run_state {
+        outcome.rows.push(Row {
+            workload: "state: size_of connection struct (bytes, no buffers)".into(),
+            loss: "-".into(),
+            sluice: if run_sluice { Cell::Value(SluiceEndpoint::slot_size() as f64) } else { Cell::NotRun },
+            smoltcp: if run_smol { Cell::Value(SmoltcpEndpoint::socket_size() as f64) } else { Cell::NotRun },
+            higher_is_better: false,
+        });
+        let state_conns = if opts.state_conns == opts.smoltcp_state_conns {
+            format!("{}", opts.state_conns)
+        } else {
+            format!("Sluice {}, smoltcp {}", opts.state_conns, opts.smoltcp_state_conns)
+        };
+        outcome.rows.push(Row {
+            workload: format!("state: heap per idle established conn endpoint (bytes, {state_conns} conns)"),
+            loss: "-".into(),
+            sluice: median_cell(&sluice_state, StateResult::bytes_per_endpoint),
+            smoltcp: median_cell(&smol_state, StateResult::bytes_per_endpoint),
+            higher_is_better: false,
+        });
+    }
     outcome.notes.push(format!(
         "Both stacks: Ethernet, IP MTU {MTU}, {} KiB send and receive buffers, CUBIC, Nagle off, TCP timestamps on, software checksums; \
          ARP on the wire; one thread drives client and server; the virtual clock advances {} us per busy round and jumps to the next timer when idle.",

@@ -4,7 +4,7 @@
 //! or delivers wrong data; never on the numbers themselves.
 //!
 //! Usage: sluice-bench [--quick] [--reps N] [--stack both|sluice|smoltcp]
-//!                     [--state-conns N] [--smoltcp-state-conns N] [--seed N] [--out [PATH]]
+//!                     [--workload all|bulk|rr|state] [--state-conns N] [--smoltcp-state-conns N] [--seed N] [--out [PATH]]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sluice_integration::bench::report::markdown;
-use sluice_integration::bench::suite::{self, Options, StackChoice};
+use sluice_integration::bench::suite::{self, Options, StackChoice, WorkloadChoice};
 
 /// The system allocator, counting live heap bytes for the state measurement.
 struct CountingAlloc;
@@ -109,6 +109,16 @@ fn parse_args() -> Result<Args, String> {
                 };
                 i += 1;
             }
+            "--workload" => {
+                options.workloads = match raw.get(i + 1).map(String::as_str) {
+                    Some("all") => WorkloadChoice::All,
+                    Some("bulk") => WorkloadChoice::Bulk,
+                    Some("rr") => WorkloadChoice::RequestResponse,
+                    Some("state") => WorkloadChoice::State,
+                    other => return Err(format!("--workload takes all|bulk|rr|state, got {other:?}")),
+                };
+                i += 1;
+            }
             "--out" => match raw.get(i + 1) {
                 Some(path) if !path.starts_with("--") => {
                     out = Some(PathBuf::from(path));
@@ -117,7 +127,7 @@ fn parse_args() -> Result<Args, String> {
                 _ => out = Some(default_out()),
             },
             "-h" | "--help" => {
-                return Err("usage: sluice-bench [--quick] [--reps N] [--stack both|sluice|smoltcp] [--state-conns N] \
+                return Err("usage: sluice-bench [--quick] [--reps N] [--stack both|sluice|smoltcp] [--workload all|bulk|rr|state] [--state-conns N] \
                             [--smoltcp-state-conns N] [--seed N] [--out [PATH]]"
                     .into())
             }
