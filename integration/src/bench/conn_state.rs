@@ -7,8 +7,7 @@
 //! handshakes have settled and the wire's frame pool was freed; it covers both
 //! ends, so the figure per connection is growth / (2 × count).
 
-use std::time::{Duration, Instant as WallClock};
-
+use super::cpu_clock::{Elapsed, Stopwatch};
 use super::driver::Sim;
 use super::endpoint::{Endpoint, StackError};
 use super::setup::{open_connections, Opened, SERVER_PORT};
@@ -23,8 +22,8 @@ pub struct StateResult {
     pub connections: usize,
     /// Heap growth for both ends of all connections.
     pub heap_growth: usize,
-    /// Wall time to open them all.
-    pub setup_wall: Duration,
+    /// Time to open them all.
+    pub setup_time: Elapsed,
 }
 
 impl StateResult {
@@ -38,10 +37,10 @@ pub fn run_conn_state<E: Endpoint>(factory: &StackFactory<E>, count: usize, seed
     let mut sim = Sim::new(factory.make, factory.mtu, factory.buffer, 0.0, seed);
     let mut opened = Opened { client: Vec::with_capacity(count), server: Vec::with_capacity(count) };
     let before = heap_in_use();
-    let started = WallClock::now();
+    let watch = Stopwatch::start();
     sim.server.listen(sim.now, SERVER_PORT, count)?;
     open_connections(&mut sim, count, BATCH, &mut opened)?;
-    let setup_wall = started.elapsed();
+    let setup_time = watch.elapsed();
     sim.settle()?;
     sim.wire.release_buffers();
     let after = heap_in_use();
@@ -50,5 +49,5 @@ pub fn run_conn_state<E: Endpoint>(factory: &StackFactory<E>, count: usize, seed
     }
     // Keep the simulation alive until after the reading.
     drop(sim);
-    Ok(StateResult { connections: count, heap_growth: after.saturating_sub(before), setup_wall })
+    Ok(StateResult { connections: count, heap_growth: after.saturating_sub(before), setup_time })
 }

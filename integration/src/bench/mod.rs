@@ -1,7 +1,7 @@
 //! The engine benchmark: Sluice and smoltcp driven through one harness over an
-//! in-memory wire, on a virtual clock, measuring CPU cost (wall time of the
-//! single-threaded loop) of bulk transfer and small request/response, at 0% and
-//! 1% loss, and bytes of state per connection.
+//! in-memory wire, on a virtual clock, measuring the CPU cost (CPU time of the
+//! one thread that runs both endpoints) of bulk transfer and small
+//! request/response at 0% and 1% loss, and bytes of state per connection.
 //!
 //! - [`wire`]: the two-port in-memory link with seeded loss.
 //! - [`endpoint`]: the harness trait; [`sluice_endpoint`] and [`smoltcp_endpoint`] implement it.
@@ -13,6 +13,7 @@
 
 pub mod bulk;
 pub mod conn_state;
+pub mod cpu_clock;
 pub mod driver;
 pub mod endpoint;
 pub mod pattern;

@@ -2,8 +2,7 @@
 //! exchanges of a 64-byte request for a 64-byte response, one outstanding
 //! request per connection. The client checks every response byte.
 
-use std::time::{Duration, Instant as WallClock};
-
+use super::cpu_clock::{Elapsed, Stopwatch};
 use super::driver::{App, Sim, Step};
 use super::endpoint::{Endpoint, Micros, RecvOutcome, StackError};
 use super::setup::{open_connections, Opened, SERVER_PORT};
@@ -19,15 +18,16 @@ const RESPONSE_MASK: u8 = 0x5a;
 #[derive(Clone, Copy, Debug)]
 pub struct RrResult {
     pub transactions: u64,
-    pub wall: Duration,
+    /// Time the exchanges took (setup excluded).
+    pub time: Elapsed,
     pub virtual_elapsed: Micros,
     pub wire: WireStats,
 }
 
 impl RrResult {
-    /// Transactions per second per core.
+    /// Transactions per second per core (over the thread's CPU time).
     pub fn per_second(&self) -> f64 {
-        self.transactions as f64 / self.wall.as_secs_f64().max(1e-9)
+        self.transactions as f64 / self.time.cpu.as_secs_f64().max(1e-9)
     }
 }
 
@@ -166,13 +166,13 @@ pub fn run_request_response<E: Endpoint>(factory: &StackFactory<E>, conns: usize
     let servers = opened.server.iter().map(|&conn| ServerSide { conn, request: Message::EMPTY, response: Message::EMPTY, responding: false }).collect();
     let mut exchanges = Exchanges { clients, servers, per_conn };
     let wire_before = sim.wire_stats();
-    let started = WallClock::now();
+    let watch = Stopwatch::start();
     let run = sim.run(&mut exchanges)?;
-    let wall = started.elapsed();
+    let time = watch.elapsed();
     let transactions = exchanges.clients.iter().map(|c| c.completed).sum();
     Ok(RrResult {
         transactions,
-        wall,
+        time,
         virtual_elapsed: run.virtual_elapsed,
         wire: sim.wire_stats().since(wire_before),
     })

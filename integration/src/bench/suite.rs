@@ -187,7 +187,7 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
 
     // Connection state first, while the heap is still unfragmented.
     let run_state = wants(WorkloadChoice::State);
-    let describe_state = |r: &StateResult| format!("{:.0} B per endpoint over {} connections, opened in {:.2?}", r.bytes_per_endpoint(), r.connections, r.setup_wall);
+    let describe_state = |r: &StateResult| format!("{:.0} B per endpoint over {} connections, opened in {:.2?} CPU", r.bytes_per_endpoint(), r.connections, r.setup_time.cpu);
     let sluice_state = (run_state && run_sluice).then(|| {
         measured(&sluice, "state", 1, opts.seed, &mut outcome, |f, seed| run_conn_state(f, opts.state_conns, seed, heap_in_use), describe_state)
     });
@@ -201,9 +201,10 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
         eprintln!("{label}");
         let describe = |r: &BulkResult| {
             format!(
-                "{:.3} Gbit/s ({:.2?} wall, {:.3} s virtual, {} frames, {} dropped)",
+                "{:.3} Gbit/s ({:.2?} CPU, {:.2?} wall, {:.3} s virtual, {} frames, {} dropped)",
                 r.gbit_per_s(),
-                r.wall,
+                r.time.cpu,
+                r.time.wall,
                 r.virtual_elapsed as f64 / 1e6,
                 r.wire.delivered + r.wire.dropped,
                 r.wire.dropped
@@ -236,10 +237,11 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
         eprintln!("{label}");
         let describe = |r: &RrResult| {
             format!(
-                "{:.1} k txn/s ({} txns, {:.2?} wall, {:.3} s virtual, {} frames, {} dropped)",
+                "{:.1} k txn/s ({} txns, {:.2?} CPU, {:.2?} wall, {:.3} s virtual, {} frames, {} dropped)",
                 r.per_second() / 1e3,
                 r.transactions,
-                r.wall,
+                r.time.cpu,
+                r.time.wall,
                 r.virtual_elapsed as f64 / 1e6,
                 r.wire.delivered + r.wire.dropped,
                 r.wire.dropped
@@ -295,7 +297,7 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
     }
     outcome.notes.push(format!(
         "Both stacks: Ethernet, IP MTU {MTU}, {} KiB send and receive buffers, CUBIC, Nagle off, TCP timestamps on, software checksums; \
-         ARP on the wire; one thread drives client and server; the virtual clock advances {} us per busy round and jumps to the next timer when idle.",
+         ARP on the wire; one thread drives client and server and per-core figures divide by that thread's CPU time (the machine is shared, so wall time would count time spent descheduled); the virtual clock advances {} us per busy round and jumps to the next timer when idle.",
         BUFFER / 1024,
         super::driver::ROUND_TICK
     ));
