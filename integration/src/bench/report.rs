@@ -15,7 +15,8 @@ fn format_cell(cell: &Cell) -> String {
 
 fn ratio(sluice: &Cell, smoltcp: &Cell) -> String {
     match (sluice, smoltcp) {
-        (Cell::Value(s), Cell::Value(m)) if *m > 0.0 => format!("{:.2}x", s / m),
+        (Cell::Value(s), Cell::Value(m)) if *m > 0.0 && s / m >= 0.1 => format!("{:.2}x", s / m),
+        (Cell::Value(s), Cell::Value(m)) if *m > 0.0 => format!("{:.2e}x", s / m),
         _ => "-".into(),
     }
 }
@@ -64,6 +65,7 @@ mod tests {
             rows: vec![
                 Row { workload: "bulk".into(), loss: "0%".into(), sluice: Cell::Value(4.0), smoltcp: Cell::Value(2.0), higher_is_better: true },
                 Row { workload: "rr".into(), loss: "1%".into(), sluice: Cell::Failed("stalled".into()), smoltcp: Cell::Value(150.0), higher_is_better: true },
+                Row { workload: "heap".into(), loss: "-".into(), sluice: Cell::Value(1000.0), smoltcp: Cell::Value(500_000.0), higher_is_better: false },
             ],
             notes: vec![],
             failures: vec!["rr, Sluice: stalled".into()],
@@ -72,5 +74,6 @@ mod tests {
         assert!(md.contains("| bulk | 0% | 4.000 | 2.000 | 2.00x |"), "{md}");
         assert!(md.contains("| rr | 1% | FAILED | 150 | - |"), "{md}");
         assert!(md.contains("- rr, Sluice: stalled"), "{md}");
+        assert!(md.contains("| heap (lower is better) | - | 1000 | 500000 | 2.00e-3x |"), "{md}");
     }
 }
