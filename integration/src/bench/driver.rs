@@ -102,7 +102,13 @@ impl<E: Endpoint> Sim<E> {
                 if idle_rounds > MAX_IDLE_ROUNDS {
                     return Err(StackError(format!("stalled: {MAX_IDLE_ROUNDS} rounds without a frame or progress")));
                 }
-                self.now = self.next_wakeup()?;
+                match self.next_wakeup() {
+                    Some(wakeup) => self.now = wakeup,
+                    // A timer that just fired may have failed a connection;
+                    // give the application one more step to see that.
+                    None if idle_rounds == 1 => self.now += ROUND_TICK,
+                    None => return Err(StackError("stalled: nothing in flight and no timer pending".into())),
+                }
             }
             if self.now - start > MAX_VIRTUAL_TIME {
                 return Err(StackError("gave up: an hour of virtual time passed".into()));
@@ -126,13 +132,14 @@ impl<E: Endpoint> Sim<E> {
     }
 
     /// The next time either stack wants to run timers: the earliest future
-    /// deadline, or one tick from now if a deadline is already due.
-    fn next_wakeup(&mut self) -> Result<Micros, StackError> {
+    /// deadline, or one tick from now if a deadline is already due; `None`
+    /// if neither has a timer.
+    fn next_wakeup(&mut self) -> Option<Micros> {
         let deadline = match (self.client.next_deadline(self.now), self.server.next_deadline(self.now)) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => return Err(StackError("stalled: nothing in flight and no timer pending".into())),
+            (None, None) => return None,
         };
-        Ok(deadline.max(self.now + ROUND_TICK))
+        Some(deadline.max(self.now + ROUND_TICK))
     }
 }

@@ -35,7 +35,9 @@ fn request_response_completes_every_exchange<E: Endpoint>(factory: &StackFactory
 
 fn total_loss_fails_instead_of_hanging<E: Endpoint>(factory: &StackFactory<E>) {
     let err = run_bulk(factory, 1 << 16, 1.0, 5).unwrap_err();
-    assert!(err.0.contains("virtual time") || err.0.contains("stalled") || err.0.contains("sluice"), "{err}");
+    // Either the stack gives up on the handshake (Sluice: SYN retries run
+    // out) or it retries forever and the driver's virtual-time cap ends it (smoltcp).
+    assert!(err.0.contains("timed out") || err.0.contains("an hour of virtual time"), "{err}");
 }
 
 fn conn_state_opens_every_connection_in_batches_and_reads_the_heap_twice<E: Endpoint>(factory: &StackFactory<E>) {
