@@ -83,6 +83,8 @@ impl<E: Endpoint> Sim<E> {
         let start = self.now;
         let mut rounds = 0u64;
         let mut idle_rounds = 0u32;
+        // Whether the last idle round found no timer and allowed one more step.
+        let mut timerless_step_taken = false;
         loop {
             rounds += 1;
             self.client.ingress(self.now, &mut self.wire.client);
@@ -96,6 +98,7 @@ impl<E: Endpoint> Sim<E> {
             let moved = self.wire.carry();
             if moved > 0 || step.progressed {
                 idle_rounds = 0;
+                timerless_step_taken = false;
                 self.now += ROUND_TICK;
             } else {
                 idle_rounds += 1;
@@ -106,7 +109,10 @@ impl<E: Endpoint> Sim<E> {
                     Some(wakeup) => self.now = wakeup,
                     // A timer that just fired may have failed a connection;
                     // give the application one more step to see that.
-                    None if idle_rounds == 1 => self.now += ROUND_TICK,
+                    None if !timerless_step_taken => {
+                        timerless_step_taken = true;
+                        self.now += ROUND_TICK;
+                    }
                     None => return Err(StackError("stalled: nothing in flight and no timer pending".into())),
                 }
             }
