@@ -1,175 +1,43 @@
-//! Arbitrary segment sequences against one connection: whatever a peer sends,
-//! in whatever order, at whatever time, the connection never panics, never
-//! delivers bytes that were not sent in order by the peer, keeps its timers
-//! sane, and stays bounded. (The cargo-fuzz target `segment_sequence` drives
-//! the same model with coverage guidance; this proptest runs in `make test`.)
+//! Arbitrary segment sequences against one connection, under proptest. The
+//! model lives in `stack/fuzz/src/segment_check.rs`, shared with the cargo-fuzz
+//! target `segment_sequence`, so `make test` and the fuzzer check the same
+//! properties.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+#[path = "../fuzz/src/segment_check.rs"]
+mod segment_check;
 
 use proptest::prelude::*;
-use sluice_stack::config::TcpConfig;
-use sluice_stack::tcp::conn::{ConnParams, TcpConn, TcpState, TxBudget};
-use sluice_stack::tcp::seq::SeqNum;
-use sluice_stack::time::{Duration, Instant};
-use sluice_stack::wire::{SackBlocks, TcpFlags, TcpOptions, TcpRepr};
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, TestRunner};
+use segment_check::{run, steps_from_bytes, Step};
 
-const LOCAL: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80);
-const REMOTE: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000);
+/// Mostly flag combinations a real peer sends, sometimes any bits.
+fn flags() -> impl Strategy<Value = u8> {
+    prop_oneof![3 => proptest::sample::select(&segment_check::SENSIBLE_FLAGS[..]), 1 => any::<u8>()]
+}
 
-/// One step of the adversary.
-#[derive(Clone, Debug)]
-enum Step {
-    /// A segment with sequence/ack numbers relative to what the connection
-    /// last sent, so that many of them land near the acceptable window.
-    Segment { flags: u8, seq_delta: i32, ack_delta: i32, window: u16, len: u16, opts: u8, ts: (u32, u32), sack: Vec<(i32, u16)> },
-    /// Let time pass and fire timers.
-    Advance(u32),
-    /// Application actions.
-    AppSend(u16),
-    AppRecv(u16),
-    AppClose,
-    AppShutdown,
-    AppAbort,
+/// Sequence/ack offsets: mostly the exact edge the connection expects, since
+/// acceptable values are a thin target, sometimes near it, sometimes anywhere.
+fn delta() -> impl Strategy<Value = i32> {
+    prop_oneof![2 => Just(0), 1 => -3000i32..3000, 1 => -70_000i32..70_000]
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        6 => (any::<u8>(), -70_000i32..70_000, -70_000i32..70_000, any::<u16>(), 0u16..3000, any::<u8>(), any::<(u32, u32)>(),
+        20 => (flags(), delta(), delta(), any::<u16>(), 0u16..3000, any::<u8>(), any::<(u32, u32)>(),
               proptest::collection::vec((-70_000i32..70_000, 0u16..5000), 0..5))
             .prop_map(|(flags, seq_delta, ack_delta, window, len, opts, ts, sack)| Step::Segment { flags, seq_delta, ack_delta, window, len, opts, ts, sack }),
-        2 => (0u32..5_000_000).prop_map(Step::Advance),
-        1 => (0u16..20_000).prop_map(Step::AppSend),
-        1 => (0u16..20_000).prop_map(Step::AppRecv),
+        3 => (0u32..5_000_000).prop_map(Step::Advance),
+        3 => (0u16..20_000).prop_map(Step::AppSend),
+        3 => (0u16..20_000).prop_map(Step::AppRecv),
         1 => Just(Step::AppClose),
         1 => Just(Step::AppShutdown),
         1 => Just(Step::AppAbort),
     ]
 }
 
-/// Tracks what the connection sent so the adversary can aim near its window.
-struct Observer {
-    last_seq: SeqNum,
-    last_ack: SeqNum,
-    emitted: usize,
-}
-
-fn drain(conn: &mut TcpConn, now: Instant, obs: &mut Observer) {
-    let mut budget = TxBudget { fast_retransmits: 4 };
-    let mut sink = |repr: &TcpRepr, a: &[u8], b: &[u8]| {
-        assert_eq!(repr.payload_len, a.len() + b.len(), "payload slices must match the header");
-        assert!(repr.payload_len <= 65_535);
-        obs.last_seq = repr.seq + repr.segment_len();
-        if repr.flags.ack() {
-            obs.last_ack = repr.ack;
-        }
-        obs.emitted += 1;
-        true
-    };
-    // A connection must reach quiescence: bounded segments per poll.
-    let report = conn.poll_transmit(now, &mut budget, &mut sink);
-    assert!(report.segments <= 10_000, "unbounded transmit burst");
-}
-
-fn run(steps: Vec<Step>, passive: bool) {
-    let mut now = Instant::from_secs(1000);
-    let config = TcpConfig { recv_buffer: 64 * 1024, send_buffer: 64 * 1024, ..TcpConfig::default() };
-    let params = ConnParams { local: LOCAL, remote: REMOTE, iss: SeqNum(0xfff0_0000), local_mss: 1460, ts_offset: 7, config };
-    let peer_iss = SeqNum(0x7fff_fff0);
-    let mut conn = if passive {
-        let syn = TcpRepr {
-            src_port: REMOTE.port(),
-            dst_port: LOCAL.port(),
-            seq: peer_iss,
-            flags: TcpFlags(TcpFlags::SYN),
-            window: 65535,
-            options: TcpOptions { mss: Some(1460), window_scale: Some(7), sack_permitted: true, timestamps: Some((1, 0)), ..Default::default() },
-            ..Default::default()
-        };
-        TcpConn::accept_syn(now, params, &syn)
-    } else {
-        TcpConn::connect(now, params)
-    };
-    let mut obs = Observer { last_seq: SeqNum(0), last_ack: peer_iss + 1, emitted: 0 };
-    drain(&mut conn, now, &mut obs);
-
-    let mut buf = vec![0u8; 20_000];
-    let payload = vec![0xa5u8; 3000];
-    let mut received = 0usize;
-    for s in steps {
-        match s {
-            Step::Segment { flags, seq_delta, ack_delta, window, len, opts, ts, sack } => {
-                let mut options = TcpOptions::default();
-                if opts & 1 != 0 { options.mss = Some(u16::from(opts) * 11); }
-                if opts & 2 != 0 { options.window_scale = Some(opts >> 4); }
-                if opts & 4 != 0 { options.sack_permitted = true; }
-                if opts & 8 != 0 { options.timestamps = Some(ts); }
-                let mut blocks = SackBlocks::default();
-                for (d, l) in sack.iter().take(3) {
-                    let left = obs.last_seq + (*d as u32 as usize);
-                    blocks.push(left, left + usize::from(*l));
-                }
-                options.sack = blocks;
-                let seg = TcpRepr {
-                    src_port: REMOTE.port(),
-                    dst_port: LOCAL.port(),
-                    seq: SeqNum(obs.last_ack.0.wrapping_add(seq_delta as u32)),
-                    ack: SeqNum(obs.last_seq.0.wrapping_add(ack_delta as u32)),
-                    flags: TcpFlags(flags),
-                    window,
-                    urgent: 0,
-                    options,
-                    payload_len: usize::from(len),
-                };
-                let _ = conn.on_segment(now, &seg, &payload[..usize::from(len)]);
-            }
-            Step::Advance(us) => {
-                now += Duration::from_micros(u64::from(us));
-                if let Some(t) = conn.poll_timeout() {
-                    if t <= now {
-                        conn.on_timeout(now);
-                    }
-                }
-            }
-            Step::AppSend(n) => {
-                let _ = conn.send(&payload[..usize::from(n).min(payload.len())]);
-            }
-            Step::AppRecv(n) => {
-                if let Ok(got) = conn.recv(&mut buf[..usize::from(n)]) {
-                    // The adversary only ever sends 0xa5 bytes: anything else
-                    // delivered would be data the connection invented.
-                    assert!(buf[..got].iter().all(|&b| b == 0xa5), "delivered bytes the peer never sent");
-                    received += got;
-                }
-            }
-            Step::AppClose => conn.close(now),
-            Step::AppShutdown => conn.shutdown_write(),
-            Step::AppAbort => conn.abort(now),
-        }
-        drain(&mut conn, now, &mut obs);
-        let _ = conn.take_events();
-        // A timer in the past must be handled by the next on_timeout, not spin.
-        if let Some(t) = conn.poll_timeout() {
-            if t <= now {
-                conn.on_timeout(now);
-                drain(&mut conn, now, &mut obs);
-                if let Some(t2) = conn.poll_timeout() {
-                    assert!(t2 > now || conn.is_finished(), "timer still due right after on_timeout: {t2:?} <= {now:?}");
-                }
-            }
-        }
-        if conn.is_finished() {
-            assert_eq!(conn.state(), TcpState::Closed);
-            assert!(!conn.wants_fast_retransmit(), "a finished connection must not want retransmissions");
-        }
-        let info = conn.info();
-        assert!(info.recv_queue as usize <= 64 * 1024, "receive queue beyond its limit");
-        assert!(info.send_queue as usize <= 64 * 1024, "send queue beyond its limit");
-    }
-    let _ = received;
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, max_shrink_iters: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1024, max_shrink_iters: 2000, ..ProptestConfig::default() })]
 
     #[test]
     fn active_open_survives_any_segment_sequence(steps in proptest::collection::vec(step(), 1..60)) {
@@ -180,4 +48,30 @@ proptest! {
     fn passive_open_survives_any_segment_sequence(steps in proptest::collection::vec(step(), 1..60)) {
         run(steps, true);
     }
+
+    /// The fuzzer's byte decoding, so its programs are exercised here too.
+    #[test]
+    fn fuzzer_byte_programs(data in proptest::collection::vec(any::<u8>(), 0..1500), passive in any::<bool>()) {
+        run(steps_from_bytes(&data), passive);
+    }
+}
+
+/// The properties above only mean something if the adversary gets past the
+/// handshake: over a fixed set of generated programs, a fair share must reach
+/// ESTABLISHED and deliver data to the application.
+#[test]
+fn adversary_reaches_established_and_delivers_data() {
+    let mut runner = TestRunner::new_with_rng(Config::default(), proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha));
+    let strategy = (proptest::collection::vec(step(), 1..60), any::<bool>());
+    let (mut established, mut delivered) = (0, 0);
+    const PROGRAMS: usize = 400;
+    for _ in 0..PROGRAMS {
+        let (steps, passive) = strategy.new_tree(&mut runner).expect("strategy").current();
+        let reach = run(steps, passive);
+        established += reach.established as usize;
+        delivered += (reach.bytes_received > 0) as usize;
+    }
+    eprintln!("reach: {established}/{PROGRAMS} established, {delivered}/{PROGRAMS} delivered");
+    assert!(established * 10 >= PROGRAMS, "only {established}/{PROGRAMS} programs reached ESTABLISHED");
+    assert!(delivered * 20 >= PROGRAMS, "only {delivered}/{PROGRAMS} programs delivered data");
 }

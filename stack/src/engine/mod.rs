@@ -6,18 +6,57 @@
 //! timers, and socket calls (`tcp_listen`, `tcp_connect`, `tcp_accept`,
 //! `tcp_send`, `tcp_recv`, `tcp_close`, ...) whose effects show up as events in
 //! the consumer's queue (`poll_event`). No syscalls, no clock reads.
+//!
+//! The engine's files, one job each:
+//! * `slots` — what the engine keeps per connection and per listener;
+//! * `receive` — Ethernet, ARP and IPv4 input (with reassembly and ICMP);
+//! * `tcp_input` — segment demultiplexing, passive opens, SYN cookies, RSTs;
+//! * `lifecycle` — bookkeeping after every connection interaction: events,
+//!   the accept queue, the timer, unlinking finished connections;
+//! * `transmit` — `poll_transmit`: ARP/ICMP/control first, then the postponed
+//!   fast-retransmit list, then connections touched since the last poll;
+//! * `egress` — building Ethernet/IPv4 frames and resolving next hops;
+//! * `control` — RSTs and SYN-cookie SYN-ACKs waiting to be sent;
+//! * `timers` — `poll_timeout`/`handle_timeout`;
+//! * `sockets` — the socket calls; `ports` — ephemeral port choice;
+//! * `events` — per-consumer event queues.
 
 use core::net::SocketAddrV4;
+use std::collections::{HashMap, VecDeque};
 
-use crate::config::{StackConfig, TcpConfig};
-use crate::error::Result;
-use crate::handle::Handle;
-use crate::session::event::Event;
-use crate::tcp::conn::TcpInfo;
-use crate::time::Instant;
+use crate::config::StackConfig;
+use crate::handle::{Arena, Handle};
+use crate::iface::icmp::IcmpResponder;
+use crate::iface::reassembly::Reassembler;
+use crate::session::demux::{ConnTable, ListenerTable};
+use crate::session::event_queue::EventQueue;
+use crate::session::timer_wheel::TimerWheel;
+use crate::tcp::isn::IsnGenerator;
+use crate::tcp::syncookie::SynCookies;
+use crate::time::{Duration, Instant};
 
+mod control;
+mod egress;
+mod events;
+mod lifecycle;
+mod ports;
+mod receive;
+mod slots;
+mod sockets;
 mod stats;
+mod tcp_input;
+#[cfg(test)]
+mod tests;
+mod timers;
+mod transmit;
+
+pub use slots::{ConnSlot, ListenerSlot};
+pub use sockets::DetachedConn;
 pub use stats::Stats;
+
+use control::ControlQueue;
+use egress::Egress;
+use ports::EphemeralPorts;
 
 /// Something that takes outgoing frames (a device TX ring, a simulated wire).
 pub trait FrameSink {
@@ -53,14 +92,6 @@ pub enum SocketId {
     Listener(ListenerId),
 }
 
-/// Arena slot types (internal contents; public only as handle type tags).
-pub struct ConnSlot {
-    _todo: (),
-}
-pub struct ListenerSlot {
-    _todo: (),
-}
-
 /// How `tcp_shutdown` closes a direction.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Shutdown {
@@ -69,131 +100,93 @@ pub enum Shutdown {
     Both,
 }
 
+/// Resolution of the connection timer wheel (RFC 6298 timers are in the
+/// hundreds of milliseconds; delayed ACKs in tens).
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
+/// The engine: one interface and its sockets. See the module documentation.
 pub struct Stack {
-    _todo: (),
+    config: StackConfig,
+    /// Link-layer output: addresses, routing, ARP, IPv4 identification.
+    egress: Egress,
+    reassembler: Reassembler,
+    icmp: IcmpResponder,
+    /// RSTs and SYN-cookie SYN-ACKs, which belong to no connection.
+    control: ControlQueue,
+    conns: Arena<ConnSlot>,
+    listeners: Arena<ListenerSlot>,
+    conn_table: ConnTable<ConnId>,
+    listener_table: ListenerTable<ListenerId>,
+    isn: IsnGenerator,
+    cookies: SynCookies,
+    /// When the last SYN cookie was sent: cookie ACKs are honoured only
+    /// shortly after (Linux's `tcp_synq_no_recent_overflow`), so nobody can
+    /// open connections by guessing cookies while we are not flooded.
+    last_cookie_sent: Option<Instant>,
+    timers: TimerWheel<ConnId>,
+    /// One event queue per consumer.
+    consumers: HashMap<ConsumerId, EventQueue<SocketId>>,
+    /// Connections touched since the last `poll_transmit`, deduplicated by
+    /// `ConnSlot::dirty`, so a poll costs O(active) rather than O(all).
+    dirty: VecDeque<ConnId>,
+    /// Connections whose fast retransmits the per-poll budget postponed; the
+    /// next poll serves them first. Entries are handles: one whose connection
+    /// was freed in between no longer resolves and is dropped (seed 003).
+    postponed: VecDeque<ConnId>,
+    /// Half-open connections across all listeners.
+    half_open: usize,
+    ports: EphemeralPorts,
+    /// Scratch buffer for expired timers (kept so expiry does not allocate).
+    expired: Vec<ConnId>,
+    stats: Stats,
 }
 
 impl Stack {
     pub fn new(config: StackConfig, now: Instant) -> Stack {
-        let _ = (config, now);
-        todo!()
+        let secret = config.secret;
+        Stack {
+            egress: Egress::new(&config),
+            reassembler: Reassembler::new(config.reassembly_buffer, config.reassembly_timeout),
+            icmp: IcmpResponder::new(config.ip, config.mtu),
+            control: ControlQueue::new(),
+            conns: Arena::with_limit(config.max_connections),
+            listeners: Arena::with_limit(config.max_listeners),
+            conn_table: ConnTable::new(&secret),
+            listener_table: ListenerTable::new(&secret),
+            isn: IsnGenerator::new(&secret),
+            cookies: SynCookies::new(&secret),
+            last_cookie_sent: None,
+            timers: TimerWheel::new(now, TIMER_TICK),
+            consumers: HashMap::new(),
+            dirty: VecDeque::new(),
+            postponed: VecDeque::new(),
+            half_open: 0,
+            ports: EphemeralPorts::new(&secret, config.ephemeral_ports),
+            expired: Vec::new(),
+            stats: Stats::default(),
+            config,
+        }
     }
+
     pub fn config(&self) -> &StackConfig {
-        todo!()
+        &self.config
     }
 
-    // ----- driving -----
-
-    /// Process one received Ethernet frame.
-    pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
-        let _ = (now, frame);
-        todo!()
-    }
-    /// Emit every frame that is due into `sink` (ARP, ICMP replies, TCP), until
-    /// nothing is due or the sink is full. Returns the number of frames emitted.
-    pub fn poll_transmit(&mut self, now: Instant, sink: &mut dyn FrameSink) -> usize {
-        let _ = (now, sink);
-        todo!()
-    }
-    /// When `handle_timeout` should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
-    }
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
-    }
-
-    // ----- sockets -----
-
-    /// Listen on `local` (address 0.0.0.0 = any local address). Several
-    /// listeners on the same address and port need `reuse_port` on all of them;
-    /// connections are then spread across the listeners that are accepting.
-    pub fn tcp_listen(&mut self, consumer: ConsumerId, local: SocketAddrV4, backlog: usize, reuse_port: bool) -> Result<ListenerId> {
-        let _ = (consumer, local, backlog, reuse_port);
-        todo!()
-    }
-    /// Take one established connection from the listener's accept queue.
-    pub fn tcp_accept(&mut self, listener: ListenerId) -> Result<(ConnId, SocketAddrV4)> {
-        let _ = listener;
-        todo!()
-    }
-    /// Active open; completion is reported by a CONNECTED (or ERROR) event.
-    pub fn tcp_connect(&mut self, now: Instant, consumer: ConsumerId, remote: SocketAddrV4, local: Option<SocketAddrV4>, config: Option<TcpConfig>) -> Result<ConnId> {
-        let _ = (now, consumer, remote, local, config);
-        todo!()
-    }
-    pub fn tcp_send(&mut self, conn: ConnId, data: &[u8]) -> Result<usize> {
-        let _ = (conn, data);
-        todo!()
-    }
-    pub fn tcp_recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize> {
-        let _ = (conn, buf);
-        todo!()
-    }
-    pub fn tcp_peek(&self, conn: ConnId, buf: &mut [u8]) -> Result<usize> {
-        let _ = (conn, buf);
-        todo!()
-    }
-    pub fn tcp_shutdown(&mut self, now: Instant, conn: ConnId, how: Shutdown) -> Result<()> {
-        let _ = (now, conn, how);
-        todo!()
-    }
-    /// Release the application's handle. The connection finishes in the
-    /// background (or is reset, see `TcpConn::close`); the handle stops resolving at once.
-    pub fn tcp_close(&mut self, now: Instant, conn: ConnId) -> Result<()> {
-        let _ = (now, conn);
-        todo!()
-    }
-    /// Abortive close (RST) and release.
-    pub fn tcp_abort(&mut self, now: Instant, conn: ConnId) -> Result<()> {
-        let _ = (now, conn);
-        todo!()
-    }
-    /// Stop listening; connections not yet accepted are reset.
-    pub fn tcp_unlisten(&mut self, now: Instant, listener: ListenerId) -> Result<()> {
-        let _ = (now, listener);
-        todo!()
-    }
-    pub fn tcp_config(&self, conn: ConnId) -> Result<TcpConfig> {
-        let _ = conn;
-        todo!()
-    }
-    pub fn tcp_set_config(&mut self, now: Instant, conn: ConnId, config: TcpConfig) -> Result<()> {
-        let _ = (now, conn, config);
-        todo!()
-    }
-    pub fn tcp_info(&self, conn: ConnId) -> Result<TcpInfo> {
-        let _ = conn;
-        todo!()
-    }
-    /// The pending error of a connection (SO_ERROR), cleared by reading.
-    pub fn tcp_take_error(&mut self, conn: ConnId) -> Result<Option<crate::error::Error>> {
-        let _ = conn;
-        todo!()
-    }
-    pub fn local_addr(&self, conn: ConnId) -> Result<SocketAddrV4> {
-        let _ = conn;
-        todo!()
-    }
-    pub fn peer_addr(&self, conn: ConnId) -> Result<SocketAddrV4> {
-        let _ = conn;
-        todo!()
-    }
-
-    // ----- events and observability -----
-
-    /// The next event for `consumer`. Events whose socket was released in the
-    /// meantime are dropped (and counted), never returned.
-    pub fn poll_event(&mut self, consumer: ConsumerId) -> Option<Event<SocketId>> {
-        let _ = consumer;
-        todo!()
-    }
     pub fn stats(&self) -> &Stats {
-        todo!()
+        &self.stats
     }
-    /// Live connections.
+
+    /// Live connections (half-open, established, orphaned, TIME-WAIT).
     pub fn connection_count(&self) -> usize {
-        todo!()
+        self.conns.len()
+    }
+
+    /// Our address for a listener or connection bound to `addr` (0.0.0.0 = ours).
+    fn local_ip_for(&self, addr: &SocketAddrV4) -> Option<core::net::Ipv4Addr> {
+        if addr.ip().is_unspecified() || *addr.ip() == self.config.ip {
+            Some(self.config.ip)
+        } else {
+            None
+        }
     }
 }

@@ -3,15 +3,48 @@
 //! The engine owns connections in an arena and drives them through this
 //! interface; a connection holds no reference to anything outside itself, so it
 //! can be moved between owners (elastic workers, later).
+//!
+//! Driving it: feed segments to `on_segment` and expired deadlines to
+//! `on_timeout`, then call `poll_transmit` until it has nothing more to say;
+//! `poll_timeout` gives the next deadline. Loss-recovery retransmissions are
+//! paid from the engine's `TxBudget` and postponed when it runs out (seed 003);
+//! once a connection is CLOSED it transmits nothing ever again.
+//!
+//! Files, one job each: `open` (handshakes, options), `input` (segment
+//! arrival, RFC 5961, PAWS), `ack` (receiving text, delayed ACKs, SACK blocks),
+//! `window` (the advertised window), `send` (segmentation, Nagle, SWS,
+//! probes), `recovery` (ACK processing, fast recovery, RTO), `timers`,
+//! `close`, `info`, `state` (the variables), `lazy_scoreboard`.
+
+mod ack;
+mod close;
+mod info;
+mod input;
+mod lazy_scoreboard;
+mod open;
+mod recovery;
+mod send;
+mod state;
+mod timers;
+mod window;
+
+#[cfg(test)]
+mod tests;
 
 use core::net::SocketAddrV4;
 
 use crate::config::TcpConfig;
 use crate::error::{Error, Result};
 use crate::session::event::EventSet;
+use crate::tcp::buffer::{RecvBuffer, SendBuffer};
+use crate::tcp::cc::CongestionControl;
+use crate::tcp::rtt::RttEstimator;
 use crate::tcp::seq::SeqNum;
 use crate::time::Instant;
 use crate::wire::TcpRepr;
+
+pub use open::receive_window_shift;
+use state::{ChallengeLimit, Counters, Flags, PendingRst, RecvSeq, Recovery, SendSeq, Timers};
 
 /// RFC 9293 §3.3.2 states.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -116,129 +149,182 @@ pub struct TcpInfo {
 /// the segment now; the connection then keeps it for the next poll.
 pub type SegmentSink<'a> = dyn FnMut(&TcpRepr, &[u8], &[u8]) -> bool + 'a;
 
+
+/// One TCP connection. Buffers allocate lazily, so an idle connection costs
+/// only this struct (see `size_of::<TcpConn>()` in the tests).
 pub struct TcpConn {
-    _todo: (),
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    config: TcpConfig,
+    state: TcpState,
+    snd: SendSeq,
+    rcv: RecvSeq,
+    send_buf: SendBuffer,
+    recv_buf: RecvBuffer,
+    rtt: RttEstimator,
+    cc: CongestionControl,
+    scoreboard: lazy_scoreboard::LazyScoreboard,
+    rec: Recovery,
+    timers: Timers,
+    flags: Flags,
+    challenge: ChallengeLimit,
+    pending_rst: Option<PendingRst>,
+    events: EventSet,
+    error: Option<Error>,
+    counters: Counters,
+    /// Our offered MSS (link MTU less 40).
+    local_mss: u16,
+    /// RFC 7323 §5.4 per-connection timestamp offset.
+    ts_offset: u32,
 }
 
 impl TcpConn {
     /// Active open: state SYN-SENT with a SYN ready to transmit.
     pub fn connect(now: Instant, params: ConnParams) -> TcpConn {
-        let _ = (now, params);
-        todo!()
+        open::connect(now, params)
     }
     /// Passive open from a listener's SYN: state SYN-RECEIVED with a SYN-ACK ready.
     pub fn accept_syn(now: Instant, params: ConnParams, syn: &TcpRepr) -> TcpConn {
-        let _ = (now, params, syn);
-        todo!()
+        open::accept_syn(now, params, syn)
     }
     /// Passive open completed by a valid SYN-cookie ACK: straight to ESTABLISHED.
     /// `params.iss` is the cookie minus one; `ack` is the segment (which may carry data,
     /// passed with `payload`).
     pub fn accept_cookie(now: Instant, params: ConnParams, opts: CookieOptions, ack: &TcpRepr, payload: &[u8]) -> TcpConn {
-        let _ = (now, params, opts, ack, payload);
-        todo!()
+        open::accept_cookie(now, params, opts, ack, payload)
     }
 
     pub fn state(&self) -> TcpState {
-        todo!()
+        self.state
     }
     pub fn local(&self) -> SocketAddrV4 {
-        todo!()
+        self.local
     }
     pub fn remote(&self) -> SocketAddrV4 {
-        todo!()
+        self.remote
     }
 
     /// A segment for this connection (RFC 9293 §3.10.7). Checksums were verified by the engine.
     pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8]) -> SegmentOutcome {
-        let _ = (now, seg, payload);
-        todo!()
+        input::on_segment(self, now, seg, payload)
     }
     /// Emit whatever is due: SYN/SYN-ACK, data (window, Nagle, cwnd), retransmissions,
     /// ACKs (delayed or immediate), window updates, FIN, RST, probes.
     pub fn poll_transmit(&mut self, now: Instant, budget: &mut TxBudget, sink: &mut SegmentSink<'_>) -> TxReport {
-        let _ = (now, budget, sink);
-        todo!()
+        send::poll_transmit(self, now, budget, sink)
     }
     /// The earliest time `on_timeout` has work (RTO, delayed ACK, persist,
     /// keepalive, TIME-WAIT, FIN-WAIT-2, SYN retries), or None.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        self.timers.earliest()
     }
     pub fn on_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+        timers::on_timeout(self, now)
     }
 
     /// Queue data; returns the bytes taken (Err(WouldBlock) if none fit,
     /// Err(BrokenPipe) after shutdown or close, the pending error if reset).
     pub fn send(&mut self, data: &[u8]) -> Result<usize> {
-        let _ = data;
-        todo!()
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        if self.flags.fin_queued || self.flags.orphan || self.state == TcpState::Closed {
+            return Err(Error::BrokenPipe);
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let taken = self.send_buf.write(data);
+        if taken < data.len() {
+            self.flags.writable_wanted = true;
+        }
+        if taken == 0 {
+            return Err(Error::WouldBlock);
+        }
+        Ok(taken)
     }
     /// Read in-order data; Ok(0) at end of stream, Err(WouldBlock) if none yet.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let _ = buf;
-        todo!()
+        if self.recv_buf.readable() > 0 {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            let n = self.recv_buf.read(buf);
+            window::after_read(self);
+            return Ok(n);
+        }
+        self.end_of_stream_or_error()
     }
     /// Like `recv` without consuming (MSG_PEEK).
     pub fn peek(&self, buf: &mut [u8]) -> Result<usize> {
-        let _ = buf;
-        todo!()
+        if self.recv_buf.readable() > 0 {
+            return Ok(self.recv_buf.peek(0, buf));
+        }
+        self.end_of_stream_or_error()
+    }
+    /// What a read returns once the buffered data is exhausted.
+    fn end_of_stream_or_error(&self) -> Result<usize> {
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        if self.flags.fin_received || self.flags.read_shut || self.state == TcpState::Closed {
+            return Ok(0);
+        }
+        Err(Error::WouldBlock)
     }
     pub fn send_queue_free(&self) -> usize {
-        todo!()
+        if self.flags.fin_queued || self.state == TcpState::Closed {
+            return 0;
+        }
+        self.send_buf.free()
     }
     pub fn recv_queue_len(&self) -> usize {
-        todo!()
+        self.recv_buf.readable()
     }
     /// Half-close: FIN after all queued data (shutdown(SHUT_WR)).
     pub fn shutdown_write(&mut self) {
-        todo!()
+        close::shutdown_write(self)
     }
     /// Stop delivering data to the app (shutdown(SHUT_RD)); later data is acked and discarded.
     pub fn shutdown_read(&mut self) {
-        todo!()
+        self.flags.read_shut = true;
     }
     /// The application closed the socket. Unread received data or linger-zero
     /// aborts with RST (RFC 9293 §3.10.4, RFC 2525 §2.17); otherwise the
     /// connection becomes an orphan that keeps (re)transmitting until everything,
     /// FIN included, is acknowledged or `orphan_retries` run out.
     pub fn close(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+        close::close(self, now)
     }
     /// Abortive close: RST now, state CLOSED.
     pub fn abort(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+        close::abort(self, now)
     }
     /// Events since the last call (readable, writable, connected, peer closed, reset, error, closed).
     pub fn take_events(&mut self) -> EventSet {
-        todo!()
+        self.events.take()
     }
     /// The error that ended the connection, if any (SO_ERROR).
     pub fn take_error(&mut self) -> Option<Error> {
-        todo!()
+        self.error.take()
     }
     /// True once the connection is CLOSED (after TIME-WAIT, reset or abort) and may be freed.
     pub fn is_finished(&self) -> bool {
-        todo!()
+        self.state == TcpState::Closed && self.pending_rst.is_none()
     }
     /// Fast retransmits are waiting (the engine checks this to service its postponed list).
     pub fn wants_fast_retransmit(&self) -> bool {
-        todo!()
+        recovery::fast_retransmit_pending(self)
     }
     pub fn info(&self) -> TcpInfo {
-        todo!()
+        info::info(self)
     }
     pub fn config(&self) -> &TcpConfig {
-        todo!()
+        &self.config
     }
     /// Apply changed options (no-delay, keepalive, buffer limits, congestion algorithm
     /// before the handshake completes). Fields that cannot change now are ignored.
     pub fn set_config(&mut self, now: Instant, config: TcpConfig) {
-        let _ = (now, config);
-        todo!()
+        info::set_config(self, now, config)
     }
 }

@@ -1,0 +1,279 @@
+//! TCP input: demultiplexing to a connection, passive opens on listeners
+//! (half-open connections while under the limits, stateless SYN cookies
+//! beyond them), and RSTs for segments that belong to nothing.
+
+use core::net::SocketAddrV4;
+
+use super::control::{reset_for, ControlSegment};
+use super::events::post;
+use super::slots::{ConnSlot, Origin};
+use super::{ListenerId, SocketId, Stack};
+use crate::config::TcpConfig;
+use crate::session::demux::{reuseport_pick, FourTuple};
+use crate::session::event::EventSet;
+use crate::tcp::conn::{receive_window_shift, ConnParams, SegmentOutcome, TcpConn};
+use crate::time::{Duration, Instant};
+use crate::wire::{self, Ipv4Addr, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
+
+/// RFC 9293 §3.7.1: the MSS assumed when a SYN carries none.
+const DEFAULT_PEER_MSS: u16 = 536;
+/// Cookie ACKs are honoured this long after the last cookie was sent (two
+/// cookie periods, the longest a cookie is valid).
+const COOKIE_WINDOW: Duration = Duration::from_secs(128);
+
+impl Stack {
+    pub(crate) fn receive_tcp(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) {
+        let Ok(packet) = TcpPacket::new_checked(segment) else {
+            self.stats.drop_malformed_tcp += 1;
+            return;
+        };
+        let repr = match TcpRepr::parse(&packet, &src, &dst, true) {
+            Ok(repr) => repr,
+            Err(wire::Error::Checksum) => {
+                self.stats.drop_bad_checksum += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.drop_malformed_tcp += 1;
+                return;
+            }
+        };
+        if repr.src_port == 0 || repr.dst_port == 0 {
+            self.stats.drop_malformed_tcp += 1;
+            return;
+        }
+        self.stats.tcp_segments_in += 1;
+        let payload = packet.payload();
+        let tuple = FourTuple {
+            local: SocketAddrV4::new(dst, repr.dst_port),
+            remote: SocketAddrV4::new(src, repr.src_port),
+        };
+        if let Some(id) = self.conn_table.get(&tuple) {
+            let Some(slot) = self.conns.get_mut(id) else {
+                // Unreachable by construction (slots leave the table before
+                // they are freed), but a table entry is never trusted blindly.
+                self.conn_table.remove(&tuple);
+                self.receive_for_listener(now, tuple, &repr, payload);
+                return;
+            };
+            let outcome = slot.conn.on_segment(now, &repr, payload);
+            self.mark_dirty(id);
+            self.settle(now, id);
+            if outcome != SegmentOutcome::ReopenFromTimeWait {
+                return;
+            }
+            // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reuse a TIME-WAIT tuple.
+            self.retire_time_wait(id);
+        }
+        self.receive_for_listener(now, tuple, &repr, payload);
+    }
+
+    /// Frees a TIME-WAIT connection whose tuple a new SYN takes over.
+    fn retire_time_wait(&mut self, id: super::ConnId) {
+        let Some(slot) = self.conns.get_mut(id) else { return };
+        if slot.in_table {
+            slot.in_table = false;
+            let tuple = FourTuple { local: slot.conn.local(), remote: slot.conn.remote() };
+            self.conn_table.remove(&tuple);
+        }
+        if slot.releasable() {
+            if let Some((timer, _)) = slot.timer.take() {
+                self.timers.cancel(timer);
+            }
+            self.conns.remove(id);
+            self.stats.connections_closed += 1;
+        }
+    }
+
+    /// RFC 9293 §3.10.7.2 (LISTEN state), or §3.10.7.1 (CLOSED) if nobody listens.
+    fn receive_for_listener(&mut self, now: Instant, tuple: FourTuple, seg: &TcpRepr, payload: &[u8]) {
+        let Some(listener) = self.pick_listener(&tuple) else {
+            self.stats.tcp_no_socket += 1;
+            self.queue_reset(&tuple, seg);
+            return;
+        };
+        if seg.flags.rst() {
+            // "An incoming RST segment could not be valid ... should be ignored."
+            self.stats.tcp_listen_dropped += 1;
+            return;
+        }
+        if seg.flags.ack() {
+            // "Any acknowledgment is bad if it arrives on a connection still in
+            // the LISTEN state" — unless it completes a SYN-cookie handshake.
+            if !seg.flags.syn() && self.accept_cookie_ack(now, listener, tuple, seg, payload) {
+                return;
+            }
+            self.queue_reset(&tuple, seg);
+            return;
+        }
+        if !seg.flags.syn() {
+            // "Any other control or text-bearing segment ... drop it."
+            self.stats.tcp_listen_dropped += 1;
+            return;
+        }
+        self.accept_syn(now, listener, tuple, seg);
+    }
+
+    /// The listener for a new flow: the only one, or (SO_REUSEPORT) one
+    /// chosen by keyed hash among the members that accept, else among all.
+    fn pick_listener(&self, tuple: &FourTuple) -> Option<ListenerId> {
+        let group = self.listener_table.lookup(*tuple.local.ip(), tuple.local.port());
+        if group.len() <= 1 {
+            return group.first().copied();
+        }
+        let hasher = self.listener_table.hasher();
+        let is_accepting = |l: &&ListenerId| self.listeners.get(**l).is_some_and(|s| s.accepting);
+        let accepting = group.iter().filter(is_accepting).count();
+        if accepting == 0 {
+            return group.get(reuseport_pick(hasher, tuple, group.len())).copied();
+        }
+        group.iter().filter(is_accepting).nth(reuseport_pick(hasher, tuple, accepting)).copied()
+    }
+
+    /// A SYN for a listener: a half-open connection while under the limits,
+    /// else a SYN cookie (RFC 4987 §3.6).
+    fn accept_syn(&mut self, now: Instant, listener: ListenerId, tuple: FourTuple, syn: &TcpRepr) {
+        let Some(l) = self.listeners.get(listener) else { return };
+        if l.accept_queue.len() >= l.backlog {
+            // Like Linux: while the accept queue is full, SYNs are dropped and
+            // the client retries later.
+            self.stats.syn_dropped_accept_queue_full += 1;
+            return;
+        }
+        let owner = l.owner;
+        let over_half_open = self.half_open >= self.config.max_half_open || l.half_open >= l.backlog;
+        let over_connections = self.conns.len() >= self.conns.limit();
+        if over_connections {
+            self.stats.connection_limit_hit += 1;
+        }
+        if over_half_open || over_connections {
+            self.send_syn_cookie(now, tuple, syn);
+            return;
+        }
+        let params = self.conn_params(now, tuple, self.config.tcp);
+        let conn = TcpConn::accept_syn(now, params, syn);
+        let Ok(id) = self.conns.insert(ConnSlot::new(conn, owner, Origin::HalfOpen(listener))) else {
+            self.stats.connection_limit_hit += 1;
+            return;
+        };
+        if self.conn_table.insert(tuple, id).is_err() {
+            self.conns.remove(id);
+            return;
+        }
+        if let Some(slot) = self.conns.get_mut(id) {
+            slot.in_table = true;
+        }
+        self.half_open += 1;
+        if let Some(l) = self.listeners.get_mut(listener) {
+            l.half_open += 1;
+        }
+        self.stats.connections_opened += 1;
+        self.mark_dirty(id);
+        self.settle(now, id);
+    }
+
+    pub(crate) fn conn_params(&self, now: Instant, tuple: FourTuple, config: TcpConfig) -> ConnParams {
+        ConnParams {
+            local: tuple.local,
+            remote: tuple.remote,
+            iss: self.isn.isn(now, tuple.local, tuple.remote),
+            local_mss: self.config.mss(),
+            ts_offset: self.isn.ts_offset(tuple.local, tuple.remote),
+            config,
+        }
+    }
+
+    /// A stateless SYN-ACK whose ISN is the cookie. Window scale and
+    /// SACK-permitted survive only in the timestamp (Linux's
+    /// `cookie_init_timestamp`), so without timestamps neither is offered.
+    fn send_syn_cookie(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr) {
+        let tcp = self.config.tcp;
+        let client_mss = syn.options.mss.unwrap_or(DEFAULT_PEER_MSS);
+        let (cookie, _mss) = self.cookies.encode(now, tuple.local, tuple.remote, syn.seq, client_mss);
+        let mut options = TcpOptions { mss: Some(self.config.mss().min(u16::MAX as usize) as u16), ..TcpOptions::default() };
+        if let (Some((tsval, _)), true) = (syn.options.timestamps, tcp.timestamps) {
+            let peer_wscale = if tcp.window_scaling { syn.options.window_scale } else { None };
+            let sack = tcp.sack && syn.options.sack_permitted;
+            let ts_now = (now.total_millis() as u32).wrapping_add(self.isn.ts_offset(tuple.local, tuple.remote));
+            options.timestamps = Some((self.cookies.ts_encode(ts_now, peer_wscale, sack), tsval));
+            // The same shift `TcpConn::accept_cookie` will assume.
+            options.window_scale = peer_wscale.map(|_| receive_window_shift(tcp.recv_buffer));
+            options.sack_permitted = sack;
+        }
+        let repr = TcpRepr {
+            src_port: tuple.local.port(),
+            dst_port: tuple.remote.port(),
+            seq: cookie,
+            ack: syn.seq + 1,
+            flags: TcpFlags(TcpFlags::SYN | TcpFlags::ACK),
+            // RFC 7323 §2.2: the window of a SYN segment is never scaled.
+            window: tcp.recv_buffer.min(u16::MAX as usize) as u16,
+            options,
+            ..TcpRepr::default()
+        };
+        if self.control.push(ControlSegment { local: tuple.local, remote: tuple.remote, repr }) {
+            self.stats.syn_cookies_sent += 1;
+            self.last_cookie_sent = Some(now);
+        } else {
+            self.stats.tcp_control_dropped += 1;
+        }
+    }
+
+    /// An ACK for no connection that carries a valid cookie opens the
+    /// connection straight into the accept queue. False if it is not one
+    /// (the caller answers with RST).
+    fn accept_cookie_ack(&mut self, now: Instant, listener: ListenerId, tuple: FourTuple, ack: &TcpRepr, payload: &[u8]) -> bool {
+        let recent = self.last_cookie_sent.is_some_and(|sent| now.saturating_since(sent) < COOKIE_WINDOW);
+        if !recent {
+            return false;
+        }
+        let Some(options) = self.cookies.decode(now, tuple.local, tuple.remote, ack) else {
+            self.stats.syn_cookies_rejected += 1;
+            return false;
+        };
+        let Some(l) = self.listeners.get(listener) else { return false };
+        if l.accept_queue.len() >= l.backlog {
+            self.stats.accept_queue_overflow += 1;
+            return false;
+        }
+        let owner = l.owner;
+        let mut params = self.conn_params(now, tuple, self.config.tcp);
+        params.iss = ack.ack - 1;
+        let conn = TcpConn::accept_cookie(now, params, options, ack, payload);
+        let Ok(id) = self.conns.insert(ConnSlot::new(conn, owner, Origin::Queued(listener))) else {
+            self.stats.connection_limit_hit += 1;
+            return false;
+        };
+        if self.conn_table.insert(tuple, id).is_err() {
+            self.conns.remove(id);
+            return false;
+        }
+        if let Some(slot) = self.conns.get_mut(id) {
+            slot.in_table = true;
+        }
+        if let Some(l) = self.listeners.get_mut(listener) {
+            l.accept_queue.push_back(id);
+            post(
+                &mut self.consumers,
+                self.config.event_queue_capacity,
+                &mut self.stats,
+                l.owner,
+                SocketId::Listener(listener),
+                EventSet::ACCEPTABLE,
+                &mut l.ticket,
+            );
+        }
+        self.stats.syn_cookies_accepted += 1;
+        self.stats.connections_opened += 1;
+        self.mark_dirty(id);
+        self.settle(now, id);
+        true
+    }
+
+    fn queue_reset(&mut self, tuple: &FourTuple, seg: &TcpRepr) {
+        let Some(repr) = reset_for(seg) else { return };
+        if !self.control.push(ControlSegment { local: tuple.local, remote: tuple.remote, repr }) {
+            self.stats.tcp_control_dropped += 1;
+        }
+    }
+}

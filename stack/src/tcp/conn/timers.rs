@@ -1,0 +1,118 @@
+//! Timer expiry: retransmission, delayed ACK, persist (zero-window probing,
+//! RFC 9293 §3.8.6.1), keepalive (§3.8.4), TIME-WAIT and the FIN-WAIT-2 limit.
+//! Each kind has one deadline in `Timers`; `poll_timeout` reports the earliest.
+
+use super::{TcpConn, TcpState};
+use crate::error::Error;
+use crate::session::event::EventSet;
+use crate::time::{Duration, Instant};
+
+/// Probe intervals stop doubling after this many back-offs (the RTO maximum caps them anyway).
+const MAX_PERSIST_BACKOFF: u32 = 16;
+
+pub(super) fn on_timeout(conn: &mut TcpConn, now: Instant) {
+    let due = |deadline: Option<Instant>| deadline.is_some_and(|at| at <= now);
+    if due(conn.timers.close) {
+        // TIME-WAIT is over, or an orphan sat in FIN-WAIT-2 too long (tcp_fin_timeout).
+        conn.timers.close = None;
+        if matches!(conn.state, TcpState::TimeWait | TcpState::FinWait2) {
+            conn.enter_closed(EventSet::EMPTY);
+            return;
+        }
+    }
+    if due(conn.timers.rto) {
+        conn.timers.rto = None;
+        conn.on_retransmission_timeout(now);
+        if conn.state == TcpState::Closed {
+            return;
+        }
+    }
+    if due(conn.timers.delayed_ack) {
+        conn.timers.delayed_ack = None;
+        conn.flags.ack_now = true;
+    }
+    if due(conn.timers.persist) {
+        conn.timers.persist = None;
+        conn.on_persist_timeout();
+        if conn.state == TcpState::Closed {
+            return;
+        }
+    }
+    if due(conn.timers.keepalive) {
+        conn.timers.keepalive = None;
+        conn.on_keepalive_timeout(now);
+    }
+}
+
+impl TcpConn {
+    /// The persist timer fired: probe a zero window, or override sender SWS
+    /// avoidance for a small one (RFC 9293 §3.8.6.2.1 "override timeout").
+    fn on_persist_timeout(&mut self) {
+        let room = (self.snd.una + self.snd.wnd as usize).distance_from(self.snd.nxt);
+        if room > 0 {
+            self.flags.force_send = true;
+            return;
+        }
+        self.rec.probes += 1;
+        let limit = if self.flags.orphan { self.config.orphan_retries } else { self.config.data_retries };
+        // Probes went unanswered: the peer is gone. An orphan also gives up on a
+        // peer that answers but never opens its window, or it would live forever
+        // (Linux's tcp_probe_timer bounds orphans by back-off, answered or not).
+        let orphan_stuck = self.flags.orphan && self.rec.persist_backoff >= self.config.orphan_retries;
+        if self.rec.probes > limit || orphan_stuck {
+            self.fail(Error::TimedOut, EventSet::ERROR);
+            return;
+        }
+        self.flags.probe_due = true;
+        self.rec.persist_backoff = (self.rec.persist_backoff + 1).min(MAX_PERSIST_BACKOFF);
+    }
+
+    /// Arm or disarm the persist timer after a transmission opportunity: it
+    /// runs while data waits, nothing is in flight, and the window will not take it.
+    pub(super) fn update_persist_timer(&mut self, now: Instant) {
+        let unsent = self.data_end().distance_from(self.snd.nxt);
+        let room = (self.snd.una + self.snd.wnd as usize).distance_from(self.snd.nxt);
+        let blocked = self.can_send_data()
+            && unsent > 0
+            && self.snd.nxt == self.snd.una
+            && self.timers.rto.is_none()
+            && room < unsent.min(self.send_mss());
+        if !blocked {
+            self.timers.persist = None;
+        } else if self.timers.persist.is_none() {
+            let interval = self.rtt.rto().saturating_mul(1u64 << self.rec.persist_backoff);
+            self.timers.persist = Some(now + interval.min(self.config.max_rto));
+        }
+    }
+
+    /// (Re)start the keepalive idle timer: called whenever the peer is heard from.
+    pub(super) fn arm_keepalive(&mut self, now: Instant) {
+        self.rec.keepalive_probes = 0;
+        let synchronized = matches!(
+            self.state,
+            TcpState::Established | TcpState::CloseWait | TcpState::FinWait1 | TcpState::FinWait2
+        );
+        self.timers.keepalive = match self.config.keepalive {
+            Some(keepalive) if synchronized => Some(now + keepalive.idle),
+            _ => None,
+        };
+    }
+
+    /// RFC 9293 §3.8.4: after `idle` without hearing from the peer, probe every
+    /// `interval`; after `probes` unanswered probes the connection is dead.
+    fn on_keepalive_timeout(&mut self, now: Instant) {
+        let Some(keepalive) = self.config.keepalive else { return };
+        if self.snd.max > self.snd.una || !self.send_buf.is_empty() {
+            // Data in flight has its own timer; look again after another idle period.
+            self.timers.keepalive = Some(now + keepalive.idle);
+            return;
+        }
+        if self.rec.keepalive_probes >= keepalive.probes {
+            self.fail(Error::TimedOut, EventSet::ERROR);
+            return;
+        }
+        self.rec.keepalive_probes += 1;
+        self.flags.keepalive_due = true;
+        self.timers.keepalive = Some(now + keepalive.interval.max(Duration::from_millis(1)));
+    }
+}
