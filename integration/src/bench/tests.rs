@@ -1,5 +1,4 @@
-//! End-to-end checks of the harness itself, run against smoltcp (the Sluice
-//! side is exercised the same way once the engine is in).
+//! End-to-end checks of the harness itself, run against both stacks.
 
 use core::net::SocketAddrV4;
 
@@ -9,7 +8,7 @@ use super::endpoint::{Endpoint, EndpointConfig, Micros, RecvOutcome, StackError}
 use super::request_response::run_request_response;
 use super::smoltcp_endpoint::SmoltcpEndpoint;
 use super::wire::Port;
-use super::{smoltcp_factory, StackFactory, BUFFER, MTU};
+use super::{sluice_factory, smoltcp_factory, StackFactory, BUFFER, MTU};
 
 fn bulk_delivers_every_byte_without_loss<E: Endpoint>(factory: &StackFactory<E>) {
     let r = run_bulk(factory, 1 << 20, 0.0, 1).unwrap();
@@ -77,6 +76,31 @@ fn smoltcp_total_loss_fails_instead_of_hanging() {
 #[test]
 fn smoltcp_conn_state_opens_every_connection() {
     conn_state_opens_every_connection_in_batches_and_reads_the_heap_twice(&smoltcp_factory());
+}
+
+#[test]
+fn sluice_bulk_delivers_every_byte_without_loss() {
+    bulk_delivers_every_byte_without_loss(&sluice_factory());
+}
+
+#[test]
+fn sluice_bulk_recovers_from_one_percent_loss() {
+    bulk_recovers_from_one_percent_loss(&sluice_factory());
+}
+
+#[test]
+fn sluice_request_response_completes_every_exchange() {
+    request_response_completes_every_exchange(&sluice_factory());
+}
+
+#[test]
+fn sluice_total_loss_fails_instead_of_hanging() {
+    total_loss_fails_instead_of_hanging(&sluice_factory());
+}
+
+#[test]
+fn sluice_conn_state_opens_every_connection() {
+    conn_state_opens_every_connection_in_batches_and_reads_the_heap_twice(&sluice_factory());
 }
 
 /// smoltcp with one bit of the server's received data flipped after
