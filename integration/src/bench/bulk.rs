@@ -19,6 +19,8 @@ pub struct BulkResult {
     /// Time the transfer took (setup excluded).
     pub time: Elapsed,
     pub virtual_elapsed: Micros,
+    /// Driver rounds (each polls both stacks once).
+    pub rounds: u64,
     pub wire: WireStats,
 }
 
@@ -93,6 +95,7 @@ pub fn run_bulk<E: Endpoint>(factory: &StackFactory<E>, total: u64, loss: f64, s
         bytes: transfer.received,
         time,
         virtual_elapsed: run.virtual_elapsed,
+        rounds: run.rounds,
         wire: sim.wire_stats().since(wire_before),
     })
 }

@@ -21,6 +21,8 @@ pub struct RrResult {
     /// Time the exchanges took (setup excluded).
     pub time: Elapsed,
     pub virtual_elapsed: Micros,
+    /// Driver rounds (each polls both stacks once).
+    pub rounds: u64,
     pub wire: WireStats,
 }
 
@@ -174,6 +176,7 @@ pub fn run_request_response<E: Endpoint>(factory: &StackFactory<E>, conns: usize
         transactions,
         time,
         virtual_elapsed: run.virtual_elapsed,
+        rounds: run.rounds,
         wire: sim.wire_stats().since(wire_before),
     })
 }

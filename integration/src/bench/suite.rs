@@ -201,11 +201,12 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
         eprintln!("{label}");
         let describe = |r: &BulkResult| {
             format!(
-                "{:.3} Gbit/s ({:.2?} CPU, {:.2?} wall, {:.3} s virtual, {} frames, {} dropped)",
+                "{:.3} Gbit/s ({:.2?} CPU, {:.2?} wall, {:.3} s virtual, {} rounds, {} frames, {} dropped)",
                 r.gbit_per_s(),
                 r.time.cpu,
                 r.time.wall,
                 r.virtual_elapsed as f64 / 1e6,
+                r.rounds,
                 r.wire.delivered + r.wire.dropped,
                 r.wire.dropped
             )
@@ -237,12 +238,13 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
         eprintln!("{label}");
         let describe = |r: &RrResult| {
             format!(
-                "{:.1} k txn/s ({} txns, {:.2?} CPU, {:.2?} wall, {:.3} s virtual, {} frames, {} dropped)",
+                "{:.1} k txn/s ({} txns, {:.2?} CPU, {:.2?} wall, {:.3} s virtual, {} rounds, {} frames, {} dropped)",
                 r.per_second() / 1e3,
                 r.transactions,
                 r.time.cpu,
                 r.time.wall,
                 r.virtual_elapsed as f64 / 1e6,
+                r.rounds,
                 r.wire.delivered + r.wire.dropped,
                 r.wire.dropped
             )
