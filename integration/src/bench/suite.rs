@@ -133,39 +133,57 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".to_string())
 }
 
-/// Run `measure` `reps` times (seeds differ per repetition). Any failure or
-/// panic fails the whole measurement and is recorded in `outcome`.
-fn measured<E: Endpoint, T>(
+/// One repetition of one workload on one stack; a failure or panic becomes
+/// the error message.
+fn run_once<E: Endpoint, T>(
     factory: &StackFactory<E>,
     label: &str,
-    reps: usize,
+    rep: usize,
     seed: u64,
-    outcome: &mut Outcome,
     measure: impl Fn(&StackFactory<E>, u64) -> Result<T, StackError>,
     describe: impl Fn(&T) -> String,
-) -> Result<Vec<T>, String> {
-    let mut results = Vec::with_capacity(reps);
-    for rep in 0..reps.max(1) {
-        let result = catch_unwind(AssertUnwindSafe(|| measure(factory, seed.wrapping_add(rep as u64))));
-        let failure = match result {
-            Ok(Ok(value)) => {
-                eprintln!("  {label} {} rep {}: {}", factory.name, rep + 1, describe(&value));
-                results.push(value);
-                continue;
-            }
-            Ok(Err(e)) => e.0,
-            Err(payload) => format!("panicked: {}", panic_message(payload.as_ref())),
-        };
-        eprintln!("  {label} {} rep {}: FAILED: {failure}", factory.name, rep + 1);
-        outcome.failures.push(format!("{label}, {}: {failure}", factory.name));
-        return Err(failure);
+) -> Result<T, String> {
+    let result = match catch_unwind(AssertUnwindSafe(|| measure(factory, seed))) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(e.0),
+        Err(payload) => Err(format!("panicked: {}", panic_message(payload.as_ref()))),
+    };
+    match &result {
+        Ok(value) => eprintln!("  {label} {} rep {}: {}", factory.name, rep + 1, describe(value)),
+        Err(failure) => eprintln!("  {label} {} rep {}: FAILED: {failure}", factory.name, rep + 1),
     }
-    Ok(results)
+    result
+}
+
+/// The repetitions of one workload on one stack: `None` if the stack is not
+/// measured, the first failure if any repetition failed.
+struct Series<T>(Option<Result<Vec<T>, String>>);
+
+impl<T> Series<T> {
+    fn new(selected: bool) -> Series<T> {
+        Series(selected.then(|| Ok(Vec::new())))
+    }
+    /// Whether another repetition should run (selected, nothing failed yet).
+    fn wants_more(&self) -> bool {
+        matches!(self.0, Some(Ok(_)))
+    }
+    fn push(&mut self, result: Result<T, String>) {
+        match (&mut self.0, result) {
+            (Some(Ok(values)), Ok(value)) => values.push(value),
+            (slot @ Some(Ok(_)), Err(e)) => *slot = Some(Err(e)),
+            _ => {}
+        }
+    }
+    fn record_failure(&self, outcome: &mut Outcome, label: &str, stack: &str) {
+        if let Some(Err(e)) = &self.0 {
+            outcome.failures.push(format!("{label}, {stack}: {e}"));
+        }
+    }
 }
 
 /// The median of one figure over a measurement's repetitions.
-fn median_cell<T>(results: &Option<Result<Vec<T>, String>>, figure: impl Fn(&T) -> f64) -> Cell {
-    match results {
+fn median_cell<T>(series: &Series<T>, figure: impl Fn(&T) -> f64) -> Cell {
+    match &series.0 {
         None => Cell::NotRun,
         Some(Err(e)) => Cell::Failed(e.clone()),
         Some(Ok(values)) => Cell::Value(median(&mut values.iter().map(figure).collect::<Vec<f64>>())),
@@ -188,12 +206,16 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
     // Connection state first, while the heap is still unfragmented.
     let run_state = wants(WorkloadChoice::State);
     let describe_state = |r: &StateResult| format!("{:.0} B per endpoint over {} connections, opened in {:.2?} CPU", r.bytes_per_endpoint(), r.connections, r.setup_time.cpu);
-    let sluice_state = (run_state && run_sluice).then(|| {
-        measured(&sluice, "state", 1, opts.seed, &mut outcome, |f, seed| run_conn_state(f, opts.state_conns, seed, heap_in_use), describe_state)
-    });
-    let smol_state = (run_state && run_smol).then(|| {
-        measured(&smol, "state", 1, opts.seed, &mut outcome, |f, seed| run_conn_state(f, opts.smoltcp_state_conns, seed, heap_in_use), describe_state)
-    });
+    let mut sluice_state = Series::new(run_state && run_sluice);
+    if sluice_state.wants_more() {
+        sluice_state.push(run_once(&sluice, "state", 0, opts.seed, |f, seed| run_conn_state(f, opts.state_conns, seed, heap_in_use), describe_state));
+    }
+    let mut smol_state = Series::new(run_state && run_smol);
+    if smol_state.wants_more() {
+        smol_state.push(run_once(&smol, "state", 0, opts.seed, |f, seed| run_conn_state(f, opts.smoltcp_state_conns, seed, heap_in_use), describe_state));
+    }
+    sluice_state.record_failure(&mut outcome, "state", sluice.name);
+    smol_state.record_failure(&mut outcome, "state", smol.name);
 
     let bulk_runs = if wants(WorkloadChoice::Bulk) { vec![(0.0, opts.bulk_bytes_lossless), (0.01, opts.bulk_bytes_lossy)] } else { Vec::new() };
     for (loss, bytes) in bulk_runs {
@@ -211,8 +233,20 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
                 r.wire.dropped
             )
         };
-        let s = run_sluice.then(|| measured(&sluice, &label, opts.reps, opts.seed, &mut outcome, |f, seed| run_bulk::<SluiceEndpoint>(f, bytes, loss, seed), describe));
-        let m = run_smol.then(|| measured(&smol, &label, opts.reps, opts.seed, &mut outcome, |f, seed| run_bulk::<SmoltcpEndpoint>(f, bytes, loss, seed), describe));
+        let (mut s, mut m) = (Series::new(run_sluice), Series::new(run_smol));
+        // Stacks alternate per repetition, so load from other processes on
+        // the shared machine falls on both alike.
+        for rep in 0..opts.reps.max(1) {
+            let seed = opts.seed.wrapping_add(rep as u64);
+            if s.wants_more() {
+                s.push(run_once(&sluice, &label, rep, seed, |f, seed| run_bulk::<SluiceEndpoint>(f, bytes, loss, seed), describe));
+            }
+            if m.wants_more() {
+                m.push(run_once(&smol, &label, rep, seed, |f, seed| run_bulk::<SmoltcpEndpoint>(f, bytes, loss, seed), describe));
+            }
+        }
+        s.record_failure(&mut outcome, &label, sluice.name);
+        m.record_failure(&mut outcome, &label, smol.name);
         let workload = format!("bulk goodput, 1 conn, {} MiB", bytes / MIB);
         outcome.rows.push(Row {
             workload: format!("{workload} (Gbit/s per core)"),
@@ -250,12 +284,18 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
             )
         };
         let conns = opts.rr_conns;
-        let s = run_sluice.then(|| {
-            measured(&sluice, &label, opts.reps, opts.seed, &mut outcome, |f, seed| run_request_response::<SluiceEndpoint>(f, conns, per_conn, loss, seed), describe)
-        });
-        let m = run_smol.then(|| {
-            measured(&smol, &label, opts.reps, opts.seed, &mut outcome, |f, seed| run_request_response::<SmoltcpEndpoint>(f, conns, per_conn, loss, seed), describe)
-        });
+        let (mut s, mut m) = (Series::new(run_sluice), Series::new(run_smol));
+        for rep in 0..opts.reps.max(1) {
+            let seed = opts.seed.wrapping_add(rep as u64);
+            if s.wants_more() {
+                s.push(run_once(&sluice, &label, rep, seed, |f, seed| run_request_response::<SluiceEndpoint>(f, conns, per_conn, loss, seed), describe));
+            }
+            if m.wants_more() {
+                m.push(run_once(&smol, &label, rep, seed, |f, seed| run_request_response::<SmoltcpEndpoint>(f, conns, per_conn, loss, seed), describe));
+            }
+        }
+        s.record_failure(&mut outcome, &label, sluice.name);
+        m.record_failure(&mut outcome, &label, smol.name);
         let workload = format!("request/response {MESSAGE_LEN} B, {conns} conns x {per_conn}");
         let per_second_k = |r: &RrResult| r.per_second() / 1e3;
         outcome.rows.push(Row {
@@ -312,4 +352,34 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
         BUFFER / 1024
     ));
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_keeps_the_first_failure_and_stops() {
+        let mut series = Series::new(true);
+        series.push(Ok(1.0));
+        series.push(Ok(3.0));
+        assert!(series.wants_more());
+        assert_eq!(median_cell(&series, |v| *v), Cell::Value(2.0));
+        series.push(Err("stalled".to_string()));
+        series.push(Ok(5.0));
+        assert!(!series.wants_more());
+        assert_eq!(median_cell(&series, |v| *v), Cell::Failed("stalled".into()));
+        let mut outcome = Outcome::default();
+        series.record_failure(&mut outcome, "bulk", "Sluice");
+        assert_eq!(outcome.failures, vec!["bulk, Sluice: stalled".to_string()]);
+        let unselected: Series<f64> = Series::new(false);
+        assert!(!unselected.wants_more());
+        assert_eq!(median_cell(&unselected, |v| *v), Cell::NotRun);
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
 }
