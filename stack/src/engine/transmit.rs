@@ -10,6 +10,7 @@
 //! freed (or whose slot was reused) does not resolve and is dropped and
 //! counted, never applied.
 
+use super::control::ControlSegment;
 use super::egress::{tcp_ip_len, write_tcp_ip, SendOutcome};
 use super::{ConnId, FrameSink, Stack};
 use crate::tcp::conn::TxBudget;
@@ -172,6 +173,9 @@ impl Stack {
         let egress = &mut self.egress;
         let stats = &mut self.stats;
         let mut sink_full = false;
+        // A RST the sink refused: the connection forgets it once offered
+        // (`TcpConn` never retransmits one), so the engine keeps it.
+        let mut refused_rst = None;
         let fast_before = budget.fast_retransmits;
         let mut segment_sink = |repr: &TcpRepr, first: &[u8], second: &[u8]| -> bool {
             let payload_len = first.len() + second.len();
@@ -190,6 +194,9 @@ impl Stack {
                 }
                 SendOutcome::SinkFull => {
                     sink_full = true;
+                    if repr.flags.rst() {
+                        refused_rst = Some(*repr);
+                    }
                     false
                 }
                 // Dropped below TCP (like a full neighbour queue in Linux)
@@ -206,6 +213,14 @@ impl Stack {
             if !slot.postponed {
                 slot.postponed = true;
                 self.postponed.push_back(id);
+            }
+        }
+        if let Some(repr) = refused_rst {
+            // The peer must still learn the connection is gone: the RST waits
+            // in the control queue (sent first at the next poll) until the
+            // sink takes it, while the slot is freed as usual.
+            if !self.control.push(ControlSegment { local, remote, repr }) {
+                self.stats.tcp_control_dropped += 1;
             }
         }
         if sink_full {
