@@ -9,43 +9,89 @@ use sluice_stack::{Duration, Error, EventSet, SocketId};
 
 const PORT: u16 = 80;
 
+/// Connections whose RESET or ERROR event `a` reported.
+fn failed_conns(net: &mut Pair) -> Vec<SocketId> {
+    drain_events(&mut net.a, APP)
+        .into_iter()
+        .filter(|(_, kinds)| kinds.intersects(EventSet::RESET | EventSet::ERROR))
+        .map(|(socket, _)| socket)
+        .collect()
+}
+
 /// Linux (tcp_abort_on_overflow = 0) never resets a client whose handshake
-/// completes into a full accept queue: the final ACK is dropped (stateful or
-/// cookie) and the client's retransmission completes it once the application
-/// accepts. Here the second client is reset.
+/// completes into a full accept queue: the final ACK is dropped and the
+/// SYN-ACK retransmission makes the client ACK again, which completes it
+/// once the application accepts. Here c3's handshake is stateful (c2 and c3
+/// are half-open together, under the backlog) and completes when c1 and c2
+/// fill the queue.
 #[test]
-fn review_full_accept_queue_does_not_reset_completed_handshakes() {
+fn review_full_accept_queue_drops_the_final_ack_of_a_stateful_handshake() {
     let mut net = Pair::default_pair();
-    let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 1, false).unwrap();
+    let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 2, false).unwrap();
     let server = SocketAddrV4::new(IP_B, PORT);
-    let c1 = net.a.tcp_connect(net.now, APP, server, None, None).unwrap();
-    let c2 = net.a.tcp_connect(net.now, APP, server, None, None).unwrap();
+    net.a.tcp_connect(net.now, APP, server, None, None).unwrap();
+    net.run_idle(Duration::from_millis(100));
+    net.a.tcp_connect(net.now, APP, server, None, None).unwrap();
+    net.a.tcp_connect(net.now, APP, server, None, None).unwrap();
     let mut failed = Vec::new();
     net.run_until(Duration::from_secs(3), |net| {
-        for (socket, kinds) in drain_events(&mut net.a, APP) {
-            if kinds.intersects(EventSet::RESET | EventSet::ERROR) {
-                failed.push(socket);
-            }
-        }
+        failed.extend(failed_conns(net));
         false
     });
-    // The application now accepts both, one after the other.
+    assert_eq!(net.b.stats().syn_cookies_sent, 0, "the handshakes must be stateful");
+    assert!(net.b.stats().accept_queue_overflow > 0, "c3's final ACK found the queue full");
     let mut accepted = 0;
     net.run_until(Duration::from_secs(30), |net| {
         while net.b.tcp_accept(listener).is_ok() {
             accepted += 1;
         }
-        for (socket, kinds) in drain_events(&mut net.a, APP) {
-            if kinds.intersects(EventSet::RESET | EventSet::ERROR) {
-                failed.push(socket);
+        failed.extend(failed_conns(net));
+        accepted == 3
+    });
+    assert!(failed.is_empty(), "clients reset: {failed:?}; accepted {accepted}; stats {:?}", net.b.stats());
+    assert_eq!(accepted, 3);
+}
+
+/// The same for a SYN-cookie handshake (c2 finds c1 half-open with backlog
+/// 1): the cookie ACK is dropped, not reset, and the client's request
+/// (retransmitted, carrying the cookie again) opens the connection once the
+/// application accepts.
+#[test]
+fn review_full_accept_queue_drops_a_cookie_ack_without_reset() {
+    let mut net = Pair::default_pair();
+    let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 1, false).unwrap();
+    let server = SocketAddrV4::new(IP_B, PORT);
+    let clients = [
+        net.a.tcp_connect(net.now, APP, server, None, None).unwrap(),
+        net.a.tcp_connect(net.now, APP, server, None, None).unwrap(),
+    ];
+    let mut sent = [false; 2];
+    let mut failed = Vec::new();
+    let mut send_requests = |net: &mut Pair, sent: &mut [bool; 2]| {
+        for (c, sent) in clients.iter().zip(sent.iter_mut()) {
+            if !*sent && net.a.tcp_send(*c, b"GET").is_ok_and(|n| n == 3) {
+                *sent = true;
             }
         }
+    };
+    net.run_until(Duration::from_secs(3), |net| {
+        send_requests(net, &mut sent);
+        failed.extend(failed_conns(net));
+        false
+    });
+    assert!(net.b.stats().syn_cookies_sent > 0, "c2 must get a cookie");
+    assert!(net.b.stats().accept_queue_overflow > 0, "c2's cookie ACK found the queue full");
+    let mut accepted = 0;
+    net.run_until(Duration::from_secs(30), |net| {
+        send_requests(net, &mut sent);
+        while net.b.tcp_accept(listener).is_ok() {
+            accepted += 1;
+        }
+        failed.extend(failed_conns(net));
         accepted == 2
     });
-    assert!(failed.is_empty(), "clients reset: {failed:?} (c1 {c1:?}, c2 {c2:?}); accepted {accepted}; stats {:?}", net.b.stats());
+    assert!(failed.is_empty(), "clients reset: {failed:?}; accepted {accepted}; stats {:?}", net.b.stats());
     assert_eq!(accepted, 2);
-    let _ = Error::WouldBlock;
-    let _ = SocketId::Conn(c1);
 }
 
 use sluice_stack::tcp::seq::SeqNum;

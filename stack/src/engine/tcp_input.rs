@@ -11,7 +11,7 @@ use super::{ListenerId, SocketId, Stack};
 use crate::config::TcpConfig;
 use crate::session::demux::{reuseport_pick, FourTuple};
 use crate::session::event::EventSet;
-use crate::tcp::conn::{receive_window_shift, ConnParams, SegmentOutcome, TcpConn};
+use crate::tcp::conn::{receive_window_shift, ConnParams, SegmentOutcome, TcpConn, TcpState};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, Ipv4Addr, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
 
@@ -49,6 +49,15 @@ impl Stack {
             remote: SocketAddrV4::new(src, repr.src_port),
         };
         if let Some(id) = self.conn_table.get(&tuple) {
+            if self.completion_overflows(id, &repr) {
+                // Linux (tcp_abort_on_overflow = 0): the ACK that would
+                // complete the handshake into a full accept queue is dropped,
+                // not answered with RST. We stay in SYN-RECEIVED; the SYN-ACK
+                // retransmission makes the client ACK again, by which time
+                // the application may have made room.
+                self.stats.accept_queue_overflow += 1;
+                return;
+            }
             let Some(slot) = self.conns.get_mut(id) else {
                 // Unreachable by construction (slots leave the table before
                 // they are freed), but a table entry is never trusted blindly.
@@ -66,6 +75,16 @@ impl Stack {
             self.retire_time_wait(id);
         }
         self.receive_for_listener(now, tuple, &repr, payload);
+    }
+
+    /// Whether `seg` would complete the passive open `id` while its
+    /// listener's accept queue has no room for it.
+    fn completion_overflows(&self, id: super::ConnId, seg: &TcpRepr) -> bool {
+        let Some(slot) = self.conns.get(id) else { return false };
+        let Origin::HalfOpen(listener) = slot.origin else { return false };
+        slot.conn.state() == TcpState::SynReceived
+            && completes_handshake(seg)
+            && self.listeners.get(listener).is_some_and(|l| l.accept_queue.len() >= l.backlog)
     }
 
     /// Frees a TIME-WAIT connection whose tuple a new SYN takes over.
@@ -221,7 +240,8 @@ impl Stack {
 
     /// An ACK for no connection that carries a valid cookie opens the
     /// connection straight into the accept queue. False if it is not one
-    /// (the caller answers with RST).
+    /// (the caller answers with RST); true if it was used or, for want of
+    /// room in the accept queue, dropped.
     fn accept_cookie_ack(&mut self, now: Instant, listener: ListenerId, tuple: FourTuple, ack: &TcpRepr, payload: &[u8]) -> bool {
         let recent = self.last_cookie_sent.is_some_and(|sent| now.saturating_since(sent) < COOKIE_WINDOW);
         if !recent {
@@ -233,8 +253,11 @@ impl Stack {
         };
         let Some(l) = self.listeners.get(listener) else { return false };
         if l.accept_queue.len() >= l.backlog {
+            // As for a stateful handshake (see `receive_tcp`): dropped, not
+            // reset. The client's next segment (a request, or a
+            // retransmission of it) carries the cookie again.
             self.stats.accept_queue_overflow += 1;
-            return false;
+            return true;
         }
         let owner = l.owner;
         let mut params = self.conn_params(now, tuple, self.config.tcp);
@@ -276,4 +299,10 @@ impl Stack {
             self.stats.tcp_control_dropped += 1;
         }
     }
+}
+
+/// A segment that moves SYN-RECEIVED to ESTABLISHED if acceptable (RFC 9293
+/// §3.10.7.4): an ACK without SYN or RST.
+fn completes_handshake(seg: &TcpRepr) -> bool {
+    seg.flags.ack() && !seg.flags.syn() && !seg.flags.rst()
 }
