@@ -317,6 +317,7 @@ fn review_time_wait_does_not_lock_out_new_connections() {
         net.flush();
         assert_eq!(outcome, Some(Ok(())), "round {round}: served {served}, server holds {} connections", net.b.connection_count());
     }
+    assert!(net.b.stats().time_wait_recycled > 0, "the table filled with TIME-WAIT: {:?}", net.b.stats());
 }
 
 /// A full device ring at the moment an abort's RST is polled loses the RST

@@ -51,6 +51,7 @@ impl Stack {
             self.unlink(id);
         } else {
             self.reschedule_timer(id);
+            self.note_time_wait(id);
         }
     }
 

@@ -18,6 +18,7 @@
 //! * `egress` — building Ethernet/IPv4 frames and resolving next hops;
 //! * `control` — RSTs and SYN-cookie SYN-ACKs waiting to be sent;
 //! * `timers` — `poll_timeout`/`handle_timeout`;
+//! * `time_wait` — recycling TIME-WAIT connections when the table is full;
 //! * `sockets` — the socket calls; `ports` — ephemeral port choice;
 //! * `events` — per-consumer event queues.
 
@@ -47,6 +48,7 @@ mod stats;
 mod tcp_input;
 #[cfg(test)]
 mod tests;
+mod time_wait;
 mod timers;
 mod transmit;
 
@@ -133,6 +135,9 @@ pub struct Stack {
     /// next poll serves them first. Entries are handles: one whose connection
     /// was freed in between no longer resolves and is dropped (seed 003).
     postponed: VecDeque<ConnId>,
+    /// Released connections in TIME-WAIT, oldest first, recycled when the
+    /// table is full (see `time_wait`); stale handles are skipped.
+    time_wait: VecDeque<ConnId>,
     /// Half-open connections across all listeners.
     half_open: usize,
     ports: EphemeralPorts,
@@ -160,6 +165,7 @@ impl Stack {
             consumers: HashMap::new(),
             dirty: VecDeque::new(),
             postponed: VecDeque::new(),
+            time_wait: VecDeque::new(),
             half_open: 0,
             ports: EphemeralPorts::new(&secret, config.ephemeral_ports),
             expired: Vec::new(),

@@ -52,6 +52,8 @@ pub struct ConnSlot {
     pub(crate) dirty: bool,
     /// In `Stack::postponed`.
     pub(crate) postponed: bool,
+    /// In `Stack::time_wait`.
+    pub(crate) time_wait_listed: bool,
     /// Counters already added to the engine's stats.
     pub(crate) reported_retransmits: u64,
     pub(crate) reported_timeouts: u64,
@@ -71,6 +73,7 @@ impl ConnSlot {
             timer: None,
             dirty: false,
             postponed: false,
+            time_wait_listed: false,
             reported_retransmits: 0,
             reported_timeouts: 0,
         }

@@ -122,7 +122,7 @@ impl Stack {
             Some(addr) => self.local_ip_for(&addr).ok_or(Error::AddrNotAvailable)?,
             None => self.config.ip,
         };
-        if self.conns.len() >= self.conns.limit() {
+        if !self.make_room_for_connection() {
             self.stats.connection_limit_hit += 1;
             return Err(Error::NoBuffers);
         }

@@ -87,4 +87,6 @@ pub struct Stats {
     pub connections_reset: u64,
     pub connections_timed_out: u64,
     pub connection_limit_hit: u64,
+    /// TIME-WAIT connections freed early to make room for a new connection.
+    pub time_wait_recycled: u64,
 }

@@ -87,23 +87,6 @@ impl Stack {
             && self.listeners.get(listener).is_some_and(|l| l.accept_queue.len() >= l.backlog)
     }
 
-    /// Frees a TIME-WAIT connection whose tuple a new SYN takes over.
-    fn retire_time_wait(&mut self, id: super::ConnId) {
-        let Some(slot) = self.conns.get_mut(id) else { return };
-        if slot.in_table {
-            slot.in_table = false;
-            let tuple = FourTuple { local: slot.conn.local(), remote: slot.conn.remote() };
-            self.conn_table.remove(&tuple);
-        }
-        if slot.releasable() {
-            if let Some((timer, _)) = slot.timer.take() {
-                self.timers.cancel(timer);
-            }
-            self.conns.remove(id);
-            self.stats.connections_closed += 1;
-        }
-    }
-
     /// RFC 9293 §3.10.7.2 (LISTEN state), or §3.10.7.1 (CLOSED) if nobody listens.
     fn receive_for_listener(&mut self, now: Instant, tuple: FourTuple, seg: &TcpRepr, payload: &[u8]) {
         let Some(listener) = self.pick_listener(&tuple) else {
@@ -161,7 +144,8 @@ impl Stack {
         }
         let owner = l.owner;
         let over_half_open = self.half_open >= self.config.max_half_open || l.half_open >= l.backlog;
-        let over_connections = self.conns.len() >= self.conns.limit();
+        // TIME-WAIT may be recycled for a real handshake, not for a cookie.
+        let over_connections = !over_half_open && !self.make_room_for_connection();
         if over_connections {
             self.stats.connection_limit_hit += 1;
         }
@@ -260,6 +244,10 @@ impl Stack {
             return true;
         }
         let owner = l.owner;
+        if !self.make_room_for_connection() {
+            self.stats.connection_limit_hit += 1;
+            return false;
+        }
         let mut params = self.conn_params(now, tuple, self.config.tcp);
         params.iss = ack.ack - 1;
         let conn = TcpConn::accept_cookie(now, params, options, ack, payload);
