@@ -67,7 +67,7 @@ fn review_full_accept_queue_drops_a_cookie_ack_without_reset() {
     ];
     let mut sent = [false; 2];
     let mut failed = Vec::new();
-    let mut send_requests = |net: &mut Pair, sent: &mut [bool; 2]| {
+    let send_requests = |net: &mut Pair, sent: &mut [bool; 2]| {
         for (c, sent) in clients.iter().zip(sent.iter_mut()) {
             if !*sent && net.a.tcp_send(*c, b"GET").is_ok_and(|n| n == 3) {
                 *sent = true;
@@ -231,16 +231,20 @@ fn review_random_peers_against_listener_keep_bookkeeping_sound() {
 }
 
 fn arp_request_from_a() -> Vec<u8> {
+    arp_request(MAC_A, IP_A, IP_B)
+}
+
+fn arp_request(from_mac: sluice_stack::wire::EthernetAddress, from_ip: Ipv4Addr, to_ip: Ipv4Addr) -> Vec<u8> {
     use sluice_stack::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr};
     let mut frame = vec![0u8; 14 + ArpRepr::BUFFER_LEN];
-    EthernetRepr { src: MAC_A, dst: EthernetAddress::BROADCAST, ethertype: EthernetProtocol::Arp }
+    EthernetRepr { src: from_mac, dst: EthernetAddress::BROADCAST, ethertype: EthernetProtocol::Arp }
         .emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
     ArpRepr {
         operation: ArpOperation::Request,
-        source_hardware_addr: MAC_A,
-        source_protocol_addr: IP_A,
+        source_hardware_addr: from_mac,
+        source_protocol_addr: from_ip,
         target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: IP_B,
+        target_protocol_addr: to_ip,
     }
     .emit(&mut ArpPacket::new_unchecked(&mut frame[14..]));
     frame
@@ -344,4 +348,75 @@ fn review_rst_survives_a_full_transmit_ring() {
     net.b.poll_transmit(net.now, &mut out);
     let rst = out.iter().filter_map(|f| parse_tcp(f)).any(|(_, t)| t.flags.rst());
     assert!(rst, "the RST was never sent; client still {:?}", net.a.tcp_info(c).map(|i| i.state));
+}
+
+/// ICMP destination unreachable (RFC 792) from B quoting `sent` (an IPv4
+/// packet A sent) with the sequence number replaced by `seq`.
+fn icmp_unreachable_quoting(code: u8, sent: &[u8], seq: Option<u32>) -> Vec<u8> {
+    use sluice_stack::wire::{IcmpPacket, IcmpRepr};
+    let mut quoted = sent[..20 + 8].to_vec();
+    if let Some(seq) = seq {
+        quoted[24..28].copy_from_slice(&seq.to_be_bytes());
+    }
+    let repr = IcmpRepr::DestinationUnreachable { code, next_hop_mtu: 0 };
+    let mut icmp = vec![0u8; 8 + quoted.len()];
+    repr.emit(&mut IcmpPacket::new_unchecked(&mut icmp[..]), &quoted);
+    ipv4_frame(MAC_B, MAC_A, ip_repr(IP_B, IP_A, IpProtocol::Icmp), None, &icmp)
+}
+
+/// A SYN-SENT connection learns of an ICMP port unreachable at once
+/// (ECONNREFUSED, Linux's tcp_v4_err) instead of retrying its SYN for
+/// minutes; one quoting a different sequence number (an off-path guess) is
+/// ignored (RFC 5927 §4.1).
+#[test]
+fn review_icmp_unreachable_fails_a_connect_in_syn_sent() {
+    let now = Instant::from_secs(1);
+    let mut a = Stack::new(config(MAC_A, IP_A), now);
+    a.handle_frame(now, &arp_request(MAC_B, IP_B, IP_A));
+    while a.poll_event(APP).is_some() {}
+    let c = a.tcp_connect(now, APP, SocketAddrV4::new(IP_B, PORT), None, None).unwrap();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    a.poll_transmit(now, &mut out);
+    let syn = out.iter().find(|f| parse_tcp(f).is_some_and(|(_, t)| t.flags.syn())).expect("SYN sent");
+    let (_, syn_repr) = parse_tcp(syn).unwrap();
+    let sent_ip = &syn[14..];
+
+    a.handle_frame(now, &icmp_unreachable_quoting(3, sent_ip, Some(syn_repr.seq.0.wrapping_add(12345))));
+    assert_eq!(a.tcp_info(c).unwrap().state, Some(sluice_stack::tcp::conn::TcpState::SynSent), "a wrong sequence number is ignored");
+    assert!(drain_events(&mut a, APP).is_empty());
+
+    a.handle_frame(now, &icmp_unreachable_quoting(3, sent_ip, None));
+    let events = drain_events(&mut a, APP);
+    assert!(events.iter().any(|&(s, k)| s == SocketId::Conn(c) && k.contains(EventSet::ERROR)), "{events:?}");
+    assert_eq!(a.tcp_take_error(c), Ok(Some(Error::ConnectionRefused)));
+    assert_eq!(a.stats().tcp_connect_unreachable, 1);
+    a.poll_transmit(now, &mut out);
+    assert!(out.iter().all(|f| parse_tcp(f).is_none_or(|(_, t)| !t.flags.rst())), "no RST in SYN-SENT");
+}
+
+/// A connect to an on-link address nobody answers ARP for fails with
+/// EHOSTUNREACH when ARP gives up (a few seconds), not with ETIMEDOUT after
+/// every SYN retransmission.
+#[test]
+fn review_arp_failure_fails_a_connect_with_unreachable() {
+    let mut now = Instant::from_secs(1);
+    let mut a = Stack::new(config(MAC_A, IP_A), now);
+    let c = a.tcp_connect(now, APP, SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 77), PORT), None, None).unwrap();
+    let start = now;
+    let mut failed_at = None;
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..10_000 {
+        a.poll_transmit(now, &mut out);
+        if drain_events(&mut a, APP).iter().any(|&(s, k)| s == SocketId::Conn(c) && k.contains(EventSet::ERROR)) {
+            failed_at = Some(now);
+            break;
+        }
+        let Some(next) = a.poll_timeout() else { break };
+        now = now.max(next);
+        a.handle_timeout(now);
+    }
+    let failed_at = failed_at.expect("the connect failed");
+    assert_eq!(a.tcp_take_error(c), Ok(Some(Error::Unreachable)));
+    assert!(failed_at.saturating_since(start) <= Duration::from_secs(5), "failed after {:?}", failed_at.saturating_since(start));
+    assert_eq!(a.stats().arp_failed, 1);
 }

@@ -20,7 +20,8 @@
 //! * `timers` — `poll_timeout`/`handle_timeout`;
 //! * `time_wait` — recycling TIME-WAIT connections when the table is full;
 //! * `sockets` — the socket calls; `ports` — ephemeral port choice;
-//! * `events` — per-consumer event queues.
+//! * `events` — per-consumer event queues;
+//! * `unreachable` — ICMP and ARP failures failing connection attempts.
 
 use core::net::SocketAddrV4;
 use std::collections::{HashMap, VecDeque};
@@ -51,6 +52,7 @@ mod tests;
 mod time_wait;
 mod timers;
 mod transmit;
+mod unreachable;
 
 pub use slots::{ConnSlot, ListenerSlot};
 pub use sockets::DetachedConn;

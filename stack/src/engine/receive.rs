@@ -119,7 +119,9 @@ impl Stack {
             IpProtocol::Tcp => self.receive_tcp(now, src, dst, payload),
             IpProtocol::Icmp => {
                 let ident = self.egress.next_ident();
-                self.icmp.on_message(src, payload, ident, &mut self.stats);
+                if let Some(unreachable) = self.icmp.on_message(src, payload, ident, &mut self.stats) {
+                    self.on_icmp_unreachable(now, unreachable);
+                }
             }
             IpProtocol::Udp | IpProtocol::Unknown(_) => self.stats.drop_unsupported += 1,
         }

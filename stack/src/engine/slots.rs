@@ -54,6 +54,11 @@ pub struct ConnSlot {
     pub(crate) postponed: bool,
     /// In `Stack::time_wait`.
     pub(crate) time_wait_listed: bool,
+    /// Our initial sequence number, for an active open: ICMP errors about
+    /// its SYN must quote it (see `unreachable`).
+    pub(crate) iss: Option<crate::tcp::seq::SeqNum>,
+    /// An error the engine (not the connection) ended it with.
+    pub(crate) error: Option<crate::error::Error>,
     /// Counters already added to the engine's stats.
     pub(crate) reported_retransmits: u64,
     pub(crate) reported_timeouts: u64,
@@ -74,6 +79,8 @@ impl ConnSlot {
             dirty: false,
             postponed: false,
             time_wait_listed: false,
+            iss: None,
+            error: None,
             reported_retransmits: 0,
             reported_timeouts: 0,
         }

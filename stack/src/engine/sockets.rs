@@ -152,6 +152,7 @@ impl Stack {
         }
         if let Some(slot) = self.conns.get_mut(id) {
             slot.in_table = true;
+            slot.iss = Some(params.iss);
         }
         self.stats.connections_opened += 1;
         self.mark_dirty(id);
@@ -243,7 +244,8 @@ impl Stack {
 
     /// The pending error of a connection (SO_ERROR), cleared by reading.
     pub fn tcp_take_error(&mut self, conn: ConnId) -> Result<Option<Error>> {
-        Ok(self.app_slot_mut(conn)?.conn.take_error())
+        let slot = self.app_slot_mut(conn)?;
+        Ok(slot.error.take().or_else(|| slot.conn.take_error()))
     }
 
     pub fn local_addr(&self, conn: ConnId) -> Result<SocketAddrV4> {

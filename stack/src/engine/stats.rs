@@ -50,6 +50,11 @@ pub struct Stats {
     pub icmp_dropped: u64,
     /// "Fragmentation needed" received (counted; path MTU discovery is not done).
     pub icmp_frag_needed_in: u64,
+    /// Destination unreachable (other than "fragmentation needed") received.
+    pub icmp_unreachable_in: u64,
+    /// Connection attempts (SYN-SENT) failed by an ICMP destination
+    /// unreachable or by ARP failing for the next hop.
+    pub tcp_connect_unreachable: u64,
     /// Other ICMP messages, read and ignored.
     pub icmp_ignored: u64,
     pub tcp_segments_in: u64,

@@ -50,6 +50,8 @@ impl Stack {
     pub fn poll_transmit(&mut self, now: Instant, sink: &mut dyn FrameSink) -> usize {
         let mut sink = CountingSink { inner: sink, frames: 0, bytes: 0 };
         let _ = self.transmit_all(now, &mut sink);
+        // Resolution may have failed while requests were polled.
+        self.report_link_failures(now);
         self.stats.frames_out += sink.frames as u64;
         self.stats.bytes_out += sink.bytes;
         sink.frames
