@@ -40,9 +40,12 @@ impl EphemeralPorts {
         hasher.write(&local.octets());
         hasher.write(&remote.ip().octets());
         hasher.write_u16(remote.port());
-        let offset = (hasher.finish() as u32).wrapping_add(self.perturbation);
+        // Reduced before stepping: `offset + i` must not wrap, since 2^32 is
+        // not a multiple of `count` and a wrapped sum skips ports.
+        let start = (hasher.finish() as u32).wrapping_add(self.perturbation) % self.count;
         for i in 0..self.count {
-            let port = self.first + (offset.wrapping_add(i) % self.count) as u16;
+            // `start + i < 2 * count <= 2^17`: no overflow.
+            let port = self.first + ((start + i) % self.count) as u16;
             if is_free(port) {
                 self.perturbation = self.perturbation.wrapping_add(i + 1);
                 return Some(port);
@@ -77,11 +80,6 @@ mod tests {
         let p = ports.pick(LOCAL, REMOTE, |_| true).unwrap();
         assert!((1..=5).contains(&p));
     }
-}
-
-#[cfg(test)]
-mod review_tests {
-    use super::*;
 
     /// When `hash + perturbation + i` wraps past u32::MAX, `% count` is not
     /// contiguous (2^32 is not a multiple of `count`): some ports are
