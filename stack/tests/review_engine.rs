@@ -420,3 +420,39 @@ fn review_arp_failure_fails_a_connect_with_unreachable() {
     assert!(failed_at.saturating_since(start) <= Duration::from_secs(5), "failed after {:?}", failed_at.saturating_since(start));
     assert_eq!(a.stats().arp_failed, 1);
 }
+
+/// Entries of sockets the application released while unread must not take
+/// room in the consumer's queue: with a capacity equal to the socket limit,
+/// churn between two polls would otherwise make a live connection's
+/// CONNECTED event overflow and be lost (the application never wakes).
+#[test]
+fn review_released_sockets_events_cannot_crowd_out_a_live_one() {
+    let mut a_cfg = config(MAC_A, IP_A);
+    a_cfg.max_connections = 2;
+    a_cfg.event_queue_capacity = 2;
+    let mut net = Pair::new(a_cfg, config(MAC_B, IP_B));
+    let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 16, false).unwrap();
+    let server = SocketAddrV4::new(IP_B, PORT);
+    let connect = |net: &mut Pair| {
+        let c = net.a.tcp_connect(net.now, APP, server, None, None).unwrap();
+        assert!(net.run_until(Duration::from_secs(5), |net| {
+            while net.b.tcp_accept(listener).is_ok() {}
+            net.a.tcp_info(c).is_ok_and(|i| i.state == Some(sluice_stack::tcp::conn::TcpState::Established))
+        }));
+        c
+    };
+    // Connections opened and aborted without the application polling events.
+    for _ in 0..3 {
+        let c = connect(&mut net);
+        net.a.tcp_abort(net.now, c).unwrap();
+        net.flush();
+    }
+    let live = connect(&mut net);
+    let events = drain_events(&mut net.a, APP);
+    assert!(
+        events.iter().any(|&(s, k)| s == SocketId::Conn(live) && k.contains(EventSet::CONNECTED)),
+        "the live connection's CONNECTED was lost: {events:?}, stats {:?}",
+        net.a.stats()
+    );
+    assert_eq!(net.a.stats().events_dropped_queue_full, 0);
+}

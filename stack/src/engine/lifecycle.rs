@@ -4,7 +4,7 @@
 //! unlink it once finished. Freeing the slot waits for the next transmit poll,
 //! so a final RST the connection queued still goes out.
 
-use super::events::post;
+use super::events::{post, retract};
 use super::slots::Origin;
 use super::{ConnId, ListenerId, SocketId, Stack};
 use crate::session::event::EventSet;
@@ -143,6 +143,7 @@ impl Stack {
         }
         self.unlink(id);
         let Some(mut slot) = self.conns.remove(id) else { return false };
+        retract(&mut self.consumers, &mut self.stats, slot.owner, &mut slot.ticket);
         self.stats.connections_closed += 1;
         match slot.conn.take_error() {
             Some(crate::error::Error::TimedOut) => self.stats.connections_timed_out += 1,

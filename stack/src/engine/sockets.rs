@@ -6,7 +6,7 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::collections::VecDeque;
 
-use super::events::post;
+use super::events::{post, retract};
 use super::slots::{ConnSlot, ListenerSlot, Origin};
 use super::{ConnId, ConsumerId, ListenerId, Shutdown, SocketId, Stack};
 use crate::config::TcpConfig;
@@ -193,8 +193,10 @@ impl Stack {
     /// Release the application's handle. The connection finishes in the
     /// background (or is reset, see `TcpConn::close`); the handle stops resolving at once.
     pub fn tcp_close(&mut self, now: Instant, conn: ConnId) -> Result<()> {
-        let slot = self.app_slot_mut(conn)?;
+        self.app_slot(conn)?;
+        let Some(slot) = self.conns.get_mut(conn) else { return Err(Error::InvalidHandle) };
         slot.app_released = true;
+        retract(&mut self.consumers, &mut self.stats, slot.owner, &mut slot.ticket);
         slot.conn.close(now);
         self.mark_dirty(conn);
         self.settle(now, conn);
@@ -203,8 +205,10 @@ impl Stack {
 
     /// Abortive close (RST) and release.
     pub fn tcp_abort(&mut self, now: Instant, conn: ConnId) -> Result<()> {
-        let slot = self.app_slot_mut(conn)?;
+        self.app_slot(conn)?;
+        let Some(slot) = self.conns.get_mut(conn) else { return Err(Error::InvalidHandle) };
         slot.app_released = true;
+        retract(&mut self.consumers, &mut self.stats, slot.owner, &mut slot.ticket);
         slot.conn.abort(now);
         self.mark_dirty(conn);
         self.settle(now, conn);
@@ -214,7 +218,8 @@ impl Stack {
     /// Stop listening; connections not yet accepted are reset (those still
     /// in their handshake when their handshake completes).
     pub fn tcp_unlisten(&mut self, now: Instant, listener: ListenerId) -> Result<()> {
-        let l = self.listeners.remove(listener).ok_or(Error::InvalidHandle)?;
+        let mut l = self.listeners.remove(listener).ok_or(Error::InvalidHandle)?;
+        retract(&mut self.consumers, &mut self.stats, l.owner, &mut l.ticket);
         self.listener_table.remove(*l.local.ip(), l.local.port(), listener);
         for id in l.accept_queue {
             if let Some(slot) = self.conns.get_mut(id) {
@@ -269,7 +274,8 @@ impl Stack {
                 self.timers.cancel(timer);
             }
         }
-        let slot = self.conns.remove(conn).ok_or(Error::InvalidHandle)?;
+        let mut slot = self.conns.remove(conn).ok_or(Error::InvalidHandle)?;
+        retract(&mut self.consumers, &mut self.stats, slot.owner, &mut slot.ticket);
         Ok(DetachedConn { conn: Box::new(slot.conn) })
     }
 

@@ -75,7 +75,7 @@ pub struct Stats {
     pub tcp_postponed_stale: u64,
     /// Timer entries whose connection was gone or reused when they fired.
     pub tcp_timer_stale: u64,
-    /// Events dropped at pop because their socket had been released.
+    /// Events never delivered because their socket was released first.
     pub events_stale: u64,
     pub events_coalesced: u64,
     /// Events lost because a consumer queue was full (capacity below the socket count).

@@ -6,6 +6,7 @@
 //! (`tcp_max_tw_buckets`): losing TIME-WAIT state risks a late duplicate
 //! segment (RFC 9293 §3.4.2), refusing every new connection is certain harm.
 
+use super::events::retract;
 use super::{ConnId, Stack};
 use crate::session::demux::FourTuple;
 use crate::tcp::conn::TcpState;
@@ -65,7 +66,9 @@ impl Stack {
             if let Some((timer, _)) = slot.timer.take() {
                 self.timers.cancel(timer);
             }
-            self.conns.remove(id);
+            if let Some(mut slot) = self.conns.remove(id) {
+                retract(&mut self.consumers, &mut self.stats, slot.owner, &mut slot.ticket);
+            }
             self.stats.connections_closed += 1;
         }
     }
