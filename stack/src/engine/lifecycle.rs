@@ -61,7 +61,7 @@ impl Stack {
         self.half_open_done(listener);
         let queued = match self.listeners.get_mut(listener) {
             Some(l) if l.accept_queue.len() < l.backlog => {
-                l.accept_queue.push_back(id);
+                l.accept_queue.push(id);
                 post(
                     &mut self.consumers,
                     self.config.event_queue_capacity,
@@ -126,7 +126,8 @@ impl Stack {
             Origin::Queued(listener) => {
                 slot.origin = Origin::Unowned;
                 if let Some(l) = self.listeners.get_mut(listener) {
-                    l.accept_queue.retain(|&queued| queued != id);
+                    let conns = &self.conns;
+                    l.accept_queue.forget_one(|queued| conns.get(queued).is_some_and(|s| s.origin == Origin::Queued(listener)));
                 }
             }
             _ => {}

@@ -9,6 +9,7 @@
 //!
 //! The engine's files, one job each:
 //! * `slots` — what the engine keeps per connection and per listener;
+//! * `accept_queue` — a listener's queue of connections awaiting `tcp_accept`;
 //! * `receive` — Ethernet, ARP and IPv4 input (with reassembly and ICMP);
 //! * `tcp_input` — segment demultiplexing, passive opens, SYN cookies, RSTs;
 //! * `lifecycle` — bookkeeping after every connection interaction: events,
@@ -37,6 +38,7 @@ use crate::tcp::isn::IsnGenerator;
 use crate::tcp::syncookie::SynCookies;
 use crate::time::{Duration, Instant};
 
+mod accept_queue;
 mod control;
 mod egress;
 mod events;

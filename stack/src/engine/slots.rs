@@ -2,8 +2,7 @@
 //! behind [`ConnId`](super::ConnId) and [`ListenerId`](super::ListenerId)).
 
 use core::net::SocketAddrV4;
-use std::collections::VecDeque;
-
+use super::accept_queue::AcceptQueue;
 use super::{ConnId, ConsumerId, ListenerId};
 use crate::session::event::EventSet;
 use crate::session::event_queue::EventTicket;
@@ -103,7 +102,7 @@ pub struct ListenerSlot {
     pub(crate) local: SocketAddrV4,
     pub(crate) backlog: usize,
     /// Established connections waiting for `tcp_accept`, at most `backlog`.
-    pub(crate) accept_queue: VecDeque<ConnId>,
+    pub(crate) accept_queue: AcceptQueue<ConnId>,
     /// Handshakes in progress for this listener, at most `backlog`.
     pub(crate) half_open: usize,
     pub(crate) reuse_port: bool,

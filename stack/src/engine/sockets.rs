@@ -4,8 +4,8 @@
 //! the connection itself may live on as an orphan until it finishes.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
-use std::collections::VecDeque;
 
+use super::accept_queue::AcceptQueue;
 use super::events::{post, retract};
 use super::slots::{ConnSlot, ListenerSlot, Origin};
 use super::{ConnId, ConsumerId, ListenerId, Shutdown, SocketId, Stack};
@@ -60,7 +60,7 @@ impl Stack {
         let slot = ListenerSlot {
             local,
             backlog: backlog.clamp(1, MAX_BACKLOG),
-            accept_queue: VecDeque::new(),
+            accept_queue: AcceptQueue::default(),
             half_open: 0,
             reuse_port,
             owner: consumer,
@@ -77,24 +77,24 @@ impl Stack {
         let l = self.listeners.get_mut(listener).ok_or(Error::InvalidHandle)?;
         l.accepting = true;
         let owner = l.owner;
-        while let Some(id) = l.accept_queue.pop_front() {
-            let Some(slot) = self.conns.get_mut(id) else { continue };
-            slot.origin = Origin::Accepted;
-            slot.owner = owner;
-            let remote = slot.conn.remote();
-            let unreported = slot.unreported.take();
-            post(
-                &mut self.consumers,
-                self.config.event_queue_capacity,
-                &mut self.stats,
-                owner,
-                SocketId::Conn(id),
-                unreported,
-                &mut slot.ticket,
-            );
-            return Ok((id, remote));
-        }
-        Err(Error::WouldBlock)
+        let conns = &self.conns;
+        let queued_here = |id| conns.get(id).is_some_and(|s: &ConnSlot| s.origin == Origin::Queued(listener));
+        let id = l.accept_queue.pop(queued_here).ok_or(Error::WouldBlock)?;
+        let slot = self.conns.get_mut(id).ok_or(Error::WouldBlock)?;
+        slot.origin = Origin::Accepted;
+        slot.owner = owner;
+        let remote = slot.conn.remote();
+        let unreported = slot.unreported.take();
+        post(
+            &mut self.consumers,
+            self.config.event_queue_capacity,
+            &mut self.stats,
+            owner,
+            SocketId::Conn(id),
+            unreported,
+            &mut slot.ticket,
+        );
+        Ok((id, remote))
     }
 
     /// Whether this listener takes part in SO_REUSEPORT distribution: new
@@ -221,8 +221,8 @@ impl Stack {
         let mut l = self.listeners.remove(listener).ok_or(Error::InvalidHandle)?;
         retract(&mut self.consumers, &mut self.stats, l.owner, &mut l.ticket);
         self.listener_table.remove(*l.local.ip(), l.local.port(), listener);
-        for id in l.accept_queue {
-            if let Some(slot) = self.conns.get_mut(id) {
+        for id in l.accept_queue.drain() {
+            if let Some(slot) = self.conns.get_mut(id).filter(|s| s.origin == Origin::Queued(listener)) {
                 slot.origin = Origin::Unowned;
                 slot.conn.abort(now);
                 self.mark_dirty(id);

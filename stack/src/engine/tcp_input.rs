@@ -263,7 +263,7 @@ impl Stack {
             slot.in_table = true;
         }
         if let Some(l) = self.listeners.get_mut(listener) {
-            l.accept_queue.push_back(id);
+            l.accept_queue.push(id);
             post(
                 &mut self.consumers,
                 self.config.event_queue_capacity,
