@@ -456,3 +456,24 @@ fn review_released_sockets_events_cannot_crowd_out_a_live_one() {
     );
     assert_eq!(net.a.stats().events_dropped_queue_full, 0);
 }
+
+/// SYN+FIN is no valid opening (RFC 9293 §3.10.7.2 processes the SYN and
+/// leaves FIN to later, but no stack accepts it; Linux drops it): a
+/// listener drops and counts it, creating nothing and answering nothing.
+#[test]
+fn review_syn_fin_to_a_listener_is_dropped_and_counted() {
+    let now = Instant::from_secs(1);
+    let mut b = Stack::new(config(MAC_B, IP_B), now);
+    b.handle_frame(now, &arp_request_from_a());
+    b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 8, false).unwrap();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    b.poll_transmit(now, &mut out);
+    out.clear();
+    let dropped_before = b.stats().tcp_listen_dropped;
+    let syn_fin = TcpRepr { flags: TcpFlags(TcpFlags::SYN | TcpFlags::FIN), seq: SeqNum(1), window: 1000, ..TcpRepr::default() };
+    b.handle_frame(now, &segment_frame(SocketAddrV4::new(IP_A, 40000), SocketAddrV4::new(IP_B, PORT), syn_fin, &[]));
+    b.poll_transmit(now, &mut out);
+    assert!(out.iter().all(|f| parse_tcp(f).is_none()), "nothing answered");
+    assert_eq!(b.connection_count(), 0);
+    assert_eq!(b.stats().tcp_listen_dropped, dropped_before + 1);
+}

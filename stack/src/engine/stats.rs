@@ -62,7 +62,8 @@ pub struct Stats {
     pub tcp_rst_out: u64,
     /// RSTs and SYN-cookie SYN-ACKs dropped (queue full between polls, or no route).
     pub tcp_control_dropped: u64,
-    /// Segments to a listener that are neither SYN nor ACK, or are RSTs (RFC 9293 §3.10.7.2).
+    /// Segments to a listener that are neither SYN nor ACK, are RSTs (RFC
+    /// 9293 §3.10.7.2), or are SYN+FIN.
     pub tcp_listen_dropped: u64,
     /// Segments for no connection or listener (answered with RST).
     pub tcp_no_socket: u64,

@@ -108,8 +108,9 @@ impl Stack {
             self.queue_reset(&tuple, seg);
             return;
         }
-        if !seg.flags.syn() {
-            // "Any other control or text-bearing segment ... drop it."
+        if !seg.flags.syn() || seg.flags.fin() {
+            // "Any other control or text-bearing segment ... drop it." SYN+FIN
+            // is no valid opening (a scanner's probe); Linux drops it too.
             self.stats.tcp_listen_dropped += 1;
             return;
         }
