@@ -477,3 +477,41 @@ fn review_syn_fin_to_a_listener_is_dropped_and_counted() {
     assert_eq!(b.connection_count(), 0);
     assert_eq!(b.stats().tcp_listen_dropped, dropped_before + 1);
 }
+
+/// A SYN that could reopen a TIME-WAIT connection (RFC 6191) while nobody
+/// listens on the port must not destroy TIME-WAIT and draw a RST: like
+/// Linux (TCP_TW_SYN without a listener), it gets TIME-WAIT's ACK.
+#[test]
+fn review_syn_to_time_wait_without_listener_keeps_time_wait() {
+    let mut net = Pair::default_pair();
+    let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 8, false).unwrap();
+    let server = SocketAddrV4::new(IP_B, PORT);
+    let c = net.a.tcp_connect(net.now, APP, server, None, None).unwrap();
+    let client = net.a.local_addr(c).unwrap();
+    let mut closed = false;
+    assert!(net.run_until(Duration::from_secs(5), |net| {
+        if let Ok((s, _)) = net.b.tcp_accept(listener) {
+            net.b.tcp_close(net.now, s).unwrap(); // the server closes first: TIME-WAIT is its
+        }
+        let mut buf = [0u8; 16];
+        if !closed && net.a.tcp_recv(c, &mut buf) == Ok(0) {
+            net.a.tcp_close(net.now, c).unwrap();
+            closed = true;
+        }
+        closed && net.a.connection_count() == 0
+    }));
+    net.flush();
+    assert_eq!(net.b.connection_count(), 1, "the server holds TIME-WAIT");
+    net.b.tcp_unlisten(net.now, listener).unwrap();
+    // One of two sequence numbers half the space apart is above RCV.NXT.
+    for seq in [7u32, 7 + (1 << 31)] {
+        let syn = TcpRepr { flags: TcpFlags(TcpFlags::SYN), seq: SeqNum(seq), window: 1000, ..TcpRepr::default() };
+        net.b.handle_frame(net.now, &segment_frame(client, server, syn, &[]));
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        net.b.poll_transmit(net.now, &mut out);
+        let answers: Vec<TcpRepr> = out.iter().filter_map(|f| parse_tcp(f)).map(|(_, t)| t).collect();
+        assert!(answers.iter().all(|t| !t.flags.rst()), "seq {seq}: RST sent: {answers:?}");
+        assert!(answers.iter().any(|t| t.flags.ack() && !t.flags.syn()), "seq {seq}: no ACK: {answers:?}");
+        assert_eq!(net.b.connection_count(), 1, "seq {seq}: TIME-WAIT kept");
+    }
+}

@@ -66,6 +66,17 @@ impl Stack {
                 return;
             };
             let outcome = slot.conn.on_segment(now, &repr, payload);
+            if outcome == SegmentOutcome::ReopenFromTimeWait && self.pick_listener(&tuple).is_none() {
+                // Nobody would take the new connection: the SYN gets the
+                // ordinary TIME-WAIT answer, an ACK, and TIME-WAIT stays
+                // (Linux, TCP_TW_SYN without a listener).
+                if let Some(slot) = self.conns.get_mut(id) {
+                    slot.conn.request_ack();
+                }
+                self.mark_dirty(id);
+                self.settle(now, id);
+                return;
+            }
             self.mark_dirty(id);
             self.settle(now, id);
             if outcome != SegmentOutcome::ReopenFromTimeWait {

@@ -312,6 +312,14 @@ impl TcpConn {
     pub fn is_finished(&self) -> bool {
         self.state == TcpState::Closed && self.pending_rst.is_none()
     }
+    /// Answer with an ACK at the next poll: the engine's reply to a SYN that
+    /// could reopen TIME-WAIT when nobody listens (RFC 9293 §3.10.7.4; Linux's
+    /// TCP_TW_SYN without a listener falls through to the TIME-WAIT ACK).
+    pub fn request_ack(&mut self) {
+        if self.state != TcpState::Closed {
+            self.flags.ack_now = true;
+        }
+    }
     /// Fast retransmits are waiting (the engine checks this to service its postponed list).
     pub fn wants_fast_retransmit(&self) -> bool {
         recovery::fast_retransmit_pending(self)
