@@ -144,10 +144,25 @@ fn review_random_peers_against_listener_keep_bookkeeping_sound() {
                     sack: SackBlocks::default(),
                 };
             } else {
-                let flags = [TcpFlags::ACK, TcpFlags::ACK | TcpFlags::FIN, TcpFlags::RST, TcpFlags::RST | TcpFlags::ACK, TcpFlags::ACK | TcpFlags::PSH, TcpFlags::SYN | TcpFlags::ACK];
+                let flags = [
+                    TcpFlags::ACK,
+                    TcpFlags::ACK | TcpFlags::FIN,
+                    TcpFlags::RST,
+                    TcpFlags::RST | TcpFlags::ACK,
+                    TcpFlags::ACK | TcpFlags::PSH,
+                    TcpFlags::SYN | TcpFlags::ACK,
+                ];
                 repr.flags = TcpFlags(flags[rng.below(flags.len() as u64) as usize]);
-                repr.seq = SeqNum(isn.wrapping_add(1).wrapping_add(if rng.below(4) == 0 { rng.next_u64() as u32 } else { rng.below(3000) as u32 }));
-                repr.ack = SeqNum(their.wrapping_add(1).wrapping_add(if rng.below(5) == 0 { rng.next_u64() as u32 } else { 0 }));
+                repr.seq = SeqNum(isn.wrapping_add(1).wrapping_add(if rng.below(4) == 0 {
+                    rng.next_u64() as u32
+                } else {
+                    rng.below(3000) as u32
+                }));
+                repr.ack = SeqNum(their.wrapping_add(1).wrapping_add(if rng.below(5) == 0 {
+                    rng.next_u64() as u32
+                } else {
+                    0
+                }));
                 if rng.below(2) == 0 {
                     payload = vec![0x42; rng.below(1400) as usize];
                 }
@@ -216,7 +231,6 @@ fn review_random_peers_against_listener_keep_bookkeeping_sound() {
         }
         let mut out: Vec<Vec<u8>> = Vec::new();
         b.poll_transmit(now, &mut out);
-        if seed == 1 { eprintln!("{:?}", b.stats()); }
         assert_eq!(b.connection_count(), 0, "seed {seed}: connections left");
         // Half-open bookkeeping: a fresh listener answers SYNs statefully.
         let listener = b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 3, false).unwrap();
@@ -235,7 +249,9 @@ fn arp_request_from_a() -> Vec<u8> {
 }
 
 fn arp_request(from_mac: sluice_stack::wire::EthernetAddress, from_ip: Ipv4Addr, to_ip: Ipv4Addr) -> Vec<u8> {
-    use sluice_stack::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr};
+    use sluice_stack::wire::{
+        ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr,
+    };
     let mut frame = vec![0u8; 14 + ArpRepr::BUFFER_LEN];
     EthernetRepr { src: from_mac, dst: EthernetAddress::BROADCAST, ethertype: EthernetProtocol::Arp }
         .emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
@@ -319,7 +335,12 @@ fn review_time_wait_does_not_lock_out_new_connections() {
             false
         });
         net.flush();
-        assert_eq!(outcome, Some(Ok(())), "round {round}: served {served}, server holds {} connections", net.b.connection_count());
+        assert_eq!(
+            outcome,
+            Some(Ok(())),
+            "round {round}: served {served}, server holds {} connections",
+            net.b.connection_count()
+        );
     }
     assert!(net.b.stats().time_wait_recycled > 0, "the table filled with TIME-WAIT: {:?}", net.b.stats());
 }
@@ -382,7 +403,11 @@ fn review_icmp_unreachable_fails_a_connect_in_syn_sent() {
     let sent_ip = &syn[14..];
 
     a.handle_frame(now, &icmp_unreachable_quoting(3, sent_ip, Some(syn_repr.seq.0.wrapping_add(12345))));
-    assert_eq!(a.tcp_info(c).unwrap().state, Some(sluice_stack::tcp::conn::TcpState::SynSent), "a wrong sequence number is ignored");
+    assert_eq!(
+        a.tcp_info(c).unwrap().state,
+        Some(sluice_stack::tcp::conn::TcpState::SynSent),
+        "a wrong sequence number is ignored"
+    );
     assert!(drain_events(&mut a, APP).is_empty());
 
     a.handle_frame(now, &icmp_unreachable_quoting(3, sent_ip, None));
@@ -417,7 +442,11 @@ fn review_arp_failure_fails_a_connect_with_unreachable() {
     }
     let failed_at = failed_at.expect("the connect failed");
     assert_eq!(a.tcp_take_error(c), Ok(Some(Error::Unreachable)));
-    assert!(failed_at.saturating_since(start) <= Duration::from_secs(5), "failed after {:?}", failed_at.saturating_since(start));
+    assert!(
+        failed_at.saturating_since(start) <= Duration::from_secs(5),
+        "failed after {:?}",
+        failed_at.saturating_since(start)
+    );
     assert_eq!(a.stats().arp_failed, 1);
 }
 
@@ -470,7 +499,8 @@ fn review_syn_fin_to_a_listener_is_dropped_and_counted() {
     b.poll_transmit(now, &mut out);
     out.clear();
     let dropped_before = b.stats().tcp_listen_dropped;
-    let syn_fin = TcpRepr { flags: TcpFlags(TcpFlags::SYN | TcpFlags::FIN), seq: SeqNum(1), window: 1000, ..TcpRepr::default() };
+    let syn_fin =
+        TcpRepr { flags: TcpFlags(TcpFlags::SYN | TcpFlags::FIN), seq: SeqNum(1), window: 1000, ..TcpRepr::default() };
     b.handle_frame(now, &segment_frame(SocketAddrV4::new(IP_A, 40000), SocketAddrV4::new(IP_B, PORT), syn_fin, &[]));
     b.poll_transmit(now, &mut out);
     assert!(out.iter().all(|f| parse_tcp(f).is_none()), "nothing answered");

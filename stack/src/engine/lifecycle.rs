@@ -5,7 +5,7 @@
 //! so a final RST the connection queued still goes out.
 
 use super::events::{post, retract};
-use super::slots::Origin;
+use super::slots::{ConnSlot, Origin};
 use super::{ConnId, ListenerId, SocketId, Stack};
 use crate::session::event::EventSet;
 use crate::tcp::conn::TcpState;
@@ -127,7 +127,9 @@ impl Stack {
                 slot.origin = Origin::Unowned;
                 if let Some(l) = self.listeners.get_mut(listener) {
                     let conns = &self.conns;
-                    l.accept_queue.forget_one(|queued| conns.get(queued).is_some_and(|s| s.origin == Origin::Queued(listener)));
+                    let queued_here =
+                        |queued| conns.get(queued).is_some_and(|s: &ConnSlot| s.origin == Origin::Queued(listener));
+                    l.accept_queue.forget_one(queued_here);
                 }
             }
             _ => {}

@@ -2,6 +2,7 @@
 //! behind [`ConnId`](super::ConnId) and [`ListenerId`](super::ListenerId)).
 
 use core::net::SocketAddrV4;
+
 use super::accept_queue::AcceptQueue;
 use super::{ConnId, ConsumerId, ListenerId};
 use crate::session::event::EventSet;

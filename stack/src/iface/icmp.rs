@@ -37,7 +37,13 @@ impl IcmpResponder {
     /// the reply will carry. A destination-unreachable error (other than
     /// "fragmentation needed") is returned for the engine to report to the
     /// connection whose datagram it quotes.
-    pub fn on_message<'a>(&mut self, src: Ipv4Addr, message: &'a [u8], ident: u16, stats: &mut Stats) -> Option<Unreachable<'a>> {
+    pub fn on_message<'a>(
+        &mut self,
+        src: Ipv4Addr,
+        message: &'a [u8],
+        ident: u16,
+        stats: &mut Stats,
+    ) -> Option<Unreachable<'a>> {
         let Ok(packet) = IcmpPacket::new_checked(message) else {
             stats.drop_malformed_icmp += 1;
             return None;
