@@ -57,6 +57,9 @@ pub struct ConnSlot {
     /// Our initial sequence number, for an active open: ICMP errors about
     /// its SYN must quote it (see `unreachable`).
     pub(crate) iss: Option<crate::tcp::seq::SeqNum>,
+    /// ARP resolutions of its next hop that failed with its frames waiting,
+    /// and when the last one did (see `unreachable`).
+    pub(crate) link_failures: (u8, Option<Instant>),
     /// An error the engine (not the connection) ended it with.
     pub(crate) error: Option<crate::error::Error>,
     /// Counters already added to the engine's stats.
@@ -80,6 +83,7 @@ impl ConnSlot {
             postponed: false,
             time_wait_listed: false,
             iss: None,
+            link_failures: (0, None),
             error: None,
             reported_retransmits: 0,
             reported_timeouts: 0,
