@@ -546,3 +546,28 @@ fn review_syn_to_time_wait_without_listener_keeps_time_wait() {
         assert_eq!(net.b.connection_count(), 1, "seq {seq}: TIME-WAIT kept");
     }
 }
+
+/// More SYNs to a new neighbour than its ARP queue holds: the excess waits
+/// for the resolution instead of being dropped, so every connection
+/// completes within a few round trips, not after the 1 s initial RTO.
+#[test]
+fn review_syns_beyond_the_arp_queue_go_out_when_the_neighbour_resolves() {
+    let mut a_cfg = config(MAC_A, IP_A);
+    a_cfg.arp.pending_per_neighbor = 2;
+    let mut net = Pair::new(a_cfg, config(MAC_B, IP_B));
+    let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 16, false).unwrap();
+    let server = SocketAddrV4::new(IP_B, PORT);
+    let start = net.now;
+    let clients: Vec<_> = (0..5).map(|_| net.a.tcp_connect(net.now, APP, server, None, None).unwrap()).collect();
+    let established = |net: &Pair, c| {
+        net.a.tcp_info(c).is_ok_and(|i| i.state == Some(sluice_stack::tcp::conn::TcpState::Established))
+    };
+    assert!(net.run_until(Duration::from_secs(5), |net| {
+        while net.b.tcp_accept(listener).is_ok() {}
+        clients.iter().all(|&c| established(net, c))
+    }));
+    let took = net.now.saturating_since(start);
+    assert!(took < Duration::from_millis(500), "took {took:?}; stats {:?}", net.a.stats());
+    assert_eq!(net.a.stats().tcp_timeouts, 0, "no SYN waited for its retransmission timer");
+    assert!(net.a.stats().arp_syn_waits > 0);
+}

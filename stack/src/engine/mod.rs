@@ -17,6 +17,7 @@
 //! * `transmit` — `poll_transmit`: ARP/ICMP/control first, then the postponed
 //!   fast-retransmit list, then connections touched since the last poll;
 //! * `egress` — building Ethernet/IPv4 frames and resolving next hops;
+//! * `neighbour_wait` — SYNs waiting for a neighbour's resolution to settle;
 //! * `control` — RSTs and SYN-cookie SYN-ACKs waiting to be sent;
 //! * `timers` — `poll_timeout`/`handle_timeout`;
 //! * `time_wait` — recycling TIME-WAIT connections when the table is full;
@@ -43,6 +44,7 @@ mod control;
 mod egress;
 mod events;
 mod lifecycle;
+mod neighbour_wait;
 mod ports;
 mod receive;
 mod slots;
@@ -142,6 +144,9 @@ pub struct Stack {
     /// Released connections in TIME-WAIT, oldest first, recycled when the
     /// table is full (see `time_wait`); stale handles are skipped.
     time_wait: VecDeque<ConnId>,
+    /// Connection attempts whose SYN waits for a neighbour's resolution
+    /// (see `neighbour_wait`): next hop and handle.
+    neighbour_waiters: Vec<(core::net::Ipv4Addr, ConnId)>,
     /// Half-open connections across all listeners.
     half_open: usize,
     ports: EphemeralPorts,
@@ -170,6 +175,7 @@ impl Stack {
             dirty: VecDeque::new(),
             postponed: VecDeque::new(),
             time_wait: VecDeque::new(),
+            neighbour_waiters: Vec::new(),
             half_open: 0,
             ports: EphemeralPorts::new(&secret, config.ephemeral_ports),
             expired: Vec::new(),

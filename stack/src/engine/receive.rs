@@ -59,6 +59,7 @@ impl Stack {
         if !self.egress.arp.on_arp(now, self.config.ip, &input, &mut self.stats) {
             self.stats.drop_not_for_us += 1;
         }
+        self.wake_neighbour_waiters();
     }
 
     fn receive_ipv4(&mut self, now: Instant, src_mac: EthernetAddress, payload: &[u8]) {

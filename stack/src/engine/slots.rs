@@ -52,6 +52,8 @@ pub struct ConnSlot {
     pub(crate) dirty: bool,
     /// In `Stack::postponed`.
     pub(crate) postponed: bool,
+    /// In `Stack::neighbour_waiters`.
+    pub(crate) waiting_for_neighbour: bool,
     /// In `Stack::time_wait`.
     pub(crate) time_wait_listed: bool,
     /// Our initial sequence number, for an active open: ICMP errors about
@@ -82,6 +84,7 @@ impl ConnSlot {
             dirty: false,
             postponed: false,
             time_wait_listed: false,
+            waiting_for_neighbour: false,
             iss: None,
             link_failures: (0, None),
             error: None,

@@ -37,8 +37,13 @@ pub struct Stats {
     pub arp_requests_out: u64,
     pub arp_replies_out: u64,
     pub arp_pending_dropped: u64,
-    /// Packets for an unresolved neighbour that found its queue full.
+    /// Packets for a neighbour being resolved that found its queue full.
     pub arp_queue_full: u64,
+    /// Packets for a neighbour whose resolution just failed, dropped.
+    pub arp_unresolved_dropped: u64,
+    /// Connection attempts whose SYN waited for a neighbour's resolution
+    /// instead of being dropped (sent as soon as it settles).
+    pub arp_syn_waits: u64,
     /// Requests for us not answered because too many were queued between polls.
     pub arp_replies_dropped: u64,
     /// Neighbours given up on after `max_requests` unanswered requests.

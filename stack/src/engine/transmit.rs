@@ -52,6 +52,7 @@ impl Stack {
         let _ = self.transmit_all(now, &mut sink);
         // Resolution may have failed while requests were polled.
         self.report_link_failures(now);
+        self.wake_neighbour_waiters();
         self.stats.frames_out += sink.frames as u64;
         self.stats.bytes_out += sink.bytes;
         sink.frames
@@ -105,7 +106,9 @@ impl Stack {
             match outcome {
                 SendOutcome::SinkFull => return Err(()),
                 SendOutcome::Sent | SendOutcome::Held => {}
-                SendOutcome::Unresolved | SendOutcome::NoRoute => self.stats.icmp_dropped += 1,
+                SendOutcome::QueueFull(_) | SendOutcome::Unresolved | SendOutcome::NoRoute => {
+                    self.stats.icmp_dropped += 1
+                }
             }
             self.icmp.pop();
         }
@@ -127,7 +130,9 @@ impl Stack {
                         self.stats.tcp_rst_out += 1;
                     }
                 }
-                SendOutcome::Unresolved | SendOutcome::NoRoute => self.stats.tcp_control_dropped += 1,
+                SendOutcome::QueueFull(_) | SendOutcome::Unresolved | SendOutcome::NoRoute => {
+                    self.stats.tcp_control_dropped += 1
+                }
             }
             self.control.pop();
         }
@@ -178,6 +183,8 @@ impl Stack {
         // A RST the sink refused: the connection forgets it once offered
         // (`TcpConn` never retransmits one), so the engine keeps it.
         let mut refused_rst = None;
+        // The neighbour an opening SYN is to wait for (see below).
+        let mut wait_for_neighbour = None;
         let fast_before = budget.fast_retransmits;
         let mut segment_sink = |repr: &TcpRepr, first: &[u8], second: &[u8]| -> bool {
             let payload_len = first.len() + second.len();
@@ -206,6 +213,15 @@ impl Stack {
                 // retransmission timer covers it, so it neither stalls
                 // waiting to be polled nor retries without bound.
                 SendOutcome::Unresolved | SendOutcome::NoRoute => true,
+                // An opening SYN is not sent but waits for the resolution
+                // to settle, then goes out at once: dropping it would cost
+                // the client a whole initial RTO (1 s) for a neighbour about
+                // to answer. Other segments are dropped as above.
+                SendOutcome::QueueFull(next_hop) if repr.flags.syn() && !repr.flags.ack() => {
+                    wait_for_neighbour = Some(next_hop);
+                    false
+                }
+                SendOutcome::QueueFull(_) => true,
             }
         };
         let report = slot.conn.poll_transmit(now, budget, &mut segment_sink);
@@ -229,6 +245,10 @@ impl Stack {
             // Polled first next time: it still has segments to send.
             slot.dirty = true;
             self.dirty.push_front(id);
+        }
+        if let Some(next_hop) = wait_for_neighbour {
+            self.stats.arp_syn_waits += 1;
+            self.wait_for_neighbour(id, next_hop);
         }
         if report.segments > 0 {
             // Retransmissions only happen when something was sent.

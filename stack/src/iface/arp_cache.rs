@@ -320,6 +320,10 @@ impl ArpCache {
     pub fn pop_ready_frame(&mut self) {
         self.pool.pop_front(&mut self.ready);
     }
+    /// Whether `ip` is being resolved (frames for it may be held).
+    pub fn is_resolving(&self, ip: Ipv4Addr) -> bool {
+        self.entries.get(&ip).is_some_and(|e| matches!(e.state, State::Incomplete { .. }))
+    }
     pub fn has_output(&self) -> bool {
         !self.ready.is_empty() || !self.replies.is_empty() || !self.due_requests.is_empty()
     }
