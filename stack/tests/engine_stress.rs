@@ -99,7 +99,8 @@ fn seed_003_postponed_retransmits_never_touch_freed_connections() {
     client_cfg.tcp.syn_retries = 15;
     let mut net = Pair::new(client_cfg, server_cfg);
     net.loss_percent = 20;
-    net.rng = Rng::new(3);
+    net.rng = Rng::new(std::env::var("SEED003").ok().and_then(|v| v.parse().ok()).unwrap_or(3));
+    let start = net.now;
 
     let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 128, false).unwrap();
     let mut clients: Vec<Flow> = (0..CONNS)
@@ -131,6 +132,7 @@ fn seed_003_postponed_retransmits_never_touch_freed_connections() {
         }
         closed_clients == CONNS
     });
+    eprintln!("SEED003 virtual completion {:?}", net.now - start);
     let st = net.b.stats().clone();
     assert!(done, "every client reads to EOF: server {st:?}, client {:?}", net.a.stats());
     assert_eq!(served, CONNS);

@@ -294,3 +294,54 @@ fn per_poll_budget_of_one_postpones_but_completes() {
         assert_eq!(sim.a().take_error(), None);
     }
 }
+
+/// The first retransmission of a segment is lost too, while later data keeps
+/// arriving: the hole is repaired once data sent after that retransmission
+/// is SACKed (RFC 8985 §6.2), not by the next retransmission timeout.
+fn repair_lost_retransmission(loss_before: bool) {
+    let config = TcpConfig::default();
+    let mut sim = Sim::established(config, config);
+    sim.log_payloads = false;
+    let victim = sim.a().snd.max + 40 * 1448;
+    let mut copies = 0;
+    let mut count = 0u32;
+    sim.filter = Box::new(move |_, p| {
+        if p.from != A || !p.is_data() {
+            return Verdict::Deliver;
+        }
+        count += 1;
+        if p.repr.seq == victim {
+            copies += 1;
+            // The original and its first retransmission.
+            if copies <= 2 {
+                return Verdict::Drop;
+            }
+        } else if loss_before && count % 10 == 5 && count < 30 {
+            // Earlier, ordinary losses: the victim's episode is not the first.
+            return Verdict::Drop;
+        }
+        Verdict::Deliver
+    });
+    assert!(transfer(&mut sim, A, 1 << 20, Duration::from_secs(60)));
+    let sends: Vec<Instant> = sim.sent_by(A, |s| s.packet.repr.seq == victim && s.packet.is_data()).iter().map(|s| s.at).collect();
+    assert_eq!(sends.len(), 3, "original, lost retransmission, repair: {sends:?}");
+    let info = sim.a().info();
+    assert_eq!(info.timeouts, 0, "{info:?}");
+    // One round trip (20 ms) after the lost retransmission, plus the time
+    // SACKs of later data take to arrive; far below the 200 ms minimum RTO.
+    let repair_delay = sends[2] - sends[1];
+    assert!(repair_delay < Duration::from_millis(60), "repaired after {repair_delay:?}");
+    // Nothing else was retransmitted spuriously on its account.
+    let dropped = sim.sent_by(A, |s| s.verdict == Verdict::Drop && s.packet.is_data()).len() as u64;
+    assert_eq!(info.retransmits, dropped, "{info:?}");
+}
+
+#[test]
+fn lost_retransmission_is_repaired_without_timeout() {
+    repair_lost_retransmission(false);
+}
+
+#[test]
+fn lost_retransmission_is_repaired_without_timeout_in_a_later_episode() {
+    repair_lost_retransmission(true);
+}

@@ -5,6 +5,7 @@ mod close;
 mod handshake;
 mod long_lived;
 mod loss;
+mod scratch;
 mod robustness;
 mod timers;
 mod transfer;
