@@ -86,7 +86,6 @@ fn new_conn(now: Instant, params: ConnParams, state: TcpState) -> TcpConn {
             tsecr_floor: ts_clock(now, params.ts_offset),
             last_data_sent: now,
             rxt_fence: None,
-            rxt_loss_reduced: false,
         },
         timers: Timers::default(),
         flags: Flags::default(),

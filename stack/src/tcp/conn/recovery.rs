@@ -253,7 +253,8 @@ impl TcpConn {
             self.rec.dupacks as usize >= DUP_THRESH && self.rec.recover.is_none_or(|recover| self.snd.una > recover)
         };
         if trigger {
-            self.enter_recovery(now);
+            let flight = self.snd.max.distance_from(self.snd.una);
+            self.enter_recovery(now, flight);
         }
     }
 
@@ -264,16 +265,15 @@ impl TcpConn {
     }
 
     /// RFC 6675 §5 steps 4.1–4.3 / RFC 6582 §3.2 steps 2–3: the first
-    /// unacknowledged segment is lost; start a recovery episode.
-    pub(super) fn enter_recovery(&mut self, now: Instant) {
+    /// unacknowledged segment is lost; start a recovery episode, lowering
+    /// ssthresh from `flight` (RFC 5681 §3.1 eq. 4, FlightSize).
+    pub(super) fn enter_recovery(&mut self, now: Instant, flight: usize) {
         let mss = self.send_mss();
-        let flight = self.snd.max.distance_from(self.snd.una);
         self.rec.active = true;
         self.rec.recover = Some(self.snd.max);
         self.rec.high_rxt = self.snd.una;
         self.rec.head_due = true;
         self.rec.timed_seq = None;
-        self.rec.rxt_loss_reduced = false;
         self.cc.on_congestion_event(now, flight);
         if !self.flags.sack {
             // RFC 6582 §3.2 step 3: cwnd = ssthresh + 3*SMSS.

@@ -116,8 +116,6 @@ pub(super) struct Recovery {
     /// above it was first sent after every retransmission so far. Cleared
     /// once SND.UNA reaches it, so it never goes stale.
     pub rxt_fence: Option<SeqNum>,
-    /// cwnd was already lowered for a lost retransmission in this episode.
-    pub rxt_loss_reduced: bool,
 }
 
 /// One deadline per timer kind; `None` when disarmed.
@@ -197,6 +195,8 @@ pub(super) struct Counters {
     pub retransmits: u64,
     pub fast_retransmits: u64,
     pub timeouts: u64,
+    /// Lost retransmissions detected without a timeout (`lost_retransmission`).
+    pub lost_retransmissions: u64,
 }
 
 /// RFC 5961 §7 challenge-ACK rate limit: at most `CHALLENGE_ACKS_PER_SEC` per second.

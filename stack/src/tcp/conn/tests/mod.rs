@@ -5,7 +5,6 @@ mod close;
 mod handshake;
 mod long_lived;
 mod loss;
-mod scratch;
 mod robustness;
 mod timers;
 mod transfer;
@@ -29,8 +28,9 @@ pub(super) struct Packet {
 }
 
 impl Packet {
+    /// Carries payload (read from the header: the log may drop payloads).
     pub fn is_data(&self) -> bool {
-        !self.payload.is_empty()
+        self.repr.payload_len > 0
     }
     pub fn has(&self, flag: u8) -> bool {
         self.repr.flags.0 & flag != 0
