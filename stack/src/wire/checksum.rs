@@ -124,6 +124,14 @@ mod tests {
     }
 
     #[test]
+    fn long_buffers_cross_lane_blocks_without_overflow() {
+        let ones = vec![0xffu8; 3 * 65536 + 17];
+        assert_eq!(data(&ones), reference(&ones));
+        let mixed: Vec<u8> = (0..2 * 65536 + 5u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        assert_eq!(data(&mixed), reference(&mixed));
+    }
+
+    #[test]
     fn empty_is_zero() {
         assert_eq!(data(&[]), 0);
         assert_eq!(combine(&[]), 0);
