@@ -242,16 +242,7 @@ fn connections_opened_while_arp_fails_complete_once_the_link_heals() {
         .switch_mut()
         .set_faults(client.0, PortFaults::default());
 
-    let result = bulk.run(Instant::from_secs(600));
-    assert!(
-        result.is_ok(),
-        "seed {seed}: {}\n{}",
-        result.unwrap_err(),
-        bulk.world.report()
-    );
-    if let Err(problems) = bulk.check_clean() {
-        panic!("seed {seed}: {problems}");
-    }
+    bulk.run_expecting_clean(Instant::from_secs(600));
     println!(
         "arp-heals: {replies_lost} frames lost before healing | {}",
         bulk.summary()

@@ -44,16 +44,7 @@ fn seed003_every_client_gets_every_byte_and_the_fin_and_all_connections_are_free
     let seed = seed_from_env(0x003_0f92);
     let wall = std::time::Instant::now();
     let mut bulk = seed003_scenario("seed003", seed).build();
-    let result = bulk.run(Instant::from_secs(8 * 3600));
-    assert!(
-        result.is_ok(),
-        "seed {seed}: {}\n{}",
-        result.unwrap_err(),
-        bulk.world.report()
-    );
-    if let Err(problems) = bulk.check_clean() {
-        panic!("seed {seed}: not every byte and FIN arrived:\n{problems}");
-    }
+    bulk.run_expecting_clean(Instant::from_secs(8 * 3600));
     let stats = bulk.world.stack(bulk.server).stats();
     assert!(
         stats.tcp_fast_retransmits_postponed > 0,
@@ -97,12 +88,7 @@ fn seed003_connections_reset_while_retransmits_are_postponed_are_skipped_safely(
     bulk.world
         .set_dispatch_gap(bulk.server, Duration::from_micros(20));
     let result = bulk.run(Instant::from_secs(8 * 3600));
-    assert!(
-        result.is_ok(),
-        "seed {seed}: {}\n{}",
-        result.unwrap_err(),
-        bulk.world.report()
-    );
+    bulk.expect_finished(result);
     for client in bulk.client_apps() {
         assert!(
             client.failures().is_empty(),

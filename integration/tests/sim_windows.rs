@@ -25,19 +25,6 @@ fn one_connection(label: &str, seed: u64, delay: Duration) -> BulkScenario {
     s
 }
 
-fn run_clean(bulk: &mut BulkWorld, seed: u64, deadline: Instant) {
-    let result = bulk.run(deadline);
-    assert!(
-        result.is_ok(),
-        "seed {seed}: {}\n{}",
-        result.unwrap_err(),
-        bulk.world.report()
-    );
-    if let Err(problems) = bulk.check_clean() {
-        panic!("seed {seed}: transfer incomplete:\n{problems}");
-    }
-}
-
 /// Watches the window a receiver advertises and what its peer sends while
 /// that window is zero (as the peer knows it: windows are taken from frames
 /// *delivered* to the sender).
@@ -125,7 +112,7 @@ fn zero_window_while_the_reader_sleeps_then_the_transfer_completes() {
         .world
         .switch_mut()
         .add_tap(WindowWatch::new(bulk.clients[0].0, bulk.server.0));
-    run_clean(&mut bulk, seed, Instant::from_secs(600));
+    bulk.run_expecting_clean(Instant::from_secs(600));
     let w = bulk.world.switch().tap::<WindowWatch>(watch).expect("tap");
     assert!(
         w.zero_adverts > 0,
@@ -175,15 +162,8 @@ fn tiny_window(label: &str, recv_buffer: usize, tune: fn(&mut StackConfig)) {
                 .map(|i| i.rcv_wscale);
         }
     });
-    assert!(
-        result.is_ok(),
-        "seed {seed}: {}\n{}",
-        result.unwrap_err(),
-        bulk.world.report()
-    );
-    if let Err(problems) = bulk.check_clean() {
-        panic!("seed {seed}: transfer incomplete:\n{problems}");
-    }
+    bulk.expect_finished(result);
+    bulk.expect_clean();
     let shift = rcv_wscale.expect("the connection was sampled while open");
     let w = bulk.world.switch().tap::<WindowWatch>(watch).expect("tap");
     let max_window = usize::from(w.max_window_raw) << shift;
@@ -243,15 +223,8 @@ fn long_fat_transfer(
             info = Some(i);
         }
     });
-    assert!(
-        result.is_ok(),
-        "seed {seed}: {}\n{}",
-        result.unwrap_err(),
-        bulk.world.report()
-    );
-    if let Err(problems) = bulk.check_clean() {
-        panic!("seed {seed}: transfer incomplete:\n{problems}");
-    }
+    bulk.expect_finished(result);
+    bulk.expect_clean();
     (
         max_in_flight,
         info.expect("the connection was sampled while open"),
@@ -331,6 +304,6 @@ fn transfer_longer_than_the_sequence_space() {
     s.tune_server = tune;
     let wall = std::time::Instant::now();
     let mut bulk = s.build();
-    run_clean(&mut bulk, seed, Instant::from_secs(3600));
+    bulk.run_expecting_clean(Instant::from_secs(3600));
     println!("seq-wrap: {} | wall {:?}", bulk.summary(), wall.elapsed());
 }

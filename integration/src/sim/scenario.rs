@@ -216,6 +216,30 @@ impl BulkWorld {
         }
     }
 
+    /// For tests: panics with the world's report (label, seed, counters)
+    /// unless `result`, a run of this world, finished before its deadline.
+    pub fn expect_finished(&self, result: Result<Instant, RunError>) -> Instant {
+        match result {
+            Ok(at) => at,
+            Err(e) => panic!("{e}\n{}", self.world.report()),
+        }
+    }
+
+    /// For tests: panics unless [`BulkWorld::check_clean`] holds.
+    pub fn expect_clean(&self) {
+        if let Err(problems) = self.check_clean() {
+            panic!("not every byte and FIN arrived:\n{problems}");
+        }
+    }
+
+    /// For tests: [`BulkWorld::run`] to `deadline`, then both checks above.
+    pub fn run_expecting_clean(&mut self, deadline: Instant) -> Instant {
+        let result = self.run(deadline);
+        let at = self.expect_finished(result);
+        self.expect_clean();
+        at
+    }
+
     /// One paragraph for the test log: sizes, virtual time, steps, counters.
     pub fn summary(&self) -> String {
         let s = self.world.stack(self.server).stats();
