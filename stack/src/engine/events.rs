@@ -8,14 +8,19 @@ use std::collections::HashMap;
 use super::{ConsumerId, SocketId, Stack, Stats};
 use crate::session::event::{Event, EventSet, Priority};
 use crate::session::event_queue::{EventQueue, EventTicket};
+use crate::session::id_hash::BuildIdHasher;
 
 /// Events carry a priority class for application-defined priority later
 /// (seeds 000, 002); every socket is in the default class for now.
 pub(crate) const DEFAULT_PRIORITY: Priority = 0;
 
+/// Event queues by consumer. Consumer ids come from the application, not the
+/// network, so the map skips SipHash (it is hit for every event posted).
+pub(crate) type ConsumerQueues = HashMap<ConsumerId, EventQueue<SocketId>, BuildIdHasher>;
+
 /// Posts `kinds` for `key` to `consumer`'s queue (created on first use).
 pub(crate) fn post(
-    consumers: &mut HashMap<ConsumerId, EventQueue<SocketId>>,
+    consumers: &mut ConsumerQueues,
     capacity: usize,
     stats: &mut Stats,
     consumer: ConsumerId,

@@ -26,14 +26,13 @@
 //! * `unreachable` — ICMP and ARP failures failing connection attempts.
 
 use core::net::SocketAddrV4;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::config::StackConfig;
 use crate::handle::{Arena, Handle};
 use crate::iface::icmp::IcmpResponder;
 use crate::iface::reassembly::Reassembler;
 use crate::session::demux::{ConnTable, ListenerTable};
-use crate::session::event_queue::EventQueue;
 use crate::session::timer_wheel::TimerWheel;
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::syncookie::SynCookies;
@@ -133,7 +132,7 @@ pub struct Stack {
     last_cookie_sent: Option<Instant>,
     timers: TimerWheel<ConnId>,
     /// One event queue per consumer.
-    consumers: HashMap<ConsumerId, EventQueue<SocketId>>,
+    consumers: events::ConsumerQueues,
     /// Connections touched since the last `poll_transmit`, deduplicated by
     /// `ConnSlot::dirty`, so a poll costs O(active) rather than O(all).
     dirty: VecDeque<ConnId>,
@@ -171,7 +170,7 @@ impl Stack {
             cookies: SynCookies::new(&secret),
             last_cookie_sent: None,
             timers: TimerWheel::new(now, TIMER_TICK),
-            consumers: HashMap::new(),
+            consumers: events::ConsumerQueues::default(),
             dirty: VecDeque::new(),
             postponed: VecDeque::new(),
             time_wait: VecDeque::new(),

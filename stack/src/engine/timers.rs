@@ -46,10 +46,10 @@ impl Stack {
     /// Adds the connection's new retransmission and timeout counts to the stats.
     pub(crate) fn record_counters(&mut self, id: crate::engine::ConnId) {
         let Some(slot) = self.conns.get_mut(id) else { return };
-        let info = slot.conn.info();
-        self.stats.tcp_retransmits += info.retransmits.saturating_sub(slot.reported_retransmits);
-        self.stats.tcp_timeouts += info.timeouts.saturating_sub(slot.reported_timeouts);
-        slot.reported_retransmits = info.retransmits;
-        slot.reported_timeouts = info.timeouts;
+        let (retransmits, timeouts) = slot.conn.loss_counters();
+        self.stats.tcp_retransmits += retransmits.saturating_sub(slot.reported_retransmits);
+        self.stats.tcp_timeouts += timeouts.saturating_sub(slot.reported_timeouts);
+        slot.reported_retransmits = retransmits;
+        slot.reported_timeouts = timeouts;
     }
 }

@@ -70,9 +70,21 @@ struct Entry {
     tag: u64,
 }
 
+/// A copy of one fresh entry, so the per-frame `lookup` and `confirm` of the
+/// neighbour a flow talks to skip the hash map. Invariant: when set, the map
+/// holds exactly `Resolved { mac, expires_at, refresh_requested_at: None }`
+/// for `ip`; every other change to the map clears it.
+#[derive(Clone, Copy, Debug)]
+struct Recent {
+    ip: Ipv4Addr,
+    mac: EthernetAddress,
+    expires_at: Instant,
+}
+
 pub struct ArpCache {
     config: ArpConfig,
     entries: HashMap<Ipv4Addr, Entry>,
+    recent: Option<Recent>,
     /// Insertion order for eviction; items whose tag no longer matches are skipped.
     insertion_order: VecDeque<(Ipv4Addr, u64)>,
     /// Insertion order of entries created unresolved; evicted first, so
@@ -99,6 +111,7 @@ impl ArpCache {
         ArpCache {
             config,
             entries: HashMap::with_capacity(config.max_entries.min(4096)),
+            recent: None,
             insertion_order: VecDeque::new(),
             unresolved_order: VecDeque::new(),
             request_schedule: VecDeque::new(),
@@ -122,12 +135,20 @@ impl ArpCache {
     /// The MAC of `ip` if known. Otherwise resolution is started (a request
     /// scheduled at once) and None returned; the caller may `hold` its frame.
     pub fn lookup(&mut self, now: Instant, ip: Ipv4Addr, stats: &mut Stats) -> Option<EthernetAddress> {
+        if let Some(recent) = self.recent.filter(|r| r.ip == ip && now < r.expires_at) {
+            return Some(recent.mac);
+        }
+        // Everything below may change the entry.
+        self.recent = None;
         let grace = self.config.request_interval.saturating_mul(self.config.max_requests.max(1) as u64);
         let interval = self.config.request_interval;
         if let Some(entry) = self.entries.get_mut(&ip) {
             match &mut entry.state {
                 State::Resolved { mac, expires_at, refresh_requested_at } => {
                     if now < *expires_at {
+                        if refresh_requested_at.is_none() {
+                            self.recent = Some(Recent { ip, mac: *mac, expires_at: *expires_at });
+                        }
                         return Some(*mac);
                     }
                     if now < *expires_at + grace {
@@ -160,10 +181,16 @@ impl ArpCache {
     /// confirmation by upper layers, RFC 4861 §7.3.1), so busy neighbours are
     /// never re-probed and never go through a refresh that loss could fail.
     pub fn confirm(&mut self, now: Instant, ip: Ipv4Addr, mac: EthernetAddress) {
+        let expires = now + self.config.entry_ttl;
+        // Already confirmed at this instant (a burst of frames from one peer).
+        if self.recent.is_some_and(|r| r.ip == ip && r.mac == mac && r.expires_at == expires) {
+            return;
+        }
         if let Some(Entry { state: State::Resolved { mac: known, expires_at, refresh_requested_at }, .. }) = self.entries.get_mut(&ip) {
             if *known == mac {
-                *expires_at = now + self.config.entry_ttl;
+                *expires_at = expires;
                 *refresh_requested_at = None;
+                self.recent = Some(Recent { ip, mac, expires_at: expires });
             }
         }
     }
@@ -195,6 +222,8 @@ impl ArpCache {
     /// only when the packet is addressed to us; requests for us are answered.
     /// Returns true if the packet was addressed to `our_ip`.
     pub fn on_arp(&mut self, now: Instant, our_ip: Ipv4Addr, pkt: &ArpInput, stats: &mut Stats) -> bool {
+        // May learn, replace or evict entries.
+        self.recent = None;
         // A sender without a usable unicast identity (RFC 5227 probes use
         // 0.0.0.0) teaches us nothing.
         let learnable = !pkt.sender_ip.is_unspecified()
@@ -574,6 +603,42 @@ mod tests {
         let stale = t0 + Duration::from_secs(116);
         assert_eq!(arp.lookup(stale, PEER, &mut stats), Some(PEER_MAC));
         assert_eq!(arp.poll_message(stale, &mut stats), Some(ArpMessage::Request { target: PEER }));
+    }
+
+    #[test]
+    fn remembered_neighbour_follows_mac_changes_and_eviction() {
+        let mut stats = Stats::default();
+        let mut arp = ArpCache::new(config(), 64);
+        let t0 = Instant::from_secs(1);
+        arp.on_arp(t0, US, &reply_from(PEER, PEER_MAC), &mut stats);
+        // Confirmed and looked up twice at one instant: the second of each is
+        // answered from the remembered entry.
+        arp.confirm(t0, PEER, PEER_MAC);
+        arp.confirm(t0, PEER, PEER_MAC);
+        assert_eq!(arp.lookup(t0, PEER, &mut stats), Some(PEER_MAC));
+        assert_eq!(arp.lookup(t0, PEER, &mut stats), Some(PEER_MAC));
+        // The neighbour moves: the old MAC neither resolves nor confirms.
+        let new_mac = EthernetAddress([2, 0, 0, 0, 0, 3]);
+        arp.on_arp(t0, US, &reply_from(PEER, new_mac), &mut stats);
+        arp.confirm(t0 + Duration::from_secs(50), PEER, PEER_MAC);
+        assert_eq!(arp.lookup(t0, PEER, &mut stats), Some(new_mac));
+        let stale = t0 + Duration::from_secs(61);
+        assert_eq!(arp.lookup(stale, PEER, &mut stats), Some(new_mac));
+        assert_eq!(
+            arp.poll_message(stale, &mut stats),
+            Some(ArpMessage::Request { target: PEER }),
+            "old MAC did not refresh it"
+        );
+        // Evicted by a flood of other neighbours: resolved from scratch.
+        for i in 0..8u8 {
+            arp.on_arp(
+                stale,
+                US,
+                &reply_from(Ipv4Addr::new(10, 0, 1, i), PEER_MAC),
+                &mut stats,
+            );
+        }
+        assert_eq!(arp.lookup(stale, PEER, &mut stats), None);
     }
 
     #[test]

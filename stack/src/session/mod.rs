@@ -3,4 +3,5 @@
 pub mod demux;
 pub mod event;
 pub mod event_queue;
+pub mod id_hash;
 pub mod timer_wheel;

@@ -26,18 +26,28 @@ fn fold(mut sum: u64) -> u16 {
 /// against ≈ 115 ns for 64-bit words with an explicit end-around carry).
 pub fn data(bytes: &[u8]) -> u16 {
     let mut sum: u64 = 0;
-    let mut words = bytes.chunks_exact(4);
-    for word in &mut words {
-        sum += u32::from_be_bytes([word[0], word[1], word[2], word[3]]) as u64;
+    // 16-bit words into a u32 lane: 32768 words cannot overflow it.
+    let mut blocks = bytes.chunks_exact(65536);
+    for block in &mut blocks {
+        sum += block_sum(block) as u64;
     }
-    let rest = words.remainder();
-    if let [hi, lo, ..] = rest {
-        sum += u16::from_be_bytes([*hi, *lo]) as u64;
+    let rest = blocks.remainder();
+    sum += block_sum(rest) as u64;
+    // Byte-order independence (RFC 1071 §2(B)): the native-order sum is the
+    // big-endian sum with its bytes swapped on a little-endian host.
+    u16::from_be(fold(sum))
+}
+
+fn block_sum(bytes: &[u8]) -> u32 {
+    let mut acc: u32 = 0;
+    let mut words = bytes.chunks_exact(2);
+    for w in &mut words {
+        acc += u16::from_ne_bytes([w[0], w[1]]) as u32;
     }
-    if let (1 | 3, Some(&last)) = (rest.len(), rest.last()) {
-        sum += (last as u64) << 8;
+    if let [last] = words.remainder() {
+        acc += u16::from_ne_bytes([*last, 0]) as u32;
     }
-    fold(sum)
+    acc
 }
 
 /// Ones-complement sum of partial sums.
@@ -111,6 +121,14 @@ mod tests {
         let ones = [0xffu8; 1501];
         assert_eq!(data(&ones), reference(&ones));
         assert_eq!(data(&ones[..1500]), 0xffff);
+    }
+
+    #[test]
+    fn long_buffers_cross_lane_blocks_without_overflow() {
+        let ones = vec![0xffu8; 3 * 65536 + 17];
+        assert_eq!(data(&ones), reference(&ones));
+        let mixed: Vec<u8> = (0..2 * 65536 + 5u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        assert_eq!(data(&mixed), reference(&mixed));
     }
 
     #[test]

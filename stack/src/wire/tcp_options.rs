@@ -43,6 +43,15 @@ impl TcpOptions {
     /// option with the wrong length is [`Error::Malformed`] (RFC 9293 §3.1
     /// requires handling illegal lengths; there is no way to resynchronise).
     pub fn parse(mut area: &[u8]) -> Result<TcpOptions> {
+        // The layout of nearly every segment once timestamps are agreed
+        // (RFC 7323 Appendix A: NOP, NOP, TS), matched in one comparison as
+        // Linux's `tcp_parse_aligned_timestamp` does; the result is what the
+        // general loop below produces for these bytes.
+        if let [kind::NOP, kind::NOP, kind::TIMESTAMPS, 10, ts @ ..] = area {
+            if ts.len() == 8 {
+                return Ok(TcpOptions { timestamps: Some((be32(&ts[..4]), be32(&ts[4..]))), ..TcpOptions::default() });
+            }
+        }
         let mut options = TcpOptions::default();
         while let Some((&option_kind, rest)) = area.split_first() {
             match option_kind {
@@ -205,6 +214,22 @@ mod tests {
         assert_eq!(o.timestamps, Some((1, 0)));
         assert_eq!(o.window_scale, Some(7));
         assert!(o.sack.is_empty());
+    }
+
+    #[test]
+    fn aligned_timestamps_parse_like_any_other_layout() {
+        let aligned = [1, 1, 8, 10, 0, 0, 1, 2, 0xfe, 0xdc, 0xba, 0x98];
+        let trailing_nops = [8, 10, 0, 0, 1, 2, 0xfe, 0xdc, 0xba, 0x98, 1, 1];
+        let expected = TcpOptions { timestamps: Some((0x102, 0xfedc_ba98)), ..Default::default() };
+        assert_eq!(TcpOptions::parse(&aligned).unwrap(), expected);
+        assert_eq!(TcpOptions::parse(&trailing_nops).unwrap(), expected);
+        // Same prefix, more options after it: the general parser handles them.
+        let with_sack = [1, 1, 8, 10, 0, 0, 1, 2, 0xfe, 0xdc, 0xba, 0x98, 1, 1, 5, 10, 0, 0, 0, 5, 0, 0, 0, 9];
+        let parsed = TcpOptions::parse(&with_sack).unwrap();
+        assert_eq!(parsed.timestamps, expected.timestamps);
+        assert_eq!(parsed.sack, sack(&[(5, 9)]));
+        // Same prefix, truncated: still malformed.
+        assert_eq!(TcpOptions::parse(&aligned[..10]), Err(Error::Malformed));
     }
 
     #[test]

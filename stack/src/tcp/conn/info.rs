@@ -38,6 +38,15 @@ pub(super) fn info(conn: &TcpConn) -> TcpInfo {
     }
 }
 
+impl TcpConn {
+    /// Retransmissions and retransmission timeouts so far: the two counters
+    /// the engine folds into its stats after every poll that sent something,
+    /// without assembling a whole `TcpInfo` each time.
+    pub fn loss_counters(&self) -> (u64, u64) {
+        (self.counters.retransmits, self.counters.timeouts)
+    }
+}
+
 /// Apply what may change now; handshake-time choices stay as negotiated.
 pub(super) fn set_config(conn: &mut TcpConn, now: Instant, config: TcpConfig) {
     let old = conn.config;

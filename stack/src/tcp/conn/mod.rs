@@ -13,7 +13,8 @@
 //! Files, one job each: `open` (handshakes, options), `input` (segment
 //! arrival, RFC 5961, PAWS), `ack` (receiving text, delayed ACKs, SACK blocks),
 //! `window` (the advertised window), `send` (segmentation, Nagle, SWS,
-//! probes), `recovery` (ACK processing, fast recovery, RTO), `timers`,
+//! probes), `recovery` (ACK processing, fast recovery, RTO),
+//! `lost_retransmission` (RACK-style detection of lost retransmissions), `timers`,
 //! `close`, `info`, `state` (the variables), `lazy_scoreboard`.
 
 mod ack;
@@ -21,6 +22,7 @@ mod close;
 mod info;
 mod input;
 mod lazy_scoreboard;
+mod lost_retransmission;
 mod open;
 mod recovery;
 mod send;

@@ -85,6 +85,7 @@ fn new_conn(now: Instant, params: ConnParams, state: TcpState) -> TcpConn {
             timed_at: now,
             tsecr_floor: ts_clock(now, params.ts_offset),
             last_data_sent: now,
+            rxt_fence: None,
         },
         timers: Timers::default(),
         flags: Flags::default(),

@@ -16,10 +16,10 @@ const MAX_TSECR_RTT_MS: u32 = 10 * 60 * 1000;
 
 /// Whether loss-recovery retransmissions are waiting to be sent.
 pub(super) fn fast_retransmit_pending(conn: &TcpConn) -> bool {
-    if !conn.rec.active || !conn.can_send_data() {
+    if !conn.can_send_data() {
         return false;
     }
-    conn.rec.head_due || (conn.flags.sack && conn.pipe() < conn.cc.cwnd() && conn.next_sack_retransmission().is_some())
+    conn.rec.head_due || (conn.rec.active && conn.flags.sack && conn.pipe() < conn.cc.cwnd() && conn.next_sack_retransmission().is_some())
 }
 
 impl TcpConn {
@@ -142,6 +142,7 @@ impl TcpConn {
                 self.cc.set_cwnd(self.cc.cwnd() + self.send_mss());
             }
         }
+        self.detect_lost_retransmission(now);
         self.maybe_enter_recovery(now);
         self.after_ack_state_changes(now);
     }
@@ -162,6 +163,11 @@ impl TcpConn {
         if self.rec.recover.is_some_and(|recover| ack > recover) {
             self.rec.recover = None;
         }
+        self.lost_retransmission_on_ack(ack);
+        // A pending retransmission of the old head is moot; a partial ACK in
+        // recovery asks for the new head again below (on_recovery_ack), and
+        // SACK recovery finds it with NextSeg.
+        self.rec.head_due = false;
         self.counters.bytes_acked += data_acked as u64;
 
         // RTT: prefer the timed segment (microseconds); fall back to TSecr, which
@@ -241,15 +247,28 @@ impl TcpConn {
         let trigger = if self.flags.sack {
             // RecoveryPoint guard: losses of a previous episode do not start a new one.
             (self.rec.dupacks as usize >= DUP_THRESH || self.scoreboard.is_lost(self.snd.una, mss, DUP_THRESH))
-                && self.rec.recover.is_none_or(|recover| self.snd.una >= recover)
+                && self.new_episode_allowed()
         } else {
             // RFC 6582 §3.2 step 2: only if the ACK covers more than "recover".
             self.rec.dupacks as usize >= DUP_THRESH && self.rec.recover.is_none_or(|recover| self.snd.una > recover)
         };
-        if !trigger {
-            return;
+        if trigger {
+            let flight = self.snd.max.distance_from(self.snd.una);
+            self.enter_recovery(now, flight);
         }
-        let flight = self.snd.max.distance_from(self.snd.una);
+    }
+
+    /// Whether a new recovery episode may start: SND.UNA has reached the
+    /// RecoveryPoint of the last one (RFC 6675 §5.1).
+    pub(super) fn new_episode_allowed(&self) -> bool {
+        self.rec.recover.is_none_or(|recover| self.snd.una >= recover)
+    }
+
+    /// RFC 6675 §5 steps 4.1–4.3 / RFC 6582 §3.2 steps 2–3: the first
+    /// unacknowledged segment is lost; start a recovery episode, lowering
+    /// ssthresh from `flight` (RFC 5681 §3.1 eq. 4, FlightSize).
+    pub(super) fn enter_recovery(&mut self, now: Instant, flight: usize) {
+        let mss = self.send_mss();
         self.rec.active = true;
         self.rec.recover = Some(self.snd.max);
         self.rec.high_rxt = self.snd.una;
@@ -318,6 +337,7 @@ impl TcpConn {
                 self.rec.high_rxt = self.snd.una;
                 self.rec.timed_seq = None;
                 self.rec.tsecr_floor = ts_clock(now, self.ts_offset);
+                self.lost_retransmission_reset();
                 // Go back: retransmit from SND.UNA under the loss window.
                 self.snd.nxt = self.snd.una;
             }

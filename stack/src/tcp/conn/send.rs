@@ -95,7 +95,8 @@ impl TcpConn {
     /// Loss-recovery retransmissions, each paid from the engine's budget
     /// (seed 003: the engine caps fast retransmits per poll and postpones the rest).
     fn send_recovery(&mut self, now: Instant, budget: &mut TxBudget, sink: &mut SegmentSink<'_>, report: &mut TxReport) {
-        while self.rec.active {
+        // `head_due` outside recovery: a lost go-back retransmission.
+        while self.rec.active || self.rec.head_due {
             let mss = self.send_mss();
             let next = if self.rec.head_due {
                 // The first unacknowledged segment, not running into SACKed data.
@@ -104,7 +105,7 @@ impl TcpConn {
                     None => self.snd.max,
                 };
                 Some((self.snd.una, hole_end.distance_from(self.snd.una).clamp(1, mss)))
-            } else if self.flags.sack && self.pipe() < self.cc.cwnd() {
+            } else if self.rec.active && self.flags.sack && self.pipe() < self.cc.cwnd() {
                 self.next_sack_retransmission()
             } else {
                 None
@@ -132,6 +133,7 @@ impl TcpConn {
             self.counters.retransmits += 1;
             self.counters.fast_retransmits += 1;
             self.rec.head_due = false;
+            self.retransmission_sent();
             let end = seq + len + fin as usize;
             self.rec.high_rxt = self.rec.high_rxt.max(end);
             if self.rec.timed_seq.is_some_and(|timed| timed > seq) {
@@ -244,6 +246,7 @@ impl TcpConn {
         }
         if segment.retransmission {
             self.counters.retransmits += 1;
+            self.retransmission_sent();
         } else {
             self.counters.bytes_sent += segment.len as u64;
             if self.rec.timed_seq.is_none() {

@@ -111,6 +111,11 @@ pub(super) struct Recovery {
     pub tsecr_floor: u32,
     /// When new data was last sent (RFC 5681 §4.1 restart after idle).
     pub last_data_sent: Instant,
+    /// Lost-retransmission detection (see `lost_retransmission`): HighData
+    /// when the latest loss-recovery retransmission went out. Data at or
+    /// above it was first sent after every retransmission so far. Cleared
+    /// once SND.UNA reaches it, so it never goes stale.
+    pub rxt_fence: Option<SeqNum>,
 }
 
 /// One deadline per timer kind; `None` when disarmed.
@@ -126,11 +131,23 @@ pub(super) struct Timers {
     pub keepalive: Option<Instant>,
     /// TIME-WAIT expiry, or the FIN-WAIT-2 limit of an orphan.
     pub close: Option<Instant>,
+    /// End of the reordering window after which an unrepaired retransmission
+    /// is deemed lost (RFC 8985 §6.3's RACK reordering timer).
+    pub reorder: Option<Instant>,
 }
 
 impl Timers {
+    /// Asked after every segment and every poll, so it is a plain chain of
+    /// comparisons (the iterator version was a visible cost per packet).
     pub fn earliest(&self) -> Option<Instant> {
-        [self.rto, self.delayed_ack, self.persist, self.keepalive, self.close].into_iter().flatten().min()
+        fn min(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+            match (a, b) {
+                (Some(x), Some(y)) => Some(if y < x { y } else { x }),
+                (None, y) => y,
+                (x, None) => x,
+            }
+        }
+        min(min(min(self.rto, self.delayed_ack), min(self.persist, self.keepalive)), min(self.close, self.reorder))
     }
     pub fn clear(&mut self) {
         *self = Timers::default();
@@ -187,6 +204,8 @@ pub(super) struct Counters {
     pub retransmits: u64,
     pub fast_retransmits: u64,
     pub timeouts: u64,
+    /// Lost retransmissions detected without a timeout (`lost_retransmission`).
+    pub lost_retransmissions: u64,
 }
 
 /// RFC 5961 §7 challenge-ACK rate limit: at most `CHALLENGE_ACKS_PER_SEC` per second.

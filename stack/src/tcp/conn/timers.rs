@@ -38,6 +38,10 @@ pub(super) fn on_timeout(conn: &mut TcpConn, now: Instant) {
             return;
         }
     }
+    if due(conn.timers.reorder) {
+        // The reordering window after proof of a lost retransmission passed.
+        conn.detect_lost_retransmission(now);
+    }
     if due(conn.timers.keepalive) {
         conn.timers.keepalive = None;
         conn.on_keepalive_timeout(now);

@@ -296,3 +296,105 @@ fn per_poll_budget_of_one_postpones_but_completes() {
         assert_eq!(sim.a().take_error(), None);
     }
 }
+
+/// The segment 40 segments into a bulk transfer from A.
+fn victim_of(sim: &mut Sim) -> SeqNum {
+    sim.a().snd.max + 40 * 1448
+}
+
+/// The first retransmission of a segment is lost too, while later data keeps
+/// arriving: the hole is repaired once data sent after that retransmission
+/// is SACKed (RFC 8985 §6.2), not by the next retransmission timeout.
+fn repair_lost_retransmission(loss_before: bool) {
+    let config = TcpConfig::default();
+    let mut sim = Sim::established(config, config);
+    sim.log_payloads = false;
+    let victim = victim_of(&mut sim);
+    let mut copies = 0;
+    let mut count = 0u32;
+    sim.filter = Box::new(move |_, p| {
+        if p.from != A || !p.is_data() {
+            return Verdict::Deliver;
+        }
+        count += 1;
+        if p.repr.seq == victim {
+            copies += 1;
+            // The original and its first retransmission.
+            if copies <= 2 {
+                return Verdict::Drop;
+            }
+        } else if loss_before && count % 10 == 5 && count < 30 {
+            // Earlier, ordinary losses: the victim's episode is not the first.
+            return Verdict::Drop;
+        }
+        Verdict::Deliver
+    });
+    assert!(transfer(&mut sim, A, 1 << 20, Duration::from_secs(60)));
+    let sends: Vec<Instant> = sim.sent_by(A, |s| s.packet.repr.seq == victim && s.packet.is_data()).iter().map(|s| s.at).collect();
+    assert_eq!(sends.len(), 3, "original, lost retransmission, repair: {sends:?}");
+    let info = sim.a().info();
+    assert_eq!(info.timeouts, 0, "{info:?}");
+    assert_eq!(sim.a().counters.lost_retransmissions, 1);
+    // The retransmission timer armed when the lost retransmission went out
+    // could not have fired before min_rto; the repair went out long before.
+    let repair_delay = sends[2] - sends[1];
+    assert!(sends[2] < sends[1] + config.min_rto, "repaired after {repair_delay:?}, not before the RTO");
+    // One round trip (20 ms) for the SACKs of later data, the reordering
+    // window (a quarter of it) and the wait for cwnd: well under the RTO.
+    assert!(repair_delay < Duration::from_millis(60), "repaired after {repair_delay:?}");
+    // Nothing else was retransmitted spuriously on its account.
+    let dropped = sim.sent_by(A, |s| s.verdict == Verdict::Drop && s.packet.is_data()).len() as u64;
+    assert_eq!(info.retransmits, dropped, "{info:?}");
+}
+
+#[test]
+fn lost_retransmission_is_repaired_without_timeout() {
+    repair_lost_retransmission(false);
+}
+
+#[test]
+fn lost_retransmission_is_repaired_without_timeout_in_a_later_episode() {
+    repair_lost_retransmission(true);
+}
+
+/// The retransmission is not lost but overtaken: later data arrives (and is
+/// SACKed) first, yet the retransmission lands within the reordering window
+/// (RFC 8985 §6.2 step 4, a quarter of the 20 ms min RTT here). It must not
+/// be sent a third time.
+#[test]
+fn retransmission_delayed_within_the_reordering_window_is_not_resent() {
+    let config = TcpConfig::default();
+    let mut sim = Sim::established(config, config);
+    sim.log_payloads = false;
+    let victim = victim_of(&mut sim);
+    let mut copies = 0;
+    sim.filter = Box::new(move |_, p| {
+        if p.from != A || !p.is_data() || p.repr.seq != victim {
+            return Verdict::Deliver;
+        }
+        copies += 1;
+        match copies {
+            1 => Verdict::Drop,
+            // Overtaken by the segments sent after it, by less than the window.
+            2 => Verdict::Delay(Duration::from_millis(3)),
+            _ => Verdict::Deliver,
+        }
+    });
+    assert!(transfer(&mut sim, A, 1 << 20, Duration::from_secs(60)));
+    let sends = sim.sent_by(A, |s| s.packet.repr.seq == victim && s.packet.is_data());
+    assert_eq!(sends.len(), 2, "original and one retransmission only");
+    // The reordering really happened: data sent after the retransmission was
+    // SACKed before the retransmission arrived.
+    let retransmitted_at = sends[1].at;
+    let later_sent = sim.sent_by(A, |s| s.at > retransmitted_at && s.packet.is_data()).len();
+    assert!(later_sent > 0);
+    let sacked_later = sim.sent_by(B, |s| {
+        s.at < retransmitted_at + sim.latency + Duration::from_millis(3)
+            && s.packet.repr.options.sack.as_slice().iter().any(|&(_, end)| end > victim + 1448)
+            && s.packet.repr.ack == victim
+    });
+    assert!(!sacked_later.is_empty(), "later data was SACKed while the retransmission was still on its way");
+    assert_eq!(sim.a().counters.lost_retransmissions, 0);
+    let info = sim.a().info();
+    assert_eq!((info.retransmits, info.timeouts), (1, 0), "{info:?}");
+}

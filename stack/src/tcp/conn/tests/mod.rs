@@ -28,8 +28,9 @@ pub(super) struct Packet {
 }
 
 impl Packet {
+    /// Carries payload (read from the header: the log may drop payloads).
     pub fn is_data(&self) -> bool {
-        !self.payload.is_empty()
+        self.repr.payload_len > 0
     }
     pub fn has(&self, flag: u8) -> bool {
         self.repr.flags.0 & flag != 0
