@@ -5,6 +5,7 @@ mod close;
 mod handshake;
 mod loss;
 mod robustness;
+mod review;
 mod timers;
 mod transfer;
 
