@@ -1,5 +1,6 @@
 //! Test infrastructure shared by Sluice's end-to-end tests.
 
+pub mod bench;
 pub mod netns;
 pub mod peer;
 pub mod sim;
