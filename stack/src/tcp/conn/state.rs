@@ -45,6 +45,10 @@ pub(super) struct SendSeq {
     pub wscale: u8,
     /// min(peer MSS, our MSS): the largest TCP payload plus options we may send.
     pub mss_clamp: u16,
+    /// End of the last new-data segment sent shorter than a full segment
+    /// (Linux's snd_sml): Nagle holds a small segment only while this one is
+    /// unacknowledged (Minshall's variant, Linux `tcp_minshall_check`).
+    pub sml: SeqNum,
 }
 
 /// Receive sequence space (RFC 9293 §3.3.1, Figure 5).
