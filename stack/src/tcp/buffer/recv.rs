@@ -110,6 +110,10 @@ impl RecvBuffer {
             self.ring.reset_head();
         }
     }
+    /// Nothing buffered, in order or out of order.
+    pub fn is_empty(&self) -> bool {
+        self.readable == 0 && self.assembler.is_empty()
+    }
     pub fn has_out_of_order(&self) -> bool {
         !self.assembler.is_empty()
     }

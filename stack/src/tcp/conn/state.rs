@@ -130,11 +130,14 @@ pub(super) struct Timers {
     pub keepalive: Option<Instant>,
     /// TIME-WAIT expiry, or the FIN-WAIT-2 limit of an orphan.
     pub close: Option<Instant>,
+    /// Free the (empty) buffers' storage: armed while both buffers are empty
+    /// but allocated, disarmed as soon as either holds data.
+    pub buffer_release: Option<Instant>,
 }
 
 impl Timers {
     pub fn earliest(&self) -> Option<Instant> {
-        [self.rto, self.delayed_ack, self.persist, self.keepalive, self.close].into_iter().flatten().min()
+        [self.rto, self.delayed_ack, self.persist, self.keepalive, self.close, self.buffer_release].into_iter().flatten().min()
     }
     pub fn clear(&mut self) {
         *self = Timers::default();
