@@ -1,7 +1,30 @@
-//! Buffer memory: released when a connection goes idle or can no longer
-//! use it (TIME-WAIT, CLOSED).
+//! Buffer memory: storage in proportion to the data held, released when a
+//! connection goes idle or can no longer use it (TIME-WAIT, CLOSED).
 
 use super::*;
+
+/// One tiny out-of-order segment at the far end of the window used to make
+/// the receive ring allocate the whole window (256 KiB for a 1-byte
+/// segment). Linux charges only the skb; with 131072 connections that was
+/// ~32 GiB from ~9 MB of attack traffic.
+#[test]
+fn one_byte_out_of_order_segment_does_not_allocate_the_whole_window() {
+    let mut sim = Sim::established(TcpConfig::default(), TcpConfig::default());
+    sim.run_idle(Duration::from_secs(1));
+    // Open B's advertised window to the full buffer first.
+    assert!(transfer(&mut sim, A, 300_000, Duration::from_secs(10)));
+    sim.run_idle(Duration::from_secs(5));
+    let before = sim.b().recv_buf.allocated();
+    let wnd = sim.b().rcv.adv.distance_from(sim.b().rcv.nxt);
+    assert!(wnd > 200_000, "window {wnd}");
+    let mut seg = segment_from(sim.b(), TcpFlags::ACK);
+    seg.seq = seg.seq + (wnd - 1);
+    seg.payload_len = 1;
+    sim.inject(B, seg, b"x");
+    assert!(sim.b().recv_buf.has_out_of_order(), "the byte is kept for SACK");
+    let after = sim.b().recv_buf.allocated();
+    assert!(after <= before.max(8 * 1024), "window {wnd}: allocation went from {before} to {after} bytes for one byte");
+}
 
 /// `release_if_empty` existed but nothing called it: an idle keep-alive
 /// connection kept its high-water send and receive rings forever (Linux

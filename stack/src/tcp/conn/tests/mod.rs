@@ -7,7 +7,6 @@ mod handshake;
 mod long_lived;
 mod loss;
 mod robustness;
-mod review;
 mod timers;
 mod transfer;
 
