@@ -208,15 +208,19 @@ impl TcpConn {
 
     /// A segment for this connection (RFC 9293 §3.10.7). Checksums were verified by the engine.
     pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8]) -> SegmentOutcome {
-        input::on_segment(self, now, seg, payload)
+        let outcome = input::on_segment(self, now, seg, payload);
+        self.update_buffer_release_timer(now);
+        outcome
     }
     /// Emit whatever is due: SYN/SYN-ACK, data (window, Nagle, cwnd), retransmissions,
     /// ACKs (delayed or immediate), window updates, FIN, RST, probes.
     pub fn poll_transmit(&mut self, now: Instant, budget: &mut TxBudget, sink: &mut SegmentSink<'_>) -> TxReport {
-        send::poll_transmit(self, now, budget, sink)
+        let report = send::poll_transmit(self, now, budget, sink);
+        self.update_buffer_release_timer(now);
+        report
     }
     /// The earliest time `on_timeout` has work (RTO, delayed ACK, persist,
-    /// keepalive, TIME-WAIT, FIN-WAIT-2, SYN retries), or None.
+    /// keepalive, TIME-WAIT, FIN-WAIT-2, SYN retries, idle buffer release), or None.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.earliest()
     }
@@ -253,6 +257,10 @@ impl TcpConn {
             }
             let n = self.recv_buf.read(buf);
             window::after_read(self);
+            if self.flags.fin_received {
+                // No more data can arrive: the storage is not needed again.
+                self.recv_buf.release_if_empty();
+            }
             return Ok(n);
         }
         self.end_of_stream_or_error()

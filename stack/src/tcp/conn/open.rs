@@ -52,6 +52,7 @@ fn new_conn(now: Instant, params: ConnParams, state: TcpState) -> TcpConn {
             fin: None,
             wscale: 0,
             mss_clamp: DEFAULT_MSS.min(local_mss),
+            sml: iss,
         },
         rcv: RecvSeq {
             irs: SeqNum(0),

@@ -14,6 +14,8 @@ use crate::wire::{SackBlocks, TcpFlags, TcpOptions, TcpRepr};
 struct DataSegment {
     seq: SeqNum,
     len: usize,
+    /// Shorter than a full segment (counts for Nagle's rule).
+    small: bool,
     fin: bool,
     /// Below the highest sequence sent: a go-back retransmission after an RTO.
     retransmission: bool,
@@ -228,13 +230,24 @@ impl TcpConn {
             // only if it is at least half the largest window offered.
             return None;
         }
+        let small = len < max_payload;
         let nagle = !self.config.nodelay && !self.flags.fin_queued && !going_back;
-        if nagle && len > 0 && len == unsent && len < max_payload && self.snd.max > self.snd.una {
-            // Nagle (RFC 9293 §3.7.4): hold a partial segment while data is unacknowledged.
+        if nagle && len > 0 && len == unsent && small && self.small_segment_unacked() {
+            // Nagle (RFC 9293 §3.7.4) as Linux applies it (Minshall's variant,
+            // `tcp_nagle_check`): hold a partial segment only while an earlier
+            // partial one is unacknowledged. Waiting for every full segment
+            // would stall the short tail of a single write behind the peer's
+            // delayed ACK.
             return None;
         }
         let seq = self.snd.nxt;
-        Some(DataSegment { seq, len, fin: fin_due && seq + len == data_end, retransmission: going_back, sack })
+        Some(DataSegment { seq, len, small, fin: fin_due && seq + len == data_end, retransmission: going_back, sack })
+    }
+
+    /// Whether the last partial segment sent is still in flight (Linux's
+    /// `tcp_minshall_check`: SND.UNA < snd_sml <= SND.NXT).
+    fn small_segment_unacked(&self) -> bool {
+        self.snd.sml > self.snd.una && self.snd.sml <= self.snd.max
     }
 
     /// Bookkeeping after a data segment went out: SND.NXT/max, FIN, RTT timing, RTO.
@@ -249,6 +262,13 @@ impl TcpConn {
             self.retransmission_sent();
         } else {
             self.counters.bytes_sent += segment.len as u64;
+            if segment.small && segment.len > 0 {
+                self.snd.sml = segment.seq + segment.len;
+            } else if self.snd.sml < self.snd.una {
+                // Keep it within the window so the modular comparison in
+                // `small_segment_unacked` stays meaningful after wrap-around.
+                self.snd.sml = self.snd.una;
+            }
             if self.rec.timed_seq.is_none() {
                 self.rec.timed_seq = Some(self.snd.nxt);
                 self.rec.timed_at = now;

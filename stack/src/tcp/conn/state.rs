@@ -45,6 +45,10 @@ pub(super) struct SendSeq {
     pub wscale: u8,
     /// min(peer MSS, our MSS): the largest TCP payload plus options we may send.
     pub mss_clamp: u16,
+    /// End of the last new-data segment sent shorter than a full segment
+    /// (Linux's snd_sml): Nagle holds a small segment only while this one is
+    /// unacknowledged (Minshall's variant, Linux `tcp_minshall_check`).
+    pub sml: SeqNum,
 }
 
 /// Receive sequence space (RFC 9293 §3.3.1, Figure 5).
@@ -134,6 +138,9 @@ pub(super) struct Timers {
     /// End of the reordering window after which an unrepaired retransmission
     /// is deemed lost (RFC 8985 §6.3's RACK reordering timer).
     pub reorder: Option<Instant>,
+    /// Free the (empty) buffers' storage: armed while both buffers are empty
+    /// but allocated, disarmed as soon as either holds data.
+    pub buffer_release: Option<Instant>,
 }
 
 impl Timers {
@@ -147,7 +154,8 @@ impl Timers {
                 (x, None) => x,
             }
         }
-        min(min(min(self.rto, self.delayed_ack), min(self.persist, self.keepalive)), min(self.close, self.reorder))
+        let rare = min(self.close, min(self.reorder, self.buffer_release));
+        min(min(min(self.rto, self.delayed_ack), min(self.persist, self.keepalive)), rare)
     }
     pub fn clear(&mut self) {
         *self = Timers::default();

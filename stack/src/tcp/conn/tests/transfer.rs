@@ -186,6 +186,39 @@ fn nagle_coalesces_small_writes_and_nodelay_does_not() {
     }
 }
 
+/// Linux (`tcp_nagle_check` + `tcp_minshall_check`) sends the sub-MSS tail
+/// of a single write at once when no earlier *small* segment is
+/// unacknowledged. Holding it for the ACK of the full segment before it
+/// would stall every response of MSS < size < 2*MSS by the peer's
+/// delayed-ACK timer. A further small write still waits for the tail's ACK.
+#[test]
+fn nagle_sends_the_tail_of_one_write_but_holds_a_second_small_segment() {
+    let mut sim = Sim::established(TcpConfig::default(), TcpConfig::default());
+    // Warm up so B's advertised window is fully open (no window-update ACKs).
+    assert!(transfer(&mut sim, A, 300_000, Duration::from_secs(10)));
+    sim.run_idle(Duration::from_secs(1));
+    let start = sim.now;
+    let before = sim.log.len();
+    let data_from_a = |sim: &Sim| -> Vec<usize> {
+        sim.log[before..].iter().filter(|s| s.packet.from == A && s.packet.is_data()).map(|s| s.packet.payload.len()).collect()
+    };
+    assert_eq!(sim.a().send(&pattern(0, 2000, 0)), Ok(2000));
+    sim.transmit();
+    let first_poll = data_from_a(&sim);
+    assert_eq!(first_poll.len(), 2, "one write of 2000 bytes: segments in the first poll {first_poll:?}");
+    // The tail is small and unacknowledged: Nagle holds the next small write.
+    assert_eq!(sim.a().send(&pattern(2000, 10, 0)), Ok(10));
+    sim.transmit();
+    assert_eq!(data_from_a(&sim), first_poll);
+    assert!(sim.run_until(Duration::from_secs(1), |s| s.b().recv_queue_len() >= 2000));
+    let elapsed = sim.now - start;
+    assert!(elapsed < Duration::from_millis(20), "the write was delivered after {elapsed:?} on a 10 ms link");
+    assert!(sim.run_until(Duration::from_secs(1), |s| s.b().recv_queue_len() == 2010));
+    let all = data_from_a(&sim);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all[2], 10);
+}
+
 #[test]
 fn reading_opens_the_window_with_an_update() {
     let b = TcpConfig { recv_buffer: 64 * 1024, ..TcpConfig::default() };
