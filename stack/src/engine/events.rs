@@ -45,7 +45,7 @@ pub(crate) fn post(
 /// cannot make a live socket's event overflow) and is never returned.
 /// Counted as stale, like an entry dropped at pop.
 pub(crate) fn retract(
-    consumers: &mut HashMap<ConsumerId, EventQueue<SocketId>>,
+    consumers: &mut ConsumerQueues,
     stats: &mut Stats,
     consumer: ConsumerId,
     ticket: &mut Option<EventTicket>,
