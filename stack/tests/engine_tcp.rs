@@ -110,7 +110,7 @@ fn hundred_connections_move_64k_each_way() {
 }
 
 /// Like Linux (tcp_abort_on_overflow = 0): handshakes completing into a full
-/// accept queue are dropped, never reset (see review_engine.rs for their
+/// accept queue are dropped, never reset (see engine_edge_cases.rs for their
 /// later acceptance).
 #[test]
 fn listener_backlog_overflow_holds_the_excess_back_without_reset() {

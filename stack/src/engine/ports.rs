@@ -85,7 +85,7 @@ mod tests {
     /// contiguous (2^32 is not a multiple of `count`): some ports are
     /// visited twice and others never, so a free port is missed.
     #[test]
-    fn review_search_visits_every_port_even_when_the_offset_wraps() {
+    fn search_visits_every_port_even_when_the_offset_wraps() {
         let local = Ipv4Addr::new(10, 0, 0, 1);
         let remote = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
         let mut ports = EphemeralPorts::new(&[3; 32], (40000, 40009));

@@ -25,9 +25,10 @@ struct DataSegment {
 pub(super) fn poll_transmit(conn: &mut TcpConn, now: Instant, budget: &mut TxBudget, sink: &mut SegmentSink<'_>) -> TxReport {
     let mut report = TxReport::default();
     if let Some(rst) = conn.pending_rst.take() {
-        // An RST is never retransmitted (RFC 9293 §3.10.7.1): if the sink cannot
-        // take it now, it is lost like any segment, and a closed connection
-        // never lingers waiting for a device that may not come back.
+        // An RST is never retransmitted (RFC 9293 §3.10.7.1), so the connection
+        // does not linger for it: a sink that cannot take it now reports the
+        // poll blocked, and the engine moves the RST to its control queue,
+        // sent first at the next poll, when it frees the connection.
         if conn.emit_rst(rst, sink) {
             report.segments += 1;
         } else {

@@ -1,4 +1,5 @@
-//! Regression tests from the review (engine level, public API only).
+//! Engine edge cases a review found wrong: full rings and queues, TIME-WAIT
+//! pressure, ARP and ICMP failures during connect (public API only).
 
 mod engine_common;
 
@@ -25,7 +26,7 @@ fn failed_conns(net: &mut Pair) -> Vec<SocketId> {
 /// are half-open together, under the backlog) and completes when c1 and c2
 /// fill the queue.
 #[test]
-fn review_full_accept_queue_drops_the_final_ack_of_a_stateful_handshake() {
+fn full_accept_queue_drops_the_final_ack_of_a_stateful_handshake() {
     let mut net = Pair::default_pair();
     let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 2, false).unwrap();
     let server = SocketAddrV4::new(IP_B, PORT);
@@ -57,7 +58,7 @@ fn review_full_accept_queue_drops_the_final_ack_of_a_stateful_handshake() {
 /// (retransmitted, carrying the cookie again) opens the connection once the
 /// application accepts.
 #[test]
-fn review_full_accept_queue_drops_a_cookie_ack_without_reset() {
+fn full_accept_queue_drops_a_cookie_ack_without_reset() {
     let mut net = Pair::default_pair();
     let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 1, false).unwrap();
     let server = SocketAddrV4::new(IP_B, PORT);
@@ -111,7 +112,7 @@ fn segment_frame(src: SocketAddrV4, dst: SocketAddrV4, repr: TcpRepr, payload: &
 /// re-listens at random. Nothing may panic, and once everything has timed
 /// out the engine must hold nothing and answer a new SYN statefully.
 #[test]
-fn review_random_peers_against_listener_keep_bookkeeping_sound() {
+fn random_peers_against_listener_keep_bookkeeping_sound() {
     for seed in 1..=40u64 {
         let mut rng = Rng::new(seed * 7919);
         let mut cfg = config(MAC_B, IP_B);
@@ -273,7 +274,7 @@ fn arp_request(from_mac: sluice_stack::wire::EthernetAddress, from_ip: Ipv4Addr,
 /// driver spins at 100% CPU. One spoofed SYN from an unused on-link address
 /// to a closed port (answered by RST, which needs ARP) is enough.
 #[test]
-fn review_due_arp_request_is_reported_by_wants_transmit() {
+fn due_arp_request_is_reported_by_wants_transmit() {
     let mut now = Instant::from_secs(1);
     let mut b = Stack::new(config(MAC_B, IP_B), now);
     let ghost = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 77), 40000);
@@ -301,7 +302,7 @@ fn review_due_arp_request_is_reported_by_wants_transmit() {
 /// TIME-WAIT in a separate, cheap table and, when that overflows, drops
 /// TIME-WAIT state instead of refusing new connections.
 #[test]
-fn review_time_wait_does_not_lock_out_new_connections() {
+fn time_wait_does_not_lock_out_new_connections() {
     let mut a_cfg = config(MAC_A, IP_A);
     a_cfg.max_connections = 64;
     let mut b_cfg = config(MAC_B, IP_B);
@@ -349,7 +350,7 @@ fn review_time_wait_does_not_lock_out_new_connections() {
 /// for good (`pending_rst.take()` before the sink refuses it), and the slot
 /// is freed at the next poll: the peer keeps a dead connection open.
 #[test]
-fn review_rst_survives_a_full_transmit_ring() {
+fn rst_survives_a_full_transmit_ring() {
     let mut net = Pair::default_pair();
     let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 8, false).unwrap();
     let c = net.a.tcp_connect(net.now, APP, SocketAddrV4::new(IP_B, PORT), None, None).unwrap();
@@ -390,7 +391,7 @@ fn icmp_unreachable_quoting(code: u8, sent: &[u8], seq: Option<u32>) -> Vec<u8> 
 /// minutes; one quoting a different sequence number (an off-path guess) is
 /// ignored (RFC 5927 §4.1).
 #[test]
-fn review_icmp_unreachable_fails_a_connect_in_syn_sent() {
+fn icmp_unreachable_fails_a_connect_in_syn_sent() {
     let now = Instant::from_secs(1);
     let mut a = Stack::new(config(MAC_A, IP_A), now);
     a.handle_frame(now, &arp_request(MAC_B, IP_B, IP_A));
@@ -424,7 +425,7 @@ fn review_icmp_unreachable_fails_a_connect_in_syn_sent() {
 /// after the SYN retransmission at 7 s), not with ETIMEDOUT after every SYN
 /// retransmission (6 retries: 127 s).
 #[test]
-fn review_arp_failure_fails_a_connect_with_unreachable() {
+fn arp_failure_fails_a_connect_with_unreachable() {
     let mut now = Instant::from_secs(1);
     let mut a = Stack::new(config(MAC_A, IP_A), now);
     let c = a.tcp_connect(now, APP, SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 77), PORT), None, None).unwrap();
@@ -456,7 +457,7 @@ fn review_arp_failure_fails_a_connect_with_unreachable() {
 /// churn between two polls would otherwise make a live connection's
 /// CONNECTED event overflow and be lost (the application never wakes).
 #[test]
-fn review_released_sockets_events_cannot_crowd_out_a_live_one() {
+fn released_sockets_events_cannot_crowd_out_a_live_one() {
     let mut a_cfg = config(MAC_A, IP_A);
     a_cfg.max_connections = 2;
     a_cfg.event_queue_capacity = 2;
@@ -491,7 +492,7 @@ fn review_released_sockets_events_cannot_crowd_out_a_live_one() {
 /// leaves FIN to later, but no stack accepts it; Linux drops it): a
 /// listener drops and counts it, creating nothing and answering nothing.
 #[test]
-fn review_syn_fin_to_a_listener_is_dropped_and_counted() {
+fn syn_fin_to_a_listener_is_dropped_and_counted() {
     let now = Instant::from_secs(1);
     let mut b = Stack::new(config(MAC_B, IP_B), now);
     b.handle_frame(now, &arp_request_from_a());
@@ -513,7 +514,7 @@ fn review_syn_fin_to_a_listener_is_dropped_and_counted() {
 /// listens on the port must not destroy TIME-WAIT and draw a RST: like
 /// Linux (TCP_TW_SYN without a listener), it gets TIME-WAIT's ACK.
 #[test]
-fn review_syn_to_time_wait_without_listener_keeps_time_wait() {
+fn syn_to_time_wait_without_listener_keeps_time_wait() {
     let mut net = Pair::default_pair();
     let listener = net.b.tcp_listen(APP, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 8, false).unwrap();
     let server = SocketAddrV4::new(IP_B, PORT);
@@ -551,7 +552,7 @@ fn review_syn_to_time_wait_without_listener_keeps_time_wait() {
 /// for the resolution instead of being dropped, so every connection
 /// completes within a few round trips, not after the 1 s initial RTO.
 #[test]
-fn review_syns_beyond_the_arp_queue_go_out_when_the_neighbour_resolves() {
+fn syns_beyond_the_arp_queue_go_out_when_the_neighbour_resolves() {
     let mut a_cfg = config(MAC_A, IP_A);
     a_cfg.arp.pending_per_neighbor = 2;
     let mut net = Pair::new(a_cfg, config(MAC_B, IP_B));
