@@ -63,7 +63,7 @@ fn new_conn(now: Instant, params: ConnParams, state: TcpState) -> TcpConn {
             ts_recent_at: now,
             unacked_bytes: 0,
             mss_est: DEFAULT_MSS.min(local_mss),
-            extra_acks: 0,
+            sack: Default::default(),
             fin_at: None,
         },
         send_buf: SendBuffer::new(config.send_buffer),

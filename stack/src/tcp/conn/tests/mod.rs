@@ -5,6 +5,7 @@ mod close;
 mod handshake;
 mod loss;
 mod robustness;
+mod sack_reporting;
 mod timers;
 mod transfer;
 
