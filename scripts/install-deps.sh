@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what `make test` needs on a fresh Debian machine. Idempotent and quiet
-# when everything is present already.
+# Installs what `make test` needs on a fresh Debian machine: the tools the
+# real-peer tests drive (namespaces, nft loss, ethtool, the Python kernel
+# peer, ping) and cargo-fuzz. Idempotent and quiet when all is present.
 set -euo pipefail
 
 need_apt=()
@@ -12,4 +13,9 @@ if ((${#need_apt[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [[ -z "${SLUICE_DEPS_NO_FUZZ:-}" ]] && ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "install-deps: cargo install cargo-fuzz (about a minute)"
+  cargo install --quiet --locked cargo-fuzz
 fi

@@ -23,8 +23,11 @@
 # both directions (netem is not available on every test machine).
 set -euo pipefail
 
-PEER_NS=sl-peer
-MID_NS=sl-mid
+# SLUICE_NETNS_PREFIX lets two users of this script (a test run and the demo)
+# build their topologies side by side.
+PREFIX=${SLUICE_NETNS_PREFIX:-sl}
+PEER_NS=$PREFIX-peer
+MID_NS=$PREFIX-mid
 PEER_IF=slpeer0
 MID_IF=slmid0
 BRIDGE=br0

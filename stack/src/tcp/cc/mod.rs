@@ -4,8 +4,8 @@
 //! congestion window and slow-start threshold.
 //!
 //! Shared rules implemented here: the initial window (RFC 6928), slow start
-//! with appropriate byte counting limited to L = 2*SMSS (RFC 5681 §3.1,
-//! RFC 3465 §2.2), the restart window after idle (RFC 5681 §4.1), the window
+//! with appropriate byte counting (RFC 5681 §3.1, RFC 3465 §2.1; no per-ACK
+//! cap, see `slow_start_increase`), the restart window after idle (RFC 5681 §4.1), the window
 //! on leaving fast recovery (RFC 6582 §3.2 step 3), and holding ssthresh
 //! across repeated timeouts (RFC 5681 §3.1, after eq. 4), and growing cwnd
 //! only while it is actually used (the idea of RFC 7661 §4.3; see
@@ -24,12 +24,14 @@ use crate::time::{Duration, Instant};
 /// byte counts well inside the 2^31 sequence space.
 pub const MAX_WINDOW: usize = 1 << 30;
 
-/// RFC 3465 §2.2: slow start grows by at most L = 2*SMSS per ACK.
-const ABC_LIMIT_SEGMENTS: usize = 2;
-
-/// Slow-start increase for an ACK of `acked` bytes (RFC 5681 §3.1, RFC 3465).
-fn slow_start_increase(acked: usize, mss: usize) -> usize {
-    acked.min(ABC_LIMIT_SEGMENTS.saturating_mul(mss))
+/// Slow-start increase for an ACK of `acked` bytes: appropriate byte counting
+/// (RFC 3465 §2.1), without §2.2's per-ACK cap of L = 2*SMSS. The cap assumes
+/// one ACK per one or two segments; receivers that batch (Linux's GRO, this
+/// stack's own batch polling) send stretch ACKs as the norm, and with the cap
+/// slow start turns linear. Linux counts every acknowledged segment the same
+/// way (`tcp_slow_start`).
+fn slow_start_increase(acked: usize, _mss: usize) -> usize {
+    acked
 }
 
 /// Keeps a window within `[mss, MAX_WINDOW]`.

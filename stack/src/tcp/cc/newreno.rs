@@ -1,4 +1,4 @@
-//! NewReno window arithmetic: RFC 5681 §3.1 (slow start with RFC 3465
+//! NewReno window arithmetic: RFC 5681 §3.1 (slow start with RFC 3465 §2.1
 //! appropriate byte counting, congestion avoidance, ssthresh = max(FlightSize/2,
 //! 2*SMSS), the one-segment loss window after a timeout), RFC 5681 §4.1 (restart
 //! window) and RFC 6582 §3.2 (window on leaving fast recovery; the inflation and

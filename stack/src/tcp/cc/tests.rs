@@ -58,14 +58,15 @@ fn slow_start_doubles_every_rtt() {
 }
 
 #[test]
-fn slow_start_byte_counting_is_limited_to_two_segments_per_ack() {
+fn slow_start_counts_every_byte_of_a_stretch_ack() {
     for mut cc in [reno(), cubic()] {
+        // One ACK for a whole 10-segment flight (a batching receiver) doubles the window.
         cc.on_ack(Instant::ZERO, 10 * MSS, 10 * MSS, None);
-        assert_eq!(cc.cwnd(), 12 * MSS);
-        cc.on_ack(Instant::ZERO, 500, 10 * MSS, None);
-        assert_eq!(cc.cwnd(), 12 * MSS + 500);
-        cc.on_ack(Instant::ZERO, 0, 10 * MSS, None);
-        assert_eq!(cc.cwnd(), 12 * MSS + 500);
+        assert_eq!(cc.cwnd(), 20 * MSS);
+        cc.on_ack(Instant::ZERO, 500, 20 * MSS, None);
+        assert_eq!(cc.cwnd(), 20 * MSS + 500);
+        cc.on_ack(Instant::ZERO, 0, 20 * MSS, None);
+        assert_eq!(cc.cwnd(), 20 * MSS + 500);
     }
 }
 

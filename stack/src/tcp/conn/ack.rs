@@ -77,6 +77,11 @@ impl TcpConn {
         if let Some(fin_at) = self.rcv.fin_at {
             if fin_at == self.rcv.nxt {
                 self.on_fin(now);
+            } else if fin_at < self.rcv.nxt {
+                // Data beyond the peer's FIN: that FIN was bogus. Forget it
+                // rather than keep a marker that 2^31 bytes later would look
+                // ahead of RCV.NXT again.
+                self.rcv.fin_at = None;
             }
         }
     }

@@ -135,6 +135,7 @@ pub(super) fn on_segment(conn: &mut TcpConn, now: Instant, seg: &TcpRepr, payloa
         conn.timers.rto = None;
         conn.flags.syn_due = false;
         conn.snd.una = conn.snd.una + 1;
+        conn.flags.syn_acked = true;
         conn.snd.nxt = conn.snd.nxt.max(conn.snd.una);
         conn.rtt_sample_for_syn(now, seg);
         conn.rec.retries = 0;

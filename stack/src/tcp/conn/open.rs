@@ -73,7 +73,7 @@ fn new_conn(now: Instant, params: ConnParams, state: TcpState) -> TcpConn {
         scoreboard: Default::default(),
         rec: Recovery {
             active: false,
-            recover: iss,
+            recover: None,
             high_rxt: iss,
             dupacks: 0,
             head_due: false,
@@ -139,6 +139,7 @@ pub(super) fn accept_cookie(
     conn.snd.una = iss + 1;
     conn.snd.nxt = iss + 1;
     conn.snd.max = iss + 1;
+    conn.flags.syn_acked = true;
     conn.rcv.irs = ack.seq - 1;
     conn.rcv.nxt = ack.seq;
     conn.rcv.last_ack_sent = ack.seq;
@@ -263,6 +264,7 @@ impl TcpConn {
         if flags.ack() {
             // Our SYN is acknowledged: ESTABLISHED.
             self.snd.una = seg.ack;
+            self.flags.syn_acked = true;
             self.snd.nxt = self.snd.nxt.max(seg.ack);
             self.rtt_sample_for_syn(now, seg);
             self.timers.rto = None;

@@ -33,7 +33,7 @@ impl TcpConn {
 
     /// Sequence number of the first byte in the send buffer (the SYN occupies ISS).
     pub(super) fn buf_front(&self) -> SeqNum {
-        self.snd.una.max(self.snd.iss + 1)
+        if self.flags.syn_acked { self.snd.una } else { self.snd.iss + 1 }
     }
     /// Sequence number just past the last queued byte.
     pub(super) fn data_end(&self) -> SeqNum {
@@ -92,9 +92,14 @@ impl TcpConn {
         let new_wnd = (seg.window as u32) << self.snd.wscale;
         let window_unchanged = new_wnd == self.snd.wnd;
 
-        // RFC 9293: update the send window from segments that acknowledge at
-        // least SND.UNA and are not older than the last update.
-        if ack >= prior_una && (self.snd.wl1 < seq || (self.snd.wl1 == seq && self.snd.wl2 <= ack)) {
+        // RFC 9293 §3.10.7.4: update the send window from segments that
+        // acknowledge at least SND.UNA and are not older than the last update.
+        // An ACK of new data is always newer (the peer's ACKs only move
+        // forward), so it updates too, as in Linux's tcp_may_update_window:
+        // SND.WL1/WL2 are then refreshed at least once per window of data and
+        // cannot drift 2^31 away from the peer's sequence numbers.
+        let newer = ack > prior_una || self.snd.wl1 < seq || (self.snd.wl1 == seq && self.snd.wl2 <= ack);
+        if ack >= prior_una && newer {
             self.snd.wnd = new_wnd;
             self.snd.max_wnd = self.snd.max_wnd.max(new_wnd);
             self.snd.wl1 = seq;
@@ -150,6 +155,13 @@ impl TcpConn {
         if self.snd.nxt < ack {
             self.snd.nxt = ack;
         }
+        // Markers behind SND.UNA are refreshed now, while they are still
+        // comparable with it (less than 2^31 apart): HighRxt never lags
+        // SND.UNA, and a RecoveryPoint that SND.UNA has passed guards nothing.
+        self.rec.high_rxt = self.rec.high_rxt.max(ack);
+        if self.rec.recover.is_some_and(|recover| ack > recover) {
+            self.rec.recover = None;
+        }
         self.counters.bytes_acked += data_acked as u64;
 
         // RTT: prefer the timed segment (microseconds); fall back to TSecr, which
@@ -200,17 +212,14 @@ impl TcpConn {
 
     /// A cumulative ACK during fast recovery.
     fn on_recovery_ack(&mut self, now: Instant, ack: SeqNum, acked_bytes: usize) {
-        if ack >= self.rec.recover {
+        if self.rec.recover.is_none_or(|recover| ack >= recover) {
             // Full acknowledgment: recovery is over (RFC 6675 §5, RFC 6582 §3.2 step 3).
             self.rec.active = false;
             self.rec.head_due = false;
             self.cc.on_recovery_exit(now, self.snd.max.distance_from(self.snd.una));
             return;
         }
-        if self.flags.sack {
-            // RFC 6675 §5 (C): keep going from where the scoreboard says.
-            self.rec.high_rxt = self.rec.high_rxt.max(self.snd.una);
-        } else {
+        if !self.flags.sack {
             // RFC 6582 §3.2 step 5: a partial ACK retransmits the next hole and deflates cwnd.
             let mss = self.send_mss();
             let mut cwnd = self.cc.cwnd().saturating_sub(acked_bytes);
@@ -232,17 +241,17 @@ impl TcpConn {
         let trigger = if self.flags.sack {
             // RecoveryPoint guard: losses of a previous episode do not start a new one.
             (self.rec.dupacks as usize >= DUP_THRESH || self.scoreboard.is_lost(self.snd.una, mss, DUP_THRESH))
-                && self.snd.una >= self.rec.recover
+                && self.rec.recover.is_none_or(|recover| self.snd.una >= recover)
         } else {
             // RFC 6582 §3.2 step 2: only if the ACK covers more than "recover".
-            self.rec.dupacks as usize >= DUP_THRESH && self.snd.una > self.rec.recover
+            self.rec.dupacks as usize >= DUP_THRESH && self.rec.recover.is_none_or(|recover| self.snd.una > recover)
         };
         if !trigger {
             return;
         }
         let flight = self.snd.max.distance_from(self.snd.una);
         self.rec.active = true;
-        self.rec.recover = self.snd.max;
+        self.rec.recover = Some(self.snd.max);
         self.rec.high_rxt = self.snd.una;
         self.rec.head_due = true;
         self.rec.timed_seq = None;
@@ -305,7 +314,7 @@ impl TcpConn {
                 self.rec.active = false;
                 self.rec.head_due = false;
                 self.rec.dupacks = 0;
-                self.rec.recover = self.snd.max;
+                self.rec.recover = Some(self.snd.max);
                 self.rec.high_rxt = self.snd.una;
                 self.rec.timed_seq = None;
                 self.rec.tsecr_floor = ts_clock(now, self.ts_offset);

@@ -81,9 +81,15 @@ pub(super) struct RecvSeq {
 pub(super) struct Recovery {
     /// In fast recovery (RFC 6675 §5 / RFC 6582 §3.2).
     pub active: bool,
-    /// RecoveryPoint / "recover": HighData when recovery (or the last RTO) started.
-    pub recover: SeqNum,
-    /// End of the highest range retransmitted during this recovery (RFC 6675 HighRxt).
+    /// RecoveryPoint / "recover": HighData when recovery (or the last RTO)
+    /// started, kept only while it still guards against a new episode
+    /// (RFC 6675 §5, RFC 6582 §3.2 step 2): cleared once SND.UNA moves past it,
+    /// so it never goes stale (a marker left 2^31 bytes behind would look
+    /// ahead of SND.UNA and block fast recovery for the next 2^31 bytes).
+    pub recover: Option<SeqNum>,
+    /// End of the highest range retransmitted during this recovery (RFC 6675
+    /// HighRxt). Invariant: SND.UNA <= high_rxt <= HighData (moved up with
+    /// every cumulative ACK), so it can never fall 2^31 behind.
     pub high_rxt: SeqNum,
     /// Duplicate ACKs counted since the last cumulative ACK.
     pub dupacks: u32,
@@ -144,6 +150,10 @@ pub(super) struct Flags {
     pub active_open: bool,
     /// The SYN or SYN-ACK must be (re)transmitted.
     pub syn_due: bool,
+    /// Our SYN has been acknowledged, so SND.UNA is the first byte of the
+    /// send buffer. A flag rather than a comparison with ISS + 1: after 2^31
+    /// bytes the ISS looks *ahead* of SND.UNA in modulo-2^32 arithmetic.
+    pub syn_acked: bool,
     /// An ACK must go out at the next poll.
     pub ack_now: bool,
     /// A zero-window probe is due.

@@ -199,8 +199,10 @@ fn abort_during_recovery_silences_the_connection() {
 #[test]
 fn rtt_is_sampled_from_timestamps_for_retransmitted_data() {
     let config = TcpConfig::default();
-    let mut sim = Sim::established(config, config);
+    // The 100 ms path from the first segment on, so every sample is of it.
+    let mut sim = Sim::new(config, config);
     sim.latency = Duration::from_millis(50);
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.both_in(TcpState::Established)));
     sim.filter = drop_every(4);
     assert!(transfer(&mut sim, A, 200_000, Duration::from_secs(60)));
     let srtt = sim.a().info().srtt_us;

@@ -3,6 +3,7 @@
 
 mod close;
 mod handshake;
+mod long_lived;
 mod loss;
 mod robustness;
 mod sack_reporting;
