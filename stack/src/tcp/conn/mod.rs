@@ -11,10 +11,11 @@
 //! once a connection is CLOSED it transmits nothing ever again.
 //!
 //! Files, one job each: `open` (handshakes, options), `input` (segment
-//! arrival, RFC 5961, PAWS), `ack` (receiving text, delayed ACKs, SACK blocks),
-//! `window` (the advertised window), `send` (segmentation, Nagle, SWS,
-//! probes), `recovery` (ACK processing, fast recovery, RTO), `timers`,
-//! `close`, `info`, `state` (the variables), `lazy_scoreboard`.
+//! arrival, RFC 5961, PAWS), `ack` (receiving text, delayed ACKs),
+//! `sack_report` (which SACK blocks each ACK carries), `window` (the
+//! advertised window), `send` (segmentation, Nagle, SWS, probes), `recovery`
+//! (ACK processing, fast recovery, RTO), `timers`, `close`, `info`, `state`
+//! (the variables), `lazy_scoreboard`.
 
 mod ack;
 mod close;
@@ -23,6 +24,7 @@ mod input;
 mod lazy_scoreboard;
 mod open;
 mod recovery;
+mod sack_report;
 mod send;
 mod state;
 mod timers;

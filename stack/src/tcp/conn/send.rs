@@ -309,7 +309,7 @@ impl TcpConn {
         }
         self.counters.segs_out += 1;
         self.window_advertised(advertised);
-        self.ack_sent(*blocks);
+        self.ack_sent();
         true
     }
 
@@ -325,7 +325,7 @@ impl TcpConn {
         }
         self.counters.segs_out += 1;
         self.window_advertised(advertised);
-        self.ack_sent(blocks);
+        self.ack_sent();
         true
     }
 
@@ -355,7 +355,7 @@ impl TcpConn {
         }
         if syn_ack {
             self.window_advertised(advertised);
-            self.ack_sent(SackBlocks::default());
+            self.ack_sent();
         }
         true
     }

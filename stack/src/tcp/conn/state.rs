@@ -71,7 +71,7 @@ pub(super) struct RecvSeq {
     /// Out-of-order segments owed an immediate ACK each, even when a batch of
     /// them is processed between two polls (the sender counts them, RFC 5681
     /// §4.2), and what each ACK's SACK blocks report (RFC 2018 §4).
-    pub sack: super::ack::SackReport,
+    pub sack: super::sack_report::SackReport,
     /// Sequence number of a FIN that arrived ahead of missing data.
     pub fin_at: Option<SeqNum>,
 }

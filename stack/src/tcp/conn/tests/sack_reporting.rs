@@ -3,7 +3,7 @@
 //! the range holding its segment and repeating the ranges reported just
 //! before, so that every range received is reported.
 
-use super::super::ack::SACK_TRIGGERS;
+use super::super::sack_report::SACK_RUNS;
 use super::*;
 
 /// B's view of one batch: what reached it, what it held, and what it answered.
@@ -29,7 +29,7 @@ fn batch(config: TcpConfig, segments: usize, lost: fn(usize) -> bool, b_sends: u
     let sender = TcpConfig { initial_cwnd_segments: segments as u32, ..config };
     let mut sim = Sim::established(sender, config);
     // Let the timestamp clock move on, so the batch's TSval differs from the handshake's.
-    sim.now = sim.now + Duration::from_millis(50);
+    sim.now += Duration::from_millis(50);
     let mut index = 0;
     sim.filter = Box::new(move |_, p| {
         if p.from == A && p.is_data() {
@@ -44,7 +44,8 @@ fn batch(config: TcpConfig, segments: usize, lost: fn(usize) -> bool, b_sends: u
     let start = sim.log.len();
     assert!(sim.a().send(&pattern(0, segments * 1460, 0)).is_ok());
     sim.transmit();
-    let sent: Vec<Sent> = sim.log[start..].iter().filter(|s| s.packet.from == A && s.packet.is_data()).cloned().collect();
+    let sent: Vec<Sent> =
+        sim.log[start..].iter().filter(|s| s.packet.from == A && s.packet.is_data()).cloned().collect();
     assert_eq!(sent.len(), segments, "A sent the whole batch in one poll");
     let batch_tsval = sent[0].packet.repr.options.timestamps.map(|(tsval, _)| tsval);
     let arrivals: Vec<(SeqNum, SeqNum)> = sent
@@ -77,8 +78,9 @@ fn first_block(packet: &Packet) -> Option<(SeqNum, SeqNum)> {
     packet.repr.options.sack.as_slice().first().copied()
 }
 
-/// The properties every batch must show, with `max_blocks` SACK blocks per ACK.
-fn check_reporting(batch: &Batch, max_blocks: usize) {
+/// The properties every batch must show, with `max_blocks` SACK blocks per
+/// ACK; the first `placed` arrivals are those B remembers individually.
+fn check_reporting(batch: &Batch, max_blocks: usize, placed: usize) {
     let Batch { arrivals, rcv_nxt, held, replies, .. } = batch;
     // The buffer really holds what arrived, out of order.
     assert!(arrivals.iter().all(|&a| a.0 > *rcv_nxt && held.iter().any(|&h| contains(h, a))), "{arrivals:?} {held:?}");
@@ -100,16 +102,19 @@ fn check_reporting(batch: &Batch, max_blocks: usize) {
     }
 
     // (b) The first block of each ACK holds the segment that triggered it
-    // (RFC 2018 §4), for the arrivals whose trigger is remembered.
-    for (i, (reply, arrival)) in replies.iter().zip(arrivals).take(SACK_TRIGGERS).enumerate() {
+    // (RFC 2018 §4), for the arrivals B remembers.
+    for (i, (reply, arrival)) in replies.iter().zip(arrivals).take(placed).enumerate() {
         let first = first_block(reply).expect("a SACK block");
         assert!(contains(first, *arrival), "ACK {i}: first block {first:?} does not hold {arrival:?}");
     }
     // Beyond those, the range of each later arrival still leads some later ACK.
-    if arrivals.len() > SACK_TRIGGERS {
-        let later_firsts: Vec<_> = replies[SACK_TRIGGERS..].iter().filter_map(first_block).collect();
-        for arrival in &arrivals[SACK_TRIGGERS..] {
-            assert!(later_firsts.iter().any(|&f| contains(f, *arrival)), "{arrival:?} never led an ACK: {later_firsts:?}");
+    if arrivals.len() > placed {
+        let later_firsts: Vec<_> = replies[placed..].iter().filter_map(first_block).collect();
+        for arrival in &arrivals[placed..] {
+            assert!(
+                later_firsts.iter().any(|&f| contains(f, *arrival)),
+                "{arrival:?} never led an ACK: {later_firsts:?}"
+            );
         }
     }
 
@@ -119,7 +124,10 @@ fn check_reporting(batch: &Batch, max_blocks: usize) {
         for (i, reply) in replies.iter().enumerate() {
             let first = first_block(reply).expect("a SACK block");
             for later in replies.iter().skip(i + 1).take(2) {
-                assert!(later.repr.options.sack.as_slice().contains(&first), "ACK {i}'s {first:?} not repeated: {later:?}");
+                assert!(
+                    later.repr.options.sack.as_slice().contains(&first),
+                    "ACK {i}'s {first:?} not repeated: {later:?}"
+                );
             }
         }
     }
@@ -136,7 +144,7 @@ fn check_reporting(batch: &Batch, max_blocks: usize) {
 
 /// Drops A's segments 0, 2, 4, ...: every arrival is its own range.
 fn even(i: usize) -> bool {
-    i % 2 == 0
+    i.is_multiple_of(2)
 }
 
 #[test]
@@ -147,7 +155,7 @@ fn each_ack_of_a_batch_leads_with_the_range_of_its_own_segment() {
     let batch = batch(TcpConfig::default(), 10, even, 0);
     assert_eq!(batch.arrivals.len(), 5);
     assert_eq!(batch.held.len(), 5);
-    check_reporting(&batch, 3);
+    check_reporting(&batch, 3, 5);
 }
 
 #[test]
@@ -156,7 +164,7 @@ fn ranges_that_grow_within_a_batch_are_reported_as_they_stand() {
     // ACKs lead with the same (whole) range.
     let batch = batch(TcpConfig::default(), 20, |i| i % 4 == 0, 0);
     assert_eq!(batch.held.len(), 5);
-    check_reporting(&batch, 3);
+    check_reporting(&batch, 3, 15);
     for reply in &batch.replies {
         for block in reply.repr.options.sack.as_slice() {
             assert_eq!(block.1.distance_from(block.0), 3 * 1448, "{block:?}");
@@ -165,14 +173,28 @@ fn ranges_that_grow_within_a_batch_are_reported_as_they_stand() {
 }
 
 #[test]
-fn a_batch_larger_than_the_remembered_triggers_still_reports_every_range() {
-    // Segments 0, 3, 6, ... lost: 30 arrivals into 15 ranges, more arrivals
-    // than the receiver remembers individually.
+fn a_long_run_of_segments_after_a_hole_is_remembered_whole() {
+    // Segments 0 and 20 lost: 43 arrivals in two runs, each ACK leading with
+    // the range its own segment extended.
+    let batch = batch(TcpConfig::default(), 45, |i| i == 0 || i == 20, 0);
+    assert_eq!(batch.arrivals.len(), 43);
+    assert_eq!(batch.held.len(), 2);
+    check_reporting(&batch, 3, 43);
+    let second_hole_at = batch.arrivals[19].0;
+    for (reply, arrival) in batch.replies.iter().zip(&batch.arrivals) {
+        assert_eq!(first_block(reply).map(|b| b.0 == second_hole_at), Some(arrival.0 >= second_hole_at));
+    }
+}
+
+#[test]
+fn a_batch_of_more_runs_than_are_remembered_still_reports_every_range() {
+    // Segments 0, 3, 6, ... lost: 30 arrivals in 15 runs of two, more runs
+    // than the receiver remembers.
     let batch = batch(TcpConfig::default(), 45, |i| i % 3 == 0, 0);
     assert_eq!(batch.arrivals.len(), 30);
-    assert!(batch.arrivals.len() > SACK_TRIGGERS);
     assert_eq!(batch.held.len(), 15);
-    check_reporting(&batch, 3);
+    assert!(batch.held.len() > SACK_RUNS);
+    check_reporting(&batch, 3, 2 * SACK_RUNS);
 }
 
 #[test]
@@ -180,7 +202,7 @@ fn without_timestamps_four_blocks_are_reported() {
     let config = TcpConfig { timestamps: false, ..TcpConfig::default() };
     let batch = batch(config, 14, even, 0);
     assert_eq!(batch.held.len(), 7);
-    check_reporting(&batch, 4);
+    check_reporting(&batch, 4, SACK_RUNS);
     assert!(batch.replies.iter().skip(3).all(|r| r.repr.options.sack.len() == 4));
     assert!(batch.replies.iter().all(|r| r.repr.options.timestamps.is_none()));
 }
@@ -214,7 +236,7 @@ fn a_data_segment_answers_one_arrival_and_pure_acks_answer_the_rest() {
     let data: Vec<&Packet> = batch.replies.iter().filter(|r| r.is_data()).collect();
     assert_eq!(data.len(), 1);
     assert!(batch.replies[0].is_data());
-    check_reporting(&batch, 3);
+    check_reporting(&batch, 3, 5);
 }
 
 /// Tracks which sequence ranges reached B (a sorted, merged list).
@@ -298,11 +320,7 @@ fn random_loss_and_reordering_never_make_the_sender_resend_what_the_receiver_had
         if sent_up_to.is_some_and(|high| repr.seq < high) {
             retransmissions += 1;
             // The last ACK from B that reached A by now.
-            let last_ack = log
-                .iter()
-                .filter(|s| s.packet.from == B && s.at + latency <= at)
-                .map(|s| s.at)
-                .max();
+            let last_ack = log.iter().filter(|s| s.packet.from == B && s.at + latency <= at).map(|s| s.at).max();
             if let Some(ack_at) = last_ack {
                 // What B held when it sent that ACK.
                 let mut received = Received::default();
@@ -320,5 +338,10 @@ fn random_loss_and_reordering_never_make_the_sender_resend_what_the_receiver_had
     }
     assert!(retransmissions > 20, "the loss pattern caused retransmissions: {retransmissions}");
     eprintln!("STATS retrans {retransmissions} needless {}", needless.len());
-    assert!(needless.is_empty(), "{} of {retransmissions} retransmissions resent what B had: {:?}", needless.len(), &needless[..needless.len().min(5)]);
+    assert!(
+        needless.is_empty(),
+        "{} of {retransmissions} retransmissions resent what B had: {:?}",
+        needless.len(),
+        &needless[..needless.len().min(5)]
+    );
 }
