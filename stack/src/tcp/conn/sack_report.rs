@@ -75,17 +75,24 @@ impl SackReport {
         self.arrivals.saturating_sub(self.answered) as usize
     }
 
-    /// What arrival `index` of the batch landed in: a byte of its range, or
-    /// `None` for an arrival past the runs.
+    /// Each run as the index of its first arrival and a byte of its range.
+    fn runs(&self) -> impl Iterator<Item = (usize, SeqNum)> + '_ {
+        let lens = self.run_len.iter().take(self.runs as usize);
+        let firsts = lens.scan(0, |first, &len| {
+            let this = *first;
+            *first += len as usize;
+            Some(this)
+        });
+        firsts.zip(self.run_seq.iter().copied())
+    }
+
+    /// A byte of the range arrival `index` of the batch landed in, or `None`
+    /// for an arrival past the runs.
     fn arrival(&self, index: usize) -> Option<SeqNum> {
-        let mut first = 0;
-        for (&seq, &len) in self.run_seq.iter().zip(&self.run_len).take(self.runs as usize) {
-            first += len as usize;
-            if index < first {
-                return Some(seq);
-            }
+        if index >= self.placed() {
+            return None;
         }
-        None
+        self.runs().take_while(|&(first, _)| first <= index).last().map(|(_, seq)| seq)
     }
 
     /// An ACK went out: it answered the oldest arrival still owed one.
@@ -104,9 +111,7 @@ impl TcpConn {
     /// placed in the receive buffer: it is owed an ACK of its own.
     pub(super) fn out_of_order_arrival(&mut self, seq: SeqNum) {
         let same_range = match (self.rcv.sack.last_placed(), self.out_of_order_range_holding(seq)) {
-            (Some(previous), Some((start, end))) => {
-                previous >= self.rcv.nxt && (start..end).contains(&previous.distance_from(self.rcv.nxt))
-            }
+            (Some(previous), Some(range)) => self.range_holds(range, previous),
             _ => false,
         };
         self.rcv.sack.arrived(seq, same_range);
@@ -136,33 +141,49 @@ impl TcpConn {
                 blocks.push(block.0, block.1);
             }
         };
-        if self.rcv.sack.owed() > 0 {
-            // This ACK answers arrival `answered`; the ones before it led the
-            // previous ACKs of the batch.
-            for index in (0..=self.rcv.sack.answered as usize).rev() {
+        // The arrival this ACK answers; the ones before it led the previous ACKs of the batch.
+        let answering = (self.rcv.sack.owed() > 0).then_some(self.rcv.sack.answered as usize);
+        if let Some(answering) = answering {
+            for index in (0..=answering).rev() {
                 if let Some(range) = self.arrival_range(index) {
                     add(range);
                 }
             }
         }
-        for range in self.recv_buf.out_of_order_ranges() {
-            add(range);
+        // Then the other ranges, most recently changed first, except those
+        // holding only arrivals later ACKs answer: a range above a hole that a
+        // later arrival filled, reported before that arrival, tells the sender
+        // the hole's segment is lost, which a receiver ACKing each segment on
+        // arrival never does.
+        for (position, range) in self.recv_buf.out_of_order_ranges().enumerate() {
+            if answering.is_none_or(|answering| !self.leads_later_ack(answering, position, range)) {
+                add(range);
+            }
         }
         blocks
     }
 
+    /// Whether an ACK after the one answering arrival `answering` leads with
+    /// `range`, at `position` in the recency order.
+    fn leads_later_ack(&self, answering: usize, position: usize, range: (usize, usize)) -> bool {
+        let report = &self.rcv.sack;
+        // Later arrivals past the runs lead with the recency positions below their count.
+        let later_unplaced = (report.arrivals as usize).saturating_sub(report.placed().max(answering + 1));
+        position < later_unplaced || report.runs().any(|(first, seq)| first > answering && self.range_holds(range, seq))
+    }
+
     /// The range arrival `index` of the batch landed in. For an arrival past
-    /// the runs: each arrival moves its range to the front of the recency
-    /// order, so the last `n` arrivals landed among the first `n` ranges; the
-    /// ACKs owed to them lead with recency positions `n - 1` down to 0
-    /// (cycling when there are fewer ranges), which leads with each of those
-    /// ranges at least once and ends with the newest.
+    /// the runs, a range no later arrival touched, if one can be told: each
+    /// arrival moves its range to the front of the recency order, so the
+    /// arrivals after it touched at most the first `arrivals - 1 - index`
+    /// ranges and the range at that position was touched last by this
+    /// arrival or an earlier one. Counting down to position 0 over the ACKs
+    /// owed, each range the unplaced arrivals touched leads one of them.
     fn arrival_range(&self, index: usize) -> Option<(usize, usize)> {
         match self.rcv.sack.arrival(index) {
             Some(seq) => self.out_of_order_range_holding(seq),
             None => {
-                let count = self.recv_buf.out_of_order_ranges().count();
-                let position = (self.rcv.sack.arrivals as usize).checked_sub(index + 1)?.checked_rem(count)?;
+                let position = (self.rcv.sack.arrivals as usize).checked_sub(index + 1)?;
                 self.recv_buf.out_of_order_ranges().nth(position)
             }
         }
@@ -171,10 +192,11 @@ impl TcpConn {
     /// The out-of-order range (offsets from RCV.NXT) holding `seq`; None once
     /// it is acknowledged cumulatively, or if it was never stored.
     fn out_of_order_range_holding(&self, seq: SeqNum) -> Option<(usize, usize)> {
-        if seq < self.rcv.nxt {
-            return None;
-        }
-        let offset = seq.distance_from(self.rcv.nxt);
-        self.recv_buf.out_of_order_ranges().find(|&(start, end)| (start..end).contains(&offset))
+        self.recv_buf.out_of_order_ranges().find(|&range| self.range_holds(range, seq))
+    }
+
+    /// Whether the out-of-order range `(start, end)` (offsets from RCV.NXT) holds `seq`.
+    fn range_holds(&self, (start, end): (usize, usize), seq: SeqNum) -> bool {
+        seq >= self.rcv.nxt && (start..end).contains(&seq.distance_from(self.rcv.nxt))
     }
 }
