@@ -62,6 +62,8 @@ impl TcpConn {
             // one ACK per out-of-order segment even if several arrive between two polls.
             if offset > 0 {
                 self.out_of_order_arrival(start);
+            } else {
+                self.rcv.sack.acknowledged(self.rcv.nxt);
             }
             self.flags.ack_now = true;
         } else if advanced > 0 {
@@ -94,7 +96,7 @@ impl TcpConn {
     /// and so is one out-of-order arrival; while others are still owed an
     /// ACK of their own (a data segment carried this one), one stays due.
     pub(super) fn ack_sent(&mut self) {
-        self.rcv.sack.ack_sent();
+        self.rcv.sack.ack_sent(self.rcv.nxt);
         self.flags.ack_now = self.rcv.sack.owed() > 0;
         self.timers.delayed_ack = None;
         self.rcv.unacked_bytes = 0;

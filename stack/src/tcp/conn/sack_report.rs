@@ -95,14 +95,36 @@ impl SackReport {
         self.runs().take_while(|&(first, _)| first <= index).last().map(|(_, seq)| seq)
     }
 
-    /// An ACK went out: it answered the oldest arrival still owed one.
-    pub(super) fn ack_sent(&mut self) {
-        if self.owed() > 0 {
+    /// Whether arrival `index` has been acknowledged cumulatively since.
+    fn superseded(&self, index: usize, rcv_nxt: SeqNum) -> bool {
+        self.arrival(index).is_some_and(|seq| seq < rcv_nxt)
+    }
+
+    /// RCV.NXT moved to `rcv_nxt`: arrivals below it need no ACK of their own
+    /// any more (a gap below them was filled), so skip those next in line.
+    /// Their duplicate ACKs would now repeat the new cumulative ACK, which
+    /// the sender counts as evidence that the next hole is lost.
+    pub(super) fn acknowledged(&mut self, rcv_nxt: SeqNum) {
+        while self.owed() > 0 && self.superseded(self.answered as usize, rcv_nxt) {
             self.answered += 1;
         }
         if self.owed() == 0 {
             *self = SackReport::default();
         }
+    }
+
+    /// ACKs still owed with RCV.NXT at `rcv_nxt`.
+    fn live(&self, rcv_nxt: SeqNum) -> usize {
+        (self.answered as usize..self.arrivals as usize).filter(|&i| !self.superseded(i, rcv_nxt)).count()
+    }
+
+    /// An ACK went out with RCV.NXT at `rcv_nxt`: it answered the oldest
+    /// arrival still owed one.
+    pub(super) fn ack_sent(&mut self, rcv_nxt: SeqNum) {
+        if self.owed() > 0 {
+            self.answered += 1;
+        }
+        self.acknowledged(rcv_nxt);
     }
 }
 
@@ -121,7 +143,7 @@ impl TcpConn {
     /// out-of-order arrival not yet answered (the sender counts duplicate
     /// ACKs, RFC 5681 §4.2, and Linux sends one per segment), otherwise one.
     pub(super) fn acks_owed(&self) -> usize {
-        self.rcv.sack.owed().max(1)
+        self.rcv.sack.live(self.rcv.nxt).max(1)
     }
 
     /// SACK blocks for the next segment we send, as many as fit next to the

@@ -354,3 +354,47 @@ fn random_loss_and_reordering_never_make_the_sender_resend_what_the_receiver_had
         &needless[..needless.len().min(5)]
     );
 }
+
+#[test]
+fn arrivals_a_filled_gap_acknowledged_get_no_duplicate_ack_of_their_own() {
+    // A's segments 0 and 4 are lost; 1-3 and 5-7 reach B together, and so
+    // does a late copy of 0, which moves RCV.NXT up to the hole at 4. The
+    // duplicate ACKs owed to 1-3 would now repeat that new cumulative ACK and
+    // count as evidence that 4 is lost: only 5-7 get one each.
+    let config = TcpConfig { initial_cwnd_segments: 8, ..TcpConfig::default() };
+    let mut sim = Sim::established(config, config);
+    let mut index = 0;
+    sim.filter = Box::new(move |_, p| {
+        if p.from == A && p.is_data() {
+            index += 1;
+            if index == 1 || index == 5 {
+                return Verdict::Drop;
+            }
+        }
+        Verdict::Deliver
+    });
+    let start = sim.log.len();
+    assert!(sim.a().send(&pattern(0, 8 * 1460, 0)).is_ok());
+    sim.transmit();
+    let data: Vec<Packet> = sim.log[start..]
+        .iter()
+        .filter(|s| s.packet.from == A && s.packet.is_data())
+        .map(|s| s.packet.clone())
+        .collect();
+    assert_eq!(data.len(), 8);
+    assert!(sim.step());
+    let late = &data[0];
+    sim.inject(B, late.repr, &late.payload);
+    let hole = data[4].repr.seq;
+    assert_eq!(sim.b().rcv.nxt, hole);
+
+    let before = sim.log.len();
+    sim.transmit();
+    let replies: Vec<&Packet> = sim.log[before..].iter().filter(|s| s.packet.from == B).map(|s| &s.packet).collect();
+    assert_eq!(replies.len(), 3, "{replies:#?}");
+    let held = (data[5].repr.seq, data[7].repr.seq + data[7].repr.payload_len);
+    for reply in replies {
+        assert_eq!(reply.repr.ack, hole);
+        assert_eq!(reply.repr.options.sack.as_slice(), &[held]);
+    }
+}
