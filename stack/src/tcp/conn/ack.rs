@@ -68,8 +68,13 @@ impl TcpConn {
             self.flags.ack_now = true;
         } else if advanced > 0 {
             self.rcv.unacked_bytes = self.rcv.unacked_bytes.saturating_add(advanced as u32);
-            // At least every second full-sized segment.
-            if self.rcv.unacked_bytes as usize >= 2 * self.rcv.mss_est as usize {
+            // At least every second full-sized segment, and every segment while
+            // the connection is fresh, as Linux's quick-ACK mode does
+            // (tcp_incr_quickack on the first data): a first request written in
+            // two parts would otherwise wait on this ACK behind Nagle, and a
+            // slow start grows with each ACK.
+            let quick = self.rcv.quick_acks > 0;
+            if quick || self.rcv.unacked_bytes as usize >= 2 * self.rcv.mss_est as usize {
                 self.flags.ack_now = true;
             } else if self.timers.delayed_ack.is_none() {
                 self.timers.delayed_ack = Some(now + self.config.delayed_ack);
@@ -98,6 +103,9 @@ impl TcpConn {
     pub(super) fn ack_sent(&mut self) {
         self.rcv.sack.ack_sent(self.rcv.nxt);
         self.flags.ack_now = self.rcv.sack.owed() > 0;
+        if self.rcv.unacked_bytes > 0 {
+            self.rcv.quick_acks = self.rcv.quick_acks.saturating_sub(1);
+        }
         self.timers.delayed_ack = None;
         self.rcv.unacked_bytes = 0;
         self.rcv.last_ack_sent = self.rcv.nxt;

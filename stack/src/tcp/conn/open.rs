@@ -63,6 +63,7 @@ fn new_conn(now: Instant, params: ConnParams, state: TcpState) -> TcpConn {
             ts_recent_at: now,
             unacked_bytes: 0,
             mss_est: DEFAULT_MSS.min(local_mss),
+            quick_acks: super::state::QUICK_ACKS_AT_START,
             sack: Default::default(),
             fin_at: None,
         },

@@ -19,6 +19,9 @@ pub(super) const PAWS_IDLE_LIMIT_MS: u64 = 24 * 24 * 3600 * 1000;
 pub(super) const CHALLENGE_ACKS_PER_SEC: u8 = 10;
 /// ACKs owed to out-of-order segments at the most between two polls.
 pub(super) const MAX_EXTRA_ACKS: u8 = 64;
+/// Segments acknowledged at once when a connection starts receiving (Linux's
+/// quick-ACK mode, TCP_MAX_QUICKACKS).
+pub(super) const QUICK_ACKS_AT_START: u8 = 16;
 
 /// Send sequence space (RFC 9293 §3.3.1, Figure 4).
 #[derive(Clone, Copy, Debug)]
@@ -68,6 +71,8 @@ pub(super) struct RecvSeq {
     pub unacked_bytes: u32,
     /// Largest segment payload seen, our estimate of the peer's MSS (Linux's rcv_mss).
     pub mss_est: u16,
+    /// ACKs of new in-order data still sent without delay (quick-ACK mode).
+    pub quick_acks: u8,
     /// Out-of-order segments owed an immediate ACK each, even when a batch of
     /// them is processed between two polls (the sender counts them, RFC 5681
     /// §4.2), and what each ACK's SACK blocks report (RFC 2018 §4).
