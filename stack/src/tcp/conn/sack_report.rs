@@ -8,8 +8,13 @@
 //! range each arrival landed in and, for the k-th ACK of the batch, report the
 //! range of arrival k, then those of arrivals k-1, k-2, ... (what the ACKs
 //! just before it led with), then the remaining ranges, most recently changed
-//! first. Reporting only the newest ranges to every ACK of a batch leaves the
-//! older ranges of a large batch unreported, and the sender resends them.
+//! first, except those only later arrivals landed in. Reporting only the
+//! newest ranges to every ACK of a batch left the older ranges of a large
+//! batch unreported, and the sender resent them.
+//!
+//! The sequence numbers remembered stay within a receive window of RCV.NXT:
+//! they are forgotten as soon as no ACK is owed, and the peer cannot send
+//! past the window we advertise without our ACKs.
 
 use super::TcpConn;
 use super::state::MAX_EXTRA_ACKS;
@@ -86,13 +91,19 @@ impl SackReport {
         firsts.zip(self.run_seq.iter().copied())
     }
 
-    /// A byte of the range arrival `index` of the batch landed in, or `None`
-    /// for an arrival past the runs.
-    fn arrival(&self, index: usize) -> Option<SeqNum> {
+    /// The run arrival `index` of the batch belongs to (the index of its
+    /// first arrival and a byte of its range), or `None` past the runs.
+    fn run_of(&self, index: usize) -> Option<(usize, SeqNum)> {
         if index >= self.placed() {
             return None;
         }
-        self.runs().take_while(|&(first, _)| first <= index).last().map(|(_, seq)| seq)
+        self.runs().take_while(|&(first, _)| first <= index).last()
+    }
+
+    /// A byte of the range arrival `index` of the batch landed in, or `None`
+    /// for an arrival past the runs.
+    fn arrival(&self, index: usize) -> Option<SeqNum> {
+        self.run_of(index).map(|(_, seq)| seq)
     }
 
     /// Whether arrival `index` has been acknowledged cumulatively since.
@@ -156,21 +167,24 @@ impl TcpConn {
         }
         // 40 option bytes: 4 blocks alone, 3 next to timestamps (RFC 2018 §3).
         let max = if self.flags.timestamps { 3 } else { SackBlocks::MAX };
+        // Adds a block unless already there; true once the option is full.
         let mut add = |(start, end): (usize, usize)| {
             let block = (self.rcv.nxt + start, self.rcv.nxt + end);
             // Ranges are disjoint, so a range already reported is equal, not overlapping.
             if blocks.len() < max && !blocks.as_slice().contains(&block) {
                 blocks.push(block.0, block.1);
             }
+            blocks.len() == max
         };
         // The arrival this ACK answers; the ones before it led the previous ACKs of the batch.
         let answering = (self.rcv.sack.owed() > 0).then_some(self.rcv.sack.answered as usize);
-        if let Some(answering) = answering {
-            for index in (0..=answering).rev() {
-                if let Some(range) = self.arrival_range(index) {
-                    add(range);
-                }
+        let mut index = answering;
+        while let Some(i) = index {
+            if self.arrival_range(i).is_some_and(&mut add) {
+                return blocks;
             }
+            // The arrivals of a run share its range: go on from the run before.
+            index = self.rcv.sack.run_of(i).map_or(i, |(first, _)| first).checked_sub(1);
         }
         // Then the other ranges, most recently changed first, except those
         // holding only arrivals later ACKs answer: a range above a hole that a
@@ -178,8 +192,8 @@ impl TcpConn {
         // the hole's segment is lost, which a receiver ACKing each segment on
         // arrival never does.
         for (position, range) in self.recv_buf.out_of_order_ranges().enumerate() {
-            if answering.is_none_or(|answering| !self.leads_later_ack(answering, position, range)) {
-                add(range);
+            if answering.is_none_or(|answering| !self.leads_later_ack(answering, position, range)) && add(range) {
+                break;
             }
         }
         blocks
