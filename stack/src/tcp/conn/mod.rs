@@ -11,11 +11,12 @@
 //! once a connection is CLOSED it transmits nothing ever again.
 //!
 //! Files, one job each: `open` (handshakes, options), `input` (segment
-//! arrival, RFC 5961, PAWS), `ack` (receiving text, delayed ACKs, SACK blocks),
-//! `window` (the advertised window), `send` (segmentation, Nagle, SWS,
-//! probes), `recovery` (ACK processing, fast recovery, RTO),
-//! `lost_retransmission` (RACK-style detection of lost retransmissions), `timers`,
-//! `close`, `info`, `state` (the variables), `lazy_scoreboard`.
+//! arrival, RFC 5961, PAWS), `ack` (receiving text, delayed ACKs),
+//! `sack_report` (which SACK blocks each ACK carries), `window` (the
+//! advertised window), `send` (segmentation, Nagle, SWS, probes), `recovery`
+//! (ACK processing, fast recovery, RTO), `lost_retransmission` (RACK-style
+//! detection of lost retransmissions), `timers`, `close`, `info`, `state`
+//! (the variables), `lazy_scoreboard`.
 
 mod ack;
 mod close;
@@ -25,6 +26,7 @@ mod lazy_scoreboard;
 mod lost_retransmission;
 mod open;
 mod recovery;
+mod sack_report;
 mod send;
 mod state;
 mod timers;

@@ -71,8 +71,8 @@ pub(super) fn poll_transmit(conn: &mut TcpConn, now: Instant, budget: &mut TxBud
         }
     }
     if conn.flags.ack_now && !report.blocked && conn.state != TcpState::SynSent {
-        // Duplicate ACKs owed for out-of-order segments processed since the last poll.
-        let copies = 1 + conn.rcv.extra_acks as usize;
+        // One ACK per out-of-order segment processed since the last poll.
+        let copies = conn.acks_owed();
         // SEQ is the highest sequence number sent, not a pulled-back SND.NXT:
         // the peer only accepts an empty segment at or above its RCV.NXT.
         for _ in 0..copies {

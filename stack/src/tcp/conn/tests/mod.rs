@@ -7,6 +7,7 @@ mod handshake;
 mod long_lived;
 mod loss;
 mod robustness;
+mod sack_reporting;
 mod timers;
 mod transfer;
 
