@@ -31,7 +31,7 @@ pub type RequestBody = [u8; REQUEST_BODY_SIZE];
 pub struct RequestRingParts {
     /// Producers' shared claim counter (app-written; the daemon never reads it).
     pub tail: SharedU64,
-    /// `capacity × 64` bytes of slots; the capacity is a power of two.
+    /// `capacity × 64` bytes of slots; the capacity is a power of two, at least 2.
     pub slots: Region,
 }
 
@@ -41,7 +41,9 @@ pub struct RequestRingFull;
 
 fn capacity(slots: &Region) -> Result<u64, LayoutError> {
     let cap = slots.len() / REQUEST_SLOT_SIZE;
-    if !cap.is_power_of_two() || cap * REQUEST_SLOT_SIZE != slots.len() {
+    // One slot is not enough: a published slot's `seq = pos + 1` would equal
+    // the free value `pos + cap` of the next lap.
+    if cap < 2 || !cap.is_power_of_two() || cap * REQUEST_SLOT_SIZE != slots.len() {
         return Err(LayoutError::BadCapacity { capacity: cap });
     }
     // Slot words must be 8-aligned; checking the first covers all of them.
@@ -191,7 +193,7 @@ mod tests {
 
     #[test]
     fn rejects_capacities_that_are_not_powers_of_two() {
-        for cap in [0usize, 3, 6] {
+        for cap in [0usize, 1, 3, 6] {
             let region = Region::heap(cap * REQUEST_SLOT_SIZE + 8);
             let parts = RequestRingParts {
                 tail: region.shared_u64(0).unwrap(),
