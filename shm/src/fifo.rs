@@ -19,8 +19,11 @@
 //! the consumer stores `head` with Release after its copy, and the producer
 //! loads it with Acquire before overwriting the freed bytes.
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering;
+
+use crate::os;
 
 use crate::region::{LayoutError, RawSpan, Region, SharedU32};
 use crate::violation::Violation;
@@ -200,6 +203,23 @@ impl FifoProducer {
         self.publish(n as u32);
     }
 
+    /// Reads from `fd` (a file or socket) straight into the free space with
+    /// one `readv`, and publishes what arrived. A peer violation is returned
+    /// as `ErrorKind::InvalidData` wrapping the [`Violation`].
+    pub fn fill_from(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        let spans = self
+            .writable_spans()
+            .map_err(|v| io::Error::new(io::ErrorKind::InvalidData, v))?;
+        if spans[0].is_empty() {
+            return Ok(0);
+        }
+        // SAFETY: the spans are the fifo's free space inside `self.ring.data`,
+        // which `self` keeps mapped; only this producer writes free space.
+        let n = unsafe { os::readv_spans(fd, &spans) }?;
+        self.commit(n);
+        Ok(n)
+    }
+
     fn publish(&mut self, n: u32) {
         if n == 0 {
             return;
@@ -322,6 +342,24 @@ impl FifoConsumer {
         self.release(n as u32);
     }
 
+    /// Writes the readable bytes to `fd` with one `writev` and consumes
+    /// what was written. A peer violation is returned as
+    /// `ErrorKind::InvalidData` wrapping the [`Violation`].
+    pub fn drain_to(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        let spans = self
+            .readable_spans()
+            .map_err(|v| io::Error::new(io::ErrorKind::InvalidData, v))?;
+        if spans[0].is_empty() {
+            return Ok(0);
+        }
+        // SAFETY: the spans lie inside `self.ring.data`, which `self` keeps
+        // mapped; the kernel only reads them (a concurrent write by a hostile
+        // peer changes the bytes sent, never memory safety).
+        let n = unsafe { os::writev_spans(fd, &spans) }?;
+        self.consume(n);
+        Ok(n)
+    }
+
     fn release(&mut self, n: u32) {
         if n == 0 {
             return;
@@ -434,6 +472,34 @@ mod tests {
         c.consume(3);
         assert_eq!(c.readable().unwrap(), 0);
         assert_eq!(p.free().unwrap(), 8);
+    }
+
+    #[test]
+    fn fill_from_and_drain_to_move_bytes_through_a_socket_without_a_copy() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsFd;
+        use std::os::unix::net::UnixStream;
+        let (mut p, mut c, _r) = pair(8, 5);
+        let (mut app, daemon) = UnixStream::pair().unwrap();
+        app.write_all(b"0123456789").unwrap();
+        assert_eq!(
+            p.fill_from(daemon.as_fd()).unwrap(),
+            8,
+            "one readv fills both wrapped pieces"
+        );
+        assert_eq!(
+            c.drain_to(daemon.as_fd()).unwrap(),
+            8,
+            "one writev drains both pieces"
+        );
+        assert_eq!(c.drain_to(daemon.as_fd()).unwrap(), 0, "nothing left");
+        let mut out = [0u8; 8];
+        app.read_exact(&mut out).unwrap();
+        assert_eq!(&out, b"01234567");
+        assert_eq!(p.fill_from(daemon.as_fd()).unwrap(), 2);
+        let mut rest = [0u8; 2];
+        assert_eq!(c.read(&mut rest).unwrap(), 2);
+        assert_eq!(&rest, b"89");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use crate::region::Backing;
+use crate::region::{Backing, RawSpan};
 
 /// Calls a libc function, turning its `-1` into the thread's `errno`.
 /// Each use is an `unsafe` call: the call site's `// SAFETY:` comment covers
@@ -64,6 +64,34 @@ pub fn file_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
     // SAFETY: `st` is a valid, writable `stat` for the call's duration.
     syscall!(fstat(fd.as_raw_fd(), &mut st))?;
     u64::try_from(st.st_size).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// `readv` into up to two spans of shared memory.
+///
+/// # Safety
+/// Each span must be valid for writes of its length for the whole call, and
+/// nothing else may be using those bytes (a fifo's free space, owned by its
+/// producer).
+pub(crate) unsafe fn readv_spans(fd: BorrowedFd<'_>, spans: &[RawSpan; 2]) -> io::Result<usize> {
+    let iov = spans.map(|s| s.to_iovec());
+    let count = if spans[1].is_empty() { 1 } else { 2 };
+    // SAFETY: the caller guarantees the iovecs name writable memory; `iov`
+    // lives for the call.
+    let n = syscall!(readv(fd.as_raw_fd(), iov.as_ptr(), count))?;
+    Ok(n as usize)
+}
+
+/// `writev` from up to two spans of shared memory.
+///
+/// # Safety
+/// Each span must be valid for reads of its length for the whole call.
+pub(crate) unsafe fn writev_spans(fd: BorrowedFd<'_>, spans: &[RawSpan; 2]) -> io::Result<usize> {
+    let iov = spans.map(|s| s.to_iovec());
+    let count = if spans[1].is_empty() { 1 } else { 2 };
+    // SAFETY: the caller guarantees the iovecs name readable memory; `iov`
+    // lives for the call.
+    let n = syscall!(writev(fd.as_raw_fd(), iov.as_ptr(), count))?;
+    Ok(n as usize)
 }
 
 /// Whether a mapping may be written.
