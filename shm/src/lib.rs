@@ -32,7 +32,7 @@ pub use handle::SessionHandle;
 pub use region::{Backing, LayoutError, RawSpan, Region, SharedU32, SharedU64};
 pub use request_ring::{RequestConsumer, RequestProducer, RequestRingFull};
 pub use violation::Violation;
-pub use wake::{SleepFlag, Waker};
+pub use wake::{FlagWord, SleepFlag, Waker};
 
 /// Version of the shared-memory protocol; both ends must agree at attach.
 pub const PROTO_VERSION: u32 = 1;

@@ -32,7 +32,14 @@
 //! A peer that writes garbage into a flag only changes whether *it* gets
 //! woken: any value other than `SLEEPING` reads as awake.
 
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
+
+// Under `--cfg loom` the fences are loom's, so the model checker in
+// `tests/loom_wake.rs` explores every interleaving of this very code.
+#[cfg(loom)]
+use loom::sync::atomic::fence;
+#[cfg(not(loom))]
+use std::sync::atomic::fence;
 
 use crate::region::SharedU32;
 
@@ -43,16 +50,42 @@ pub const SLEEPING: u32 = 1;
 /// Flag value: a waker has notified this sleep already.
 pub const NOTIFIED: u32 = 2;
 
-/// The sleeping side's flag word. One thread sleeps on a flag at a time.
-#[derive(Clone, Debug)]
-pub struct SleepFlag {
-    word: SharedU32,
+/// The operations the protocol performs on a flag word: a [`SharedU32`] in
+/// a segment, or an atomic of a model checker.
+pub trait FlagWord {
+    /// Relaxed load.
+    fn load(&self) -> u32;
+    /// Relaxed store.
+    fn store(&self, value: u32);
+    /// `SLEEPING → NOTIFIED` (relaxed compare-exchange); whether it happened.
+    fn claim(&self) -> bool;
 }
 
-impl SleepFlag {
+// Relaxed is enough everywhere: the SeqCst fences around these accesses
+// give the ordering (see the module comment).
+impl FlagWord for SharedU32 {
+    fn load(&self) -> u32 {
+        std::ops::Deref::deref(self).load(Ordering::Relaxed)
+    }
+    fn store(&self, value: u32) {
+        std::ops::Deref::deref(self).store(value, Ordering::Relaxed)
+    }
+    fn claim(&self) -> bool {
+        self.compare_exchange(SLEEPING, NOTIFIED, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+/// The sleeping side's flag word. One thread sleeps on a flag at a time.
+#[derive(Clone, Debug)]
+pub struct SleepFlag<W: FlagWord = SharedU32> {
+    word: W,
+}
+
+impl<W: FlagWord> SleepFlag<W> {
     /// The flag in `word`, set to [`AWAKE`].
-    pub fn new(word: SharedU32) -> SleepFlag {
-        word.store(AWAKE, Ordering::Relaxed);
+    pub fn new(word: W) -> SleepFlag<W> {
+        word.store(AWAKE);
         SleepFlag { word }
     }
 
@@ -62,26 +95,26 @@ impl SleepFlag {
     /// timeout, and the caller loops). Returns whether `block` was called.
     /// The caller drains the eventfd after a block.
     pub fn sleep_unless(&self, has_work: impl FnOnce() -> bool, block: impl FnOnce()) -> bool {
-        self.word.store(SLEEPING, Ordering::Relaxed);
+        self.word.store(SLEEPING);
         fence(Ordering::SeqCst);
         let slept = !has_work();
         if slept {
             block();
         }
-        self.word.store(AWAKE, Ordering::Relaxed);
+        self.word.store(AWAKE);
         slept
     }
 }
 
 /// The waking side's view of another side's flag word.
 #[derive(Clone, Debug)]
-pub struct Waker {
-    word: SharedU32,
+pub struct Waker<W: FlagWord = SharedU32> {
+    word: W,
 }
 
-impl Waker {
+impl<W: FlagWord> Waker<W> {
     /// A waker for the flag in `word`.
-    pub fn new(word: SharedU32) -> Waker {
+    pub fn new(word: W) -> Waker<W> {
         Waker { word }
     }
 
@@ -90,13 +123,10 @@ impl Waker {
     /// flag word. Returns whether it notified.
     pub fn wake(&self, notify: impl FnOnce()) -> bool {
         fence(Ordering::SeqCst);
-        if self.word.load(Ordering::Relaxed) != SLEEPING {
+        if self.word.load() != SLEEPING {
             return false;
         }
-        let claimed = self
-            .word
-            .compare_exchange(SLEEPING, NOTIFIED, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok();
+        let claimed = self.word.claim();
         if claimed {
             notify();
         }
@@ -107,7 +137,7 @@ impl Waker {
     /// writing the flag (for a flag in memory this side may only read).
     pub fn wake_read_only(&self, notify: impl FnOnce()) -> bool {
         fence(Ordering::SeqCst);
-        let sleeping = self.word.load(Ordering::Relaxed) == SLEEPING;
+        let sleeping = self.word.load() == SLEEPING;
         if sleeping {
             notify();
         }
@@ -176,7 +206,7 @@ mod tests {
     fn garbage_flag_reads_as_awake() {
         let (_flag, waker) = pair();
         for garbage in [3u32, u32::MAX, NOTIFIED] {
-            waker.word.store(garbage, Ordering::Relaxed);
+            waker.word.store(garbage);
             assert!(!waker.wake(|| panic!("notified a garbage flag")));
             assert!(!waker.wake_read_only(|| panic!("notified a garbage flag")));
         }
