@@ -283,6 +283,22 @@ impl Region {
         Ok(())
     }
 
+    /// Like [`read_at`](Self::read_at), with one volatile load per byte.
+    /// For small records that are decoded after the copy (request bodies):
+    /// a plain `memcpy` lets the optimiser forward later reads of `dst` to
+    /// the shared source, so a field checked in the copy could be re-fetched,
+    /// changed by the peer, from shared memory. Volatile loads are never
+    /// merged or repeated, so each shared byte is read exactly once.
+    pub fn read_volatile_at(&self, offset: usize, dst: &mut [u8]) -> Result<(), LayoutError> {
+        self.check(offset, dst.len())?;
+        for (i, byte) in dst.iter_mut().enumerate() {
+            // SAFETY: offset + i < offset + dst.len() <= self.len (checked);
+            // a raw volatile load forms no reference to the shared byte.
+            *byte = unsafe { ptr::read_volatile(self.base.as_ptr().add(offset + i)) };
+        }
+        Ok(())
+    }
+
     /// Pointer and length of `len` bytes at `offset`, for zero-copy syscalls.
     pub fn span(&self, offset: usize, len: usize) -> Result<RawSpan, LayoutError> {
         self.check(offset, len)?;
@@ -399,6 +415,16 @@ mod tests {
             "offset overflow is an error, not a wrap"
         );
         assert!(r.span(0, 65).is_err());
+    }
+
+    #[test]
+    fn volatile_reads_copy_the_same_bytes_and_check_bounds() {
+        let r = Region::heap(64);
+        r.write_at(8, b"request body").unwrap();
+        let mut out = [0u8; 12];
+        r.read_volatile_at(8, &mut out).unwrap();
+        assert_eq!(&out, b"request body");
+        assert!(r.read_volatile_at(60, &mut out).is_err());
     }
 
     #[test]

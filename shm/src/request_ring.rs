@@ -163,8 +163,10 @@ impl RequestConsumer {
             return None;
         }
         let mut body = [0u8; REQUEST_BODY_SIZE];
+        // Volatile: the body is decoded from this private copy, and the app
+        // must not be able to change a field between its check and its use.
         self.slots
-            .read_at(offset + 8, &mut body)
+            .read_volatile_at(offset + 8, &mut body)
             .expect("slot body in bounds");
         seq.store(self.head.wrapping_add(self.cap), Ordering::Release);
         self.head = self.head.wrapping_add(1);
