@@ -7,6 +7,8 @@
 //! reference, which concurrent writes would make undefined behaviour), and
 //! every index word read from it is checked or clamped before use.
 //!
+//! * [`region`]: the raw, bounds-checked view of shared memory that all of
+//!   the above use; most of the crate's `unsafe` is there.
 //! * [`fifo`]: SPSC byte fifo (session RX/TX data).
 //! * [`request_ring`]: app → daemon requests, many app threads, one daemon worker.
 //! * [`event_ring`]: daemon → app events, many daemon workers, one app consumer.
@@ -14,6 +16,7 @@
 //!   other side sleeps.
 //! * [`os`]: memfd, mmap, eventfd.
 //! * [`handle`]: session handles as `u64`s.
+//! * [`violation`]: what a peer's corrupted index word is reported as.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

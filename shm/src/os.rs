@@ -97,7 +97,8 @@ pub(crate) unsafe fn writev_spans(fd: BorrowedFd<'_>, spans: &[RawSpan; 2]) -> i
 /// Whether a mapping may be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// `PROT_READ`: the app's view of the daemon-written segment.
+    /// `PROT_READ`: the app's view of the daemon-written segment. Writing
+    /// through a [`Region`](crate::Region) on it faults (SIGSEGV).
     ReadOnly,
     /// `PROT_READ | PROT_WRITE`.
     ReadWrite,
