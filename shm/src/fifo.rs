@@ -204,7 +204,9 @@ impl FifoProducer {
     }
 
     /// Reads from `fd` (a file or socket) straight into the free space with
-    /// one `readv`, and publishes what arrived. A peer violation is returned
+    /// one `readv`, and publishes what arrived. `Ok(0)` means end of file or
+    /// a full fifo (without a syscall); [`free`](Self::free) tells which.
+    /// A peer violation is returned
     /// as `ErrorKind::InvalidData` wrapping the [`Violation`].
     pub fn fill_from(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
         let spans = self
