@@ -8,7 +8,7 @@
 use super::Ipv4Addr;
 
 /// Folds a wide end-around-carry sum to 16 bits.
-fn fold(mut sum: u64) -> u16 {
+pub(crate) fn fold(mut sum: u64) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -48,6 +48,12 @@ fn block_sum(bytes: &[u8]) -> u32 {
         acc += u16::from_ne_bytes([*last, 0]) as u32;
     }
     acc
+}
+
+/// Ones-complement sum of 16-bit words held as integers (header fields
+/// summed from their values rather than read back from a buffer).
+pub(crate) fn words(words: &[u16]) -> u16 {
+    fold(words.iter().map(|&w| w as u64).sum())
 }
 
 /// Ones-complement sum of partial sums.
