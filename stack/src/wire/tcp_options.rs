@@ -199,7 +199,7 @@ struct Writer<'a> {
 impl Writer<'_> {
     /// Appends `bytes` (an even number: every option item here is).
     fn put(&mut self, bytes: &[u8]) {
-        debug_assert!(bytes.len() % 2 == 0, "option items are whole 16-bit words");
+        debug_assert_eq!(bytes.len() & 1, 0, "option items are whole 16-bit words");
         self.out[self.at..self.at + bytes.len()].copy_from_slice(bytes);
         self.at += bytes.len();
         for pair in bytes.chunks_exact(2) {
