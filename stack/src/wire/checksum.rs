@@ -39,14 +39,13 @@ pub fn data(bytes: &[u8]) -> u16 {
 }
 
 fn block_sum(bytes: &[u8]) -> u32 {
-    // Sixteen u32 lanes, one 16-bit word each per 32-byte chunk: the loop body
-    // is two full-width vector loads, widened and added, with no carries
-    // between lanes. (A single accumulator over 2-byte chunks compiled to
-    // 8-byte loads and half the bytes per instruction.) A 64 KiB block adds
-    // at most 2048 words of 0xffff to a lane, and the sixteen lanes together
-    // stay below 2^31.
-    let mut lanes = [0u32; 16];
-    let mut chunks = bytes.chunks_exact(32);
+    // Eight u32 lanes, one 16-bit word each per 16-byte chunk: the loop body
+    // is a full-width vector load, widened and added, with no carries between
+    // lanes. (A single accumulator over 2-byte chunks compiled to 8-byte loads
+    // and half the bytes per instruction.) A 64 KiB block adds at most 4096
+    // words of 0xffff to a lane, and the eight lanes together stay below 2^31.
+    let mut lanes = [0u32; 8];
+    let mut chunks = bytes.chunks_exact(16);
     for chunk in &mut chunks {
         for (lane, pair) in lanes.iter_mut().zip(chunk.chunks_exact(2)) {
             *lane += u16::from_ne_bytes([pair[0], pair[1]]) as u32;
