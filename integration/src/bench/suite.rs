@@ -190,6 +190,30 @@ fn median_cell<T>(series: &Series<T>, figure: impl Fn(&T) -> f64) -> Cell {
     }
 }
 
+/// The per-core rate row of a workload and, under loss, the row of virtual
+/// time to finish (lower is better: it shows how well loss is recovered from).
+fn push_rate_rows<T>(
+    outcome: &mut Outcome,
+    rate_label: &str,
+    workload: &str,
+    loss: f64,
+    (s, m): (&Series<T>, &Series<T>),
+    rate: impl Fn(&T) -> f64,
+    virtual_micros: impl Fn(&T) -> u64,
+) {
+    outcome.rows.push(Row { workload: rate_label.to_owned(), loss: loss_label(loss), sluice: median_cell(s, &rate), smoltcp: median_cell(m, &rate), higher_is_better: true });
+    if loss > 0.0 {
+        let secs = |r: &T| virtual_micros(r) as f64 / 1e6;
+        outcome.rows.push(Row {
+            workload: format!("{workload}: virtual time to finish (s)"),
+            loss: loss_label(loss),
+            sluice: median_cell(s, secs),
+            smoltcp: median_cell(m, secs),
+            higher_is_better: false,
+        });
+    }
+}
+
 fn loss_label(loss: f64) -> String {
     format!("{}%", loss * 100.0)
 }
@@ -248,22 +272,7 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
         s.record_failure(&mut outcome, &label, sluice.name);
         m.record_failure(&mut outcome, &label, smol.name);
         let workload = format!("bulk goodput, 1 conn, {} MiB", bytes / MIB);
-        outcome.rows.push(Row {
-            workload: format!("{workload} (Gbit/s per core)"),
-            loss: loss_label(loss),
-            sluice: median_cell(&s, BulkResult::gbit_per_s),
-            smoltcp: median_cell(&m, BulkResult::gbit_per_s),
-            higher_is_better: true,
-        });
-        if loss > 0.0 {
-            outcome.rows.push(Row {
-                workload: format!("{workload}: virtual time to finish (s)"),
-                loss: loss_label(loss),
-                sluice: median_cell(&s, |r| r.virtual_elapsed as f64 / 1e6),
-                smoltcp: median_cell(&m, |r| r.virtual_elapsed as f64 / 1e6),
-                higher_is_better: false,
-            });
-        }
+        push_rate_rows(&mut outcome, &format!("{workload} (Gbit/s per core)"), &workload, loss, (&s, &m), BulkResult::gbit_per_s, |r| r.virtual_elapsed);
     }
 
     let rr_runs = if wants(WorkloadChoice::RequestResponse) { vec![(0.0, opts.rr_per_conn_lossless), (0.01, opts.rr_per_conn_lossy)] } else { Vec::new() };
@@ -298,22 +307,7 @@ pub fn run(opts: &Options, heap_in_use: &dyn Fn() -> usize) -> Outcome {
         m.record_failure(&mut outcome, &label, smol.name);
         let workload = format!("request/response {MESSAGE_LEN} B, {conns} conns x {per_conn}");
         let per_second_k = |r: &RrResult| r.per_second() / 1e3;
-        outcome.rows.push(Row {
-            workload: format!("{workload} (k txn/s per core)"),
-            loss: loss_label(loss),
-            sluice: median_cell(&s, per_second_k),
-            smoltcp: median_cell(&m, per_second_k),
-            higher_is_better: true,
-        });
-        if loss > 0.0 {
-            outcome.rows.push(Row {
-                workload: format!("{workload}: virtual time to finish (s)"),
-                loss: loss_label(loss),
-                sluice: median_cell(&s, |r| r.virtual_elapsed as f64 / 1e6),
-                smoltcp: median_cell(&m, |r| r.virtual_elapsed as f64 / 1e6),
-                higher_is_better: false,
-            });
-        }
+        push_rate_rows(&mut outcome, &format!("{workload} (k txn/s per core)"), &workload, loss, (&s, &m), per_second_k, |r| r.virtual_elapsed);
     }
 
     if run_state {

@@ -24,7 +24,9 @@ pub(crate) enum SendOutcome {
     Sent,
     /// Copied into the ARP queue; sent when the neighbour answers.
     Held,
-    /// The neighbour is unresolved and its queue full (or resolution failed).
+    /// The neighbour is being resolved but its queue is full: dropped.
+    QueueFull(Ipv4Addr),
+    /// Resolution of the neighbour failed recently: dropped.
     Unresolved,
     /// No route to the destination.
     NoRoute,
@@ -92,8 +94,11 @@ impl Egress {
                 });
                 if held {
                     SendOutcome::Held
-                } else {
+                } else if self.arp.is_resolving(next_hop) {
                     stats.arp_queue_full += 1;
+                    SendOutcome::QueueFull(next_hop)
+                } else {
+                    stats.arp_unresolved_dropped += 1;
                     SendOutcome::Unresolved
                 }
             }

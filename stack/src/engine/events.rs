@@ -40,6 +40,26 @@ pub(crate) fn post(
     stats.events_coalesced += queue.coalesced() - coalesced_before;
 }
 
+/// The socket holding `ticket` is released: its unread entry in `consumer`'s
+/// queue, if any, stops counting against the queue's capacity (so churn
+/// cannot make a live socket's event overflow) and is never returned.
+/// Counted as stale, like an entry dropped at pop.
+pub(crate) fn retract(
+    consumers: &mut ConsumerQueues,
+    stats: &mut Stats,
+    consumer: ConsumerId,
+    ticket: &mut Option<EventTicket>,
+) {
+    match consumers.get_mut(&consumer) {
+        Some(queue) => {
+            if queue.retract(ticket) {
+                stats.events_stale += 1;
+            }
+        }
+        None => *ticket = None,
+    }
+}
+
 impl Stack {
     /// The next event for `consumer`. Events whose socket was released in the
     /// meantime are dropped (and counted), never returned.
@@ -60,7 +80,9 @@ impl Stack {
         None
     }
 
-    /// Events waiting in `consumer`'s queue (stale ones included until popped).
+    /// Events waiting in `consumer`'s queue (those of sockets released since
+    /// they were posted excluded; others whose socket went stale in another
+    /// way are dropped at pop).
     pub fn pending_events(&self, consumer: ConsumerId) -> usize {
         self.consumers.get(&consumer).map_or(0, |q| q.len())
     }

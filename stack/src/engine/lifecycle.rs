@@ -4,8 +4,8 @@
 //! unlink it once finished. Freeing the slot waits for the next transmit poll,
 //! so a final RST the connection queued still goes out.
 
-use super::events::post;
-use super::slots::Origin;
+use super::events::{post, retract};
+use super::slots::{ConnSlot, Origin};
 use super::{ConnId, ListenerId, SocketId, Stack};
 use crate::session::event::EventSet;
 use crate::tcp::conn::TcpState;
@@ -51,6 +51,7 @@ impl Stack {
             self.unlink(id);
         } else {
             self.reschedule_timer(id);
+            self.note_time_wait(id);
         }
     }
 
@@ -60,7 +61,7 @@ impl Stack {
         self.half_open_done(listener);
         let queued = match self.listeners.get_mut(listener) {
             Some(l) if l.accept_queue.len() < l.backlog => {
-                l.accept_queue.push_back(id);
+                l.accept_queue.push(id);
                 post(
                     &mut self.consumers,
                     self.config.event_queue_capacity,
@@ -125,7 +126,10 @@ impl Stack {
             Origin::Queued(listener) => {
                 slot.origin = Origin::Unowned;
                 if let Some(l) = self.listeners.get_mut(listener) {
-                    l.accept_queue.retain(|&queued| queued != id);
+                    let conns = &self.conns;
+                    let queued_here =
+                        |queued| conns.get(queued).is_some_and(|s: &ConnSlot| s.origin == Origin::Queued(listener));
+                    l.accept_queue.forget_one(queued_here);
                 }
             }
             _ => {}
@@ -142,6 +146,7 @@ impl Stack {
         }
         self.unlink(id);
         let Some(mut slot) = self.conns.remove(id) else { return false };
+        retract(&mut self.consumers, &mut self.stats, slot.owner, &mut slot.ticket);
         self.stats.connections_closed += 1;
         match slot.conn.take_error() {
             Some(crate::error::Error::TimedOut) => self.stats.connections_timed_out += 1,

@@ -9,6 +9,7 @@
 //!
 //! The engine's files, one job each:
 //! * `slots` — what the engine keeps per connection and per listener;
+//! * `accept_queue` — a listener's queue of connections awaiting `tcp_accept`;
 //! * `receive` — Ethernet, ARP and IPv4 input (with reassembly and ICMP);
 //! * `tcp_input` — segment demultiplexing, passive opens, SYN cookies, RSTs;
 //! * `lifecycle` — bookkeeping after every connection interaction: events,
@@ -16,10 +17,13 @@
 //! * `transmit` — `poll_transmit`: ARP/ICMP/control first, then the postponed
 //!   fast-retransmit list, then connections touched since the last poll;
 //! * `egress` — building Ethernet/IPv4 frames and resolving next hops;
+//! * `neighbour_wait` — SYNs waiting for a neighbour's resolution to settle;
 //! * `control` — RSTs and SYN-cookie SYN-ACKs waiting to be sent;
 //! * `timers` — `poll_timeout`/`handle_timeout`;
+//! * `time_wait` — recycling TIME-WAIT connections when the table is full;
 //! * `sockets` — the socket calls; `ports` — ephemeral port choice;
-//! * `events` — per-consumer event queues.
+//! * `events` — per-consumer event queues;
+//! * `unreachable` — ICMP and ARP failures failing connection attempts.
 
 use core::net::SocketAddrV4;
 use std::collections::VecDeque;
@@ -34,10 +38,12 @@ use crate::tcp::isn::IsnGenerator;
 use crate::tcp::syncookie::SynCookies;
 use crate::time::{Duration, Instant};
 
+mod accept_queue;
 mod control;
 mod egress;
 mod events;
 mod lifecycle;
+mod neighbour_wait;
 mod ports;
 mod receive;
 mod slots;
@@ -46,8 +52,10 @@ mod stats;
 mod tcp_input;
 #[cfg(test)]
 mod tests;
+mod time_wait;
 mod timers;
 mod transmit;
+mod unreachable;
 
 pub use slots::{ConnSlot, ListenerSlot};
 pub use sockets::DetachedConn;
@@ -132,6 +140,12 @@ pub struct Stack {
     /// next poll serves them first. Entries are handles: one whose connection
     /// was freed in between no longer resolves and is dropped (seed 003).
     postponed: VecDeque<ConnId>,
+    /// Released connections in TIME-WAIT, oldest first, recycled when the
+    /// table is full (see `time_wait`); stale handles are skipped.
+    time_wait: VecDeque<ConnId>,
+    /// Connection attempts whose SYN waits for a neighbour's resolution
+    /// (see `neighbour_wait`): next hop and handle.
+    neighbour_waiters: Vec<(core::net::Ipv4Addr, ConnId)>,
     /// Half-open connections across all listeners.
     half_open: usize,
     ports: EphemeralPorts,
@@ -159,6 +173,8 @@ impl Stack {
             consumers: events::ConsumerQueues::default(),
             dirty: VecDeque::new(),
             postponed: VecDeque::new(),
+            time_wait: VecDeque::new(),
+            neighbour_waiters: Vec::new(),
             half_open: 0,
             ports: EphemeralPorts::new(&secret, config.ephemeral_ports),
             expired: Vec::new(),

@@ -40,9 +40,12 @@ impl EphemeralPorts {
         hasher.write(&local.octets());
         hasher.write(&remote.ip().octets());
         hasher.write_u16(remote.port());
-        let offset = (hasher.finish() as u32).wrapping_add(self.perturbation);
+        // Reduced before stepping: `offset + i` must not wrap, since 2^32 is
+        // not a multiple of `count` and a wrapped sum skips ports.
+        let start = (hasher.finish() as u32).wrapping_add(self.perturbation) % self.count;
         for i in 0..self.count {
-            let port = self.first + (offset.wrapping_add(i) % self.count) as u16;
+            // `start + i < 2 * count <= 2^17`: no overflow.
+            let port = self.first + ((start + i) % self.count) as u16;
             if is_free(port) {
                 self.perturbation = self.perturbation.wrapping_add(i + 1);
                 return Some(port);
@@ -76,5 +79,23 @@ mod tests {
         let mut ports = EphemeralPorts::new(&[3; 32], (5, 0));
         let p = ports.pick(LOCAL, REMOTE, |_| true).unwrap();
         assert!((1..=5).contains(&p));
+    }
+
+    /// When `hash + perturbation + i` wraps past u32::MAX, `% count` is not
+    /// contiguous (2^32 is not a multiple of `count`): some ports are
+    /// visited twice and others never, so a free port is missed.
+    #[test]
+    fn search_visits_every_port_even_when_the_offset_wraps() {
+        let local = Ipv4Addr::new(10, 0, 0, 1);
+        let remote = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+        let mut ports = EphemeralPorts::new(&[3; 32], (40000, 40009));
+        let mut hasher = SipHasher13::new_with_keys(ports.keys.0, ports.keys.1);
+        hasher.write(&local.octets());
+        hasher.write(&remote.ip().octets());
+        hasher.write_u16(remote.port());
+        let hash = hasher.finish() as u32;
+        // Make the offset u32::MAX - 2, as the perturbation counter eventually does.
+        ports.perturbation = (u32::MAX - 2).wrapping_sub(hash);
+        assert_eq!(ports.pick(local, remote, |p| p == 40008), Some(40008));
     }
 }

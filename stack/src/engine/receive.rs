@@ -59,6 +59,7 @@ impl Stack {
         if !self.egress.arp.on_arp(now, self.config.ip, &input, &mut self.stats) {
             self.stats.drop_not_for_us += 1;
         }
+        self.wake_neighbour_waiters();
     }
 
     fn receive_ipv4(&mut self, now: Instant, src_mac: EthernetAddress, payload: &[u8]) {
@@ -119,7 +120,9 @@ impl Stack {
             IpProtocol::Tcp => self.receive_tcp(now, src, dst, payload),
             IpProtocol::Icmp => {
                 let ident = self.egress.next_ident();
-                self.icmp.on_message(src, payload, ident, &mut self.stats);
+                if let Some(unreachable) = self.icmp.on_message(src, payload, ident, &mut self.stats) {
+                    self.on_icmp_unreachable(now, unreachable);
+                }
             }
             IpProtocol::Udp | IpProtocol::Unknown(_) => self.stats.drop_unsupported += 1,
         }

@@ -2,8 +2,8 @@
 //! behind [`ConnId`](super::ConnId) and [`ListenerId`](super::ListenerId)).
 
 use core::net::SocketAddrV4;
-use std::collections::VecDeque;
 
+use super::accept_queue::AcceptQueue;
 use super::{ConnId, ConsumerId, ListenerId};
 use crate::session::event::EventSet;
 use crate::session::event_queue::EventTicket;
@@ -52,6 +52,18 @@ pub struct ConnSlot {
     pub(crate) dirty: bool,
     /// In `Stack::postponed`.
     pub(crate) postponed: bool,
+    /// In `Stack::neighbour_waiters`.
+    pub(crate) waiting_for_neighbour: bool,
+    /// In `Stack::time_wait`.
+    pub(crate) time_wait_listed: bool,
+    /// Our initial sequence number, for an active open: ICMP errors about
+    /// its SYN must quote it (see `unreachable`).
+    pub(crate) iss: Option<crate::tcp::seq::SeqNum>,
+    /// ARP resolutions of its next hop that failed with its frames waiting,
+    /// and when the last one did (see `unreachable`).
+    pub(crate) link_failures: (u8, Option<Instant>),
+    /// An error the engine (not the connection) ended it with.
+    pub(crate) error: Option<crate::error::Error>,
     /// Counters already added to the engine's stats.
     pub(crate) reported_retransmits: u64,
     pub(crate) reported_timeouts: u64,
@@ -71,6 +83,11 @@ impl ConnSlot {
             timer: None,
             dirty: false,
             postponed: false,
+            time_wait_listed: false,
+            waiting_for_neighbour: false,
+            iss: None,
+            link_failures: (0, None),
+            error: None,
             reported_retransmits: 0,
             reported_timeouts: 0,
         }
@@ -93,7 +110,7 @@ pub struct ListenerSlot {
     pub(crate) local: SocketAddrV4,
     pub(crate) backlog: usize,
     /// Established connections waiting for `tcp_accept`, at most `backlog`.
-    pub(crate) accept_queue: VecDeque<ConnId>,
+    pub(crate) accept_queue: AcceptQueue<ConnId>,
     /// Handshakes in progress for this listener, at most `backlog`.
     pub(crate) half_open: usize,
     pub(crate) reuse_port: bool,

@@ -4,9 +4,9 @@
 //! the connection itself may live on as an orphan until it finishes.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
-use std::collections::VecDeque;
 
-use super::events::post;
+use super::accept_queue::AcceptQueue;
+use super::events::{post, retract};
 use super::slots::{ConnSlot, ListenerSlot, Origin};
 use super::{ConnId, ConsumerId, ListenerId, Shutdown, SocketId, Stack};
 use crate::config::TcpConfig;
@@ -60,7 +60,7 @@ impl Stack {
         let slot = ListenerSlot {
             local,
             backlog: backlog.clamp(1, MAX_BACKLOG),
-            accept_queue: VecDeque::new(),
+            accept_queue: AcceptQueue::default(),
             half_open: 0,
             reuse_port,
             owner: consumer,
@@ -77,24 +77,24 @@ impl Stack {
         let l = self.listeners.get_mut(listener).ok_or(Error::InvalidHandle)?;
         l.accepting = true;
         let owner = l.owner;
-        while let Some(id) = l.accept_queue.pop_front() {
-            let Some(slot) = self.conns.get_mut(id) else { continue };
-            slot.origin = Origin::Accepted;
-            slot.owner = owner;
-            let remote = slot.conn.remote();
-            let unreported = slot.unreported.take();
-            post(
-                &mut self.consumers,
-                self.config.event_queue_capacity,
-                &mut self.stats,
-                owner,
-                SocketId::Conn(id),
-                unreported,
-                &mut slot.ticket,
-            );
-            return Ok((id, remote));
-        }
-        Err(Error::WouldBlock)
+        let conns = &self.conns;
+        let queued_here = |id| conns.get(id).is_some_and(|s: &ConnSlot| s.origin == Origin::Queued(listener));
+        let id = l.accept_queue.pop(queued_here).ok_or(Error::WouldBlock)?;
+        let slot = self.conns.get_mut(id).ok_or(Error::WouldBlock)?;
+        slot.origin = Origin::Accepted;
+        slot.owner = owner;
+        let remote = slot.conn.remote();
+        let unreported = slot.unreported.take();
+        post(
+            &mut self.consumers,
+            self.config.event_queue_capacity,
+            &mut self.stats,
+            owner,
+            SocketId::Conn(id),
+            unreported,
+            &mut slot.ticket,
+        );
+        Ok((id, remote))
     }
 
     /// Whether this listener takes part in SO_REUSEPORT distribution: new
@@ -122,7 +122,7 @@ impl Stack {
             Some(addr) => self.local_ip_for(&addr).ok_or(Error::AddrNotAvailable)?,
             None => self.config.ip,
         };
-        if self.conns.len() >= self.conns.limit() {
+        if !self.make_room_for_connection() {
             self.stats.connection_limit_hit += 1;
             return Err(Error::NoBuffers);
         }
@@ -152,6 +152,7 @@ impl Stack {
         }
         if let Some(slot) = self.conns.get_mut(id) {
             slot.in_table = true;
+            slot.iss = Some(params.iss);
         }
         self.stats.connections_opened += 1;
         self.mark_dirty(id);
@@ -192,8 +193,10 @@ impl Stack {
     /// Release the application's handle. The connection finishes in the
     /// background (or is reset, see `TcpConn::close`); the handle stops resolving at once.
     pub fn tcp_close(&mut self, now: Instant, conn: ConnId) -> Result<()> {
-        let slot = self.app_slot_mut(conn)?;
+        self.app_slot(conn)?;
+        let Some(slot) = self.conns.get_mut(conn) else { return Err(Error::InvalidHandle) };
         slot.app_released = true;
+        retract(&mut self.consumers, &mut self.stats, slot.owner, &mut slot.ticket);
         slot.conn.close(now);
         self.mark_dirty(conn);
         self.settle(now, conn);
@@ -202,8 +205,10 @@ impl Stack {
 
     /// Abortive close (RST) and release.
     pub fn tcp_abort(&mut self, now: Instant, conn: ConnId) -> Result<()> {
-        let slot = self.app_slot_mut(conn)?;
+        self.app_slot(conn)?;
+        let Some(slot) = self.conns.get_mut(conn) else { return Err(Error::InvalidHandle) };
         slot.app_released = true;
+        retract(&mut self.consumers, &mut self.stats, slot.owner, &mut slot.ticket);
         slot.conn.abort(now);
         self.mark_dirty(conn);
         self.settle(now, conn);
@@ -213,10 +218,11 @@ impl Stack {
     /// Stop listening; connections not yet accepted are reset (those still
     /// in their handshake when their handshake completes).
     pub fn tcp_unlisten(&mut self, now: Instant, listener: ListenerId) -> Result<()> {
-        let l = self.listeners.remove(listener).ok_or(Error::InvalidHandle)?;
+        let mut l = self.listeners.remove(listener).ok_or(Error::InvalidHandle)?;
+        retract(&mut self.consumers, &mut self.stats, l.owner, &mut l.ticket);
         self.listener_table.remove(*l.local.ip(), l.local.port(), listener);
-        for id in l.accept_queue {
-            if let Some(slot) = self.conns.get_mut(id) {
+        for id in l.accept_queue.drain() {
+            if let Some(slot) = self.conns.get_mut(id).filter(|s| s.origin == Origin::Queued(listener)) {
                 slot.origin = Origin::Unowned;
                 slot.conn.abort(now);
                 self.mark_dirty(id);
@@ -243,7 +249,8 @@ impl Stack {
 
     /// The pending error of a connection (SO_ERROR), cleared by reading.
     pub fn tcp_take_error(&mut self, conn: ConnId) -> Result<Option<Error>> {
-        Ok(self.app_slot_mut(conn)?.conn.take_error())
+        let slot = self.app_slot_mut(conn)?;
+        Ok(slot.error.take().or_else(|| slot.conn.take_error()))
     }
 
     pub fn local_addr(&self, conn: ConnId) -> Result<SocketAddrV4> {
@@ -267,7 +274,8 @@ impl Stack {
                 self.timers.cancel(timer);
             }
         }
-        let slot = self.conns.remove(conn).ok_or(Error::InvalidHandle)?;
+        let mut slot = self.conns.remove(conn).ok_or(Error::InvalidHandle)?;
+        retract(&mut self.consumers, &mut self.stats, slot.owner, &mut slot.ticket);
         Ok(DetachedConn { conn: Box::new(slot.conn) })
     }
 

@@ -26,6 +26,8 @@ pub struct Stats {
     pub ipv4_fragments_dropped: u64,
     /// Datagrams dropped because a fragment overlapped data already received.
     pub ipv4_reassembly_overlaps: u64,
+    /// Fragments repeating data already received, dropped alone.
+    pub ipv4_fragments_duplicate: u64,
     /// Fragments inconsistent with their datagram (two ends, data past the end,
     /// misaligned, larger than an IPv4 datagram can be).
     pub ipv4_reassembly_invalid: u64,
@@ -35,8 +37,13 @@ pub struct Stats {
     pub arp_requests_out: u64,
     pub arp_replies_out: u64,
     pub arp_pending_dropped: u64,
-    /// Packets for an unresolved neighbour that found its queue full.
+    /// Packets for a neighbour being resolved that found its queue full.
     pub arp_queue_full: u64,
+    /// Packets for a neighbour whose resolution just failed, dropped.
+    pub arp_unresolved_dropped: u64,
+    /// Connection attempts whose SYN waited for a neighbour's resolution
+    /// instead of being dropped (sent as soon as it settles).
+    pub arp_syn_waits: u64,
     /// Requests for us not answered because too many were queued between polls.
     pub arp_replies_dropped: u64,
     /// Neighbours given up on after `max_requests` unanswered requests.
@@ -48,6 +55,11 @@ pub struct Stats {
     pub icmp_dropped: u64,
     /// "Fragmentation needed" received (counted; path MTU discovery is not done).
     pub icmp_frag_needed_in: u64,
+    /// Destination unreachable (other than "fragmentation needed") received.
+    pub icmp_unreachable_in: u64,
+    /// Connection attempts (SYN-SENT) failed by an ICMP destination
+    /// unreachable or by ARP failing for the next hop.
+    pub tcp_connect_unreachable: u64,
     /// Other ICMP messages, read and ignored.
     pub icmp_ignored: u64,
     pub tcp_segments_in: u64,
@@ -55,7 +67,8 @@ pub struct Stats {
     pub tcp_rst_out: u64,
     /// RSTs and SYN-cookie SYN-ACKs dropped (queue full between polls, or no route).
     pub tcp_control_dropped: u64,
-    /// Segments to a listener that are neither SYN nor ACK, or are RSTs (RFC 9293 §3.10.7.2).
+    /// Segments to a listener that are neither SYN nor ACK, are RSTs (RFC
+    /// 9293 §3.10.7.2), or are SYN+FIN.
     pub tcp_listen_dropped: u64,
     /// Segments for no connection or listener (answered with RST).
     pub tcp_no_socket: u64,
@@ -68,7 +81,7 @@ pub struct Stats {
     pub tcp_postponed_stale: u64,
     /// Timer entries whose connection was gone or reused when they fired.
     pub tcp_timer_stale: u64,
-    /// Events dropped at pop because their socket had been released.
+    /// Events never delivered because their socket was released first.
     pub events_stale: u64,
     pub events_coalesced: u64,
     /// Events lost because a consumer queue was full (capacity below the socket count).
@@ -85,4 +98,6 @@ pub struct Stats {
     pub connections_reset: u64,
     pub connections_timed_out: u64,
     pub connection_limit_hit: u64,
+    /// TIME-WAIT connections freed early to make room for a new connection.
+    pub time_wait_recycled: u64,
 }

@@ -11,7 +11,7 @@ use super::{ListenerId, SocketId, Stack};
 use crate::config::TcpConfig;
 use crate::session::demux::{reuseport_pick, FourTuple};
 use crate::session::event::EventSet;
-use crate::tcp::conn::{receive_window_shift, ConnParams, SegmentOutcome, TcpConn};
+use crate::tcp::conn::{receive_window_shift, ConnParams, SegmentOutcome, TcpConn, TcpState};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, Ipv4Addr, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
 
@@ -49,6 +49,15 @@ impl Stack {
             remote: SocketAddrV4::new(src, repr.src_port),
         };
         if let Some(id) = self.conn_table.get(&tuple) {
+            if self.completion_overflows(id, &repr) {
+                // Linux (tcp_abort_on_overflow = 0): the ACK that would
+                // complete the handshake into a full accept queue is dropped,
+                // not answered with RST. We stay in SYN-RECEIVED; the SYN-ACK
+                // retransmission makes the client ACK again, by which time
+                // the application may have made room.
+                self.stats.accept_queue_overflow += 1;
+                return;
+            }
             let Some(slot) = self.conns.get_mut(id) else {
                 // Unreachable by construction (slots leave the table before
                 // they are freed), but a table entry is never trusted blindly.
@@ -57,6 +66,17 @@ impl Stack {
                 return;
             };
             let outcome = slot.conn.on_segment(now, &repr, payload);
+            if outcome == SegmentOutcome::ReopenFromTimeWait && self.pick_listener(&tuple).is_none() {
+                // Nobody would take the new connection: the SYN gets the
+                // ordinary TIME-WAIT answer, an ACK, and TIME-WAIT stays
+                // (Linux, TCP_TW_SYN without a listener).
+                if let Some(slot) = self.conns.get_mut(id) {
+                    slot.conn.request_ack();
+                }
+                self.mark_dirty(id);
+                self.settle(now, id);
+                return;
+            }
             self.mark_dirty(id);
             self.settle(now, id);
             if outcome != SegmentOutcome::ReopenFromTimeWait {
@@ -68,21 +88,14 @@ impl Stack {
         self.receive_for_listener(now, tuple, &repr, payload);
     }
 
-    /// Frees a TIME-WAIT connection whose tuple a new SYN takes over.
-    fn retire_time_wait(&mut self, id: super::ConnId) {
-        let Some(slot) = self.conns.get_mut(id) else { return };
-        if slot.in_table {
-            slot.in_table = false;
-            let tuple = FourTuple { local: slot.conn.local(), remote: slot.conn.remote() };
-            self.conn_table.remove(&tuple);
-        }
-        if slot.releasable() {
-            if let Some((timer, _)) = slot.timer.take() {
-                self.timers.cancel(timer);
-            }
-            self.conns.remove(id);
-            self.stats.connections_closed += 1;
-        }
+    /// Whether `seg` would complete the passive open `id` while its
+    /// listener's accept queue has no room for it.
+    fn completion_overflows(&self, id: super::ConnId, seg: &TcpRepr) -> bool {
+        let Some(slot) = self.conns.get(id) else { return false };
+        let Origin::HalfOpen(listener) = slot.origin else { return false };
+        slot.conn.state() == TcpState::SynReceived
+            && completes_handshake(seg)
+            && self.listeners.get(listener).is_some_and(|l| l.accept_queue.len() >= l.backlog)
     }
 
     /// RFC 9293 §3.10.7.2 (LISTEN state), or §3.10.7.1 (CLOSED) if nobody listens.
@@ -106,8 +119,9 @@ impl Stack {
             self.queue_reset(&tuple, seg);
             return;
         }
-        if !seg.flags.syn() {
-            // "Any other control or text-bearing segment ... drop it."
+        if !seg.flags.syn() || seg.flags.fin() {
+            // "Any other control or text-bearing segment ... drop it." SYN+FIN
+            // is no valid opening (a scanner's probe); Linux drops it too.
             self.stats.tcp_listen_dropped += 1;
             return;
         }
@@ -142,7 +156,8 @@ impl Stack {
         }
         let owner = l.owner;
         let over_half_open = self.half_open >= self.config.max_half_open || l.half_open >= l.backlog;
-        let over_connections = self.conns.len() >= self.conns.limit();
+        // TIME-WAIT may be recycled for a real handshake, not for a cookie.
+        let over_connections = !over_half_open && !self.make_room_for_connection();
         if over_connections {
             self.stats.connection_limit_hit += 1;
         }
@@ -221,7 +236,8 @@ impl Stack {
 
     /// An ACK for no connection that carries a valid cookie opens the
     /// connection straight into the accept queue. False if it is not one
-    /// (the caller answers with RST).
+    /// (the caller answers with RST); true if it was used or, for want of
+    /// room in the accept queue, dropped.
     fn accept_cookie_ack(&mut self, now: Instant, listener: ListenerId, tuple: FourTuple, ack: &TcpRepr, payload: &[u8]) -> bool {
         let recent = self.last_cookie_sent.is_some_and(|sent| now.saturating_since(sent) < COOKIE_WINDOW);
         if !recent {
@@ -233,10 +249,17 @@ impl Stack {
         };
         let Some(l) = self.listeners.get(listener) else { return false };
         if l.accept_queue.len() >= l.backlog {
+            // As for a stateful handshake (see `receive_tcp`): dropped, not
+            // reset. The client's next segment (a request, or a
+            // retransmission of it) carries the cookie again.
             self.stats.accept_queue_overflow += 1;
-            return false;
+            return true;
         }
         let owner = l.owner;
+        if !self.make_room_for_connection() {
+            self.stats.connection_limit_hit += 1;
+            return false;
+        }
         let mut params = self.conn_params(now, tuple, self.config.tcp);
         params.iss = ack.ack - 1;
         let conn = TcpConn::accept_cookie(now, params, options, ack, payload);
@@ -252,7 +275,7 @@ impl Stack {
             slot.in_table = true;
         }
         if let Some(l) = self.listeners.get_mut(listener) {
-            l.accept_queue.push_back(id);
+            l.accept_queue.push(id);
             post(
                 &mut self.consumers,
                 self.config.event_queue_capacity,
@@ -276,4 +299,10 @@ impl Stack {
             self.stats.tcp_control_dropped += 1;
         }
     }
+}
+
+/// A segment that moves SYN-RECEIVED to ESTABLISHED if acceptable (RFC 9293
+/// §3.10.7.4): an ACK without SYN or RST.
+fn completes_handshake(seg: &TcpRepr) -> bool {
+    seg.flags.ack() && !seg.flags.syn() && !seg.flags.rst()
 }

@@ -15,6 +15,9 @@ impl Stack {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.reassembler.expire(now, &mut self.stats);
+        self.egress.arp.handle_timeout(now, &mut self.stats);
+        self.report_link_failures(now);
+        self.wake_neighbour_waiters();
         let mut expired = core::mem::take(&mut self.expired);
         expired.clear();
         self.timers.expire(now, &mut expired);

@@ -10,6 +10,7 @@
 //! freed (or whose slot was reused) does not resolve and is dropped and
 //! counted, never applied.
 
+use super::control::ControlSegment;
 use super::egress::{tcp_ip_len, write_tcp_ip, SendOutcome};
 use super::{ConnId, FrameSink, Stack};
 use crate::tcp::conn::TxBudget;
@@ -49,6 +50,9 @@ impl Stack {
     pub fn poll_transmit(&mut self, now: Instant, sink: &mut dyn FrameSink) -> usize {
         let mut sink = CountingSink { inner: sink, frames: 0, bytes: 0 };
         let _ = self.transmit_all(now, &mut sink);
+        // Resolution may have failed while requests were polled.
+        self.report_link_failures(now);
+        self.wake_neighbour_waiters();
         self.stats.frames_out += sink.frames as u64;
         self.stats.bytes_out += sink.bytes;
         sink.frames
@@ -102,7 +106,9 @@ impl Stack {
             match outcome {
                 SendOutcome::SinkFull => return Err(()),
                 SendOutcome::Sent | SendOutcome::Held => {}
-                SendOutcome::Unresolved | SendOutcome::NoRoute => self.stats.icmp_dropped += 1,
+                SendOutcome::QueueFull(_) | SendOutcome::Unresolved | SendOutcome::NoRoute => {
+                    self.stats.icmp_dropped += 1
+                }
             }
             self.icmp.pop();
         }
@@ -124,7 +130,9 @@ impl Stack {
                         self.stats.tcp_rst_out += 1;
                     }
                 }
-                SendOutcome::Unresolved | SendOutcome::NoRoute => self.stats.tcp_control_dropped += 1,
+                SendOutcome::QueueFull(_) | SendOutcome::Unresolved | SendOutcome::NoRoute => {
+                    self.stats.tcp_control_dropped += 1
+                }
             }
             self.control.pop();
         }
@@ -172,6 +180,11 @@ impl Stack {
         let egress = &mut self.egress;
         let stats = &mut self.stats;
         let mut sink_full = false;
+        // A RST the sink refused: the connection forgets it once offered
+        // (`TcpConn` never retransmits one), so the engine keeps it.
+        let mut refused_rst = None;
+        // The neighbour an opening SYN is to wait for (see below).
+        let mut wait_for_neighbour = None;
         let fast_before = budget.fast_retransmits;
         let mut segment_sink = |repr: &TcpRepr, first: &[u8], second: &[u8]| -> bool {
             let payload_len = first.len() + second.len();
@@ -190,6 +203,9 @@ impl Stack {
                 }
                 SendOutcome::SinkFull => {
                     sink_full = true;
+                    if repr.flags.rst() {
+                        refused_rst = Some(*repr);
+                    }
                     false
                 }
                 // Dropped below TCP (like a full neighbour queue in Linux)
@@ -197,6 +213,15 @@ impl Stack {
                 // retransmission timer covers it, so it neither stalls
                 // waiting to be polled nor retries without bound.
                 SendOutcome::Unresolved | SendOutcome::NoRoute => true,
+                // An opening SYN is not sent but waits for the resolution
+                // to settle, then goes out at once: dropping it would cost
+                // the client a whole initial RTO (1 s) for a neighbour about
+                // to answer. Other segments are dropped as above.
+                SendOutcome::QueueFull(next_hop) if repr.flags.syn() && !repr.flags.ack() => {
+                    wait_for_neighbour = Some(next_hop);
+                    false
+                }
+                SendOutcome::QueueFull(_) => true,
             }
         };
         let report = slot.conn.poll_transmit(now, budget, &mut segment_sink);
@@ -208,10 +233,22 @@ impl Stack {
                 self.postponed.push_back(id);
             }
         }
+        if let Some(repr) = refused_rst {
+            // The peer must still learn the connection is gone: the RST waits
+            // in the control queue (sent first at the next poll) until the
+            // sink takes it, while the slot is freed as usual.
+            if !self.control.push(ControlSegment { local, remote, repr }) {
+                self.stats.tcp_control_dropped += 1;
+            }
+        }
         if sink_full {
             // Polled first next time: it still has segments to send.
             slot.dirty = true;
             self.dirty.push_front(id);
+        }
+        if let Some(next_hop) = wait_for_neighbour {
+            self.stats.arp_syn_waits += 1;
+            self.wait_for_neighbour(id, next_hop);
         }
         if report.segments > 0 {
             // Retransmissions only happen when something was sent.

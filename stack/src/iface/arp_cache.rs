@@ -94,11 +94,15 @@ pub struct ArpCache {
     /// Neighbours with a request to send, earliest first (stale items skipped by tag).
     request_schedule: VecDeque<(Ipv4Addr, u64, Instant)>,
     replies: VecDeque<(EthernetAddress, Ipv4Addr)>,
+    /// Requests `handle_timeout` found due, waiting for the next poll.
+    due_requests: VecDeque<Ipv4Addr>,
     next_tag: u64,
     pool: PacketPool,
     pending_total: usize,
     /// Frames whose neighbour got resolved, complete and ready to send.
     ready: PacketList,
+    /// Frames whose neighbour could not be resolved, to be reported and freed.
+    failed: PacketList,
 }
 
 impl ArpCache {
@@ -112,10 +116,12 @@ impl ArpCache {
             unresolved_order: VecDeque::new(),
             request_schedule: VecDeque::new(),
             replies: VecDeque::with_capacity(MAX_QUEUED_REPLIES),
+            due_requests: VecDeque::new(),
             next_tag: 0,
             pool: PacketPool::new(config.pending_total, frame_size),
             pending_total: 0,
             ready: PacketList::default(),
+            failed: PacketList::default(),
         }
     }
 
@@ -251,6 +257,27 @@ impl ArpCache {
         if let Some((to_mac, to_ip)) = self.replies.pop_front() {
             return Some(ArpMessage::Reply { to_mac, to_ip });
         }
+        if let Some(target) = self.due_requests.pop_front() {
+            return Some(ArpMessage::Request { target });
+        }
+        self.next_due_request(now, stats).map(|target| ArpMessage::Request { target })
+    }
+
+    /// Takes every request due by `now` off the schedule (and gives up on
+    /// neighbours whose requests ran out), so `has_output` reports them: a
+    /// caller that polls only when there is output must not wait on a
+    /// deadline that only a poll can move.
+    pub fn handle_timeout(&mut self, now: Instant, stats: &mut Stats) {
+        while let Some(target) = self.next_due_request(now, stats) {
+            if self.due_requests.len() < self.config.max_entries.max(1) {
+                self.due_requests.push_back(target);
+            }
+            // Else the neighbour is asked again at its next interval.
+        }
+    }
+
+    /// The next neighbour on the schedule whose request is due.
+    fn next_due_request(&mut self, now: Instant, stats: &mut Stats) -> Option<Ipv4Addr> {
         while let Some(&(ip, tag, at)) = self.request_schedule.front() {
             let Some(entry) = self.entries.get_mut(&ip) else {
                 self.request_schedule.pop_front();
@@ -267,7 +294,7 @@ impl ArpCache {
                     // unresolved days do not match and are skipped.
                     self.request_schedule.pop_front();
                     if *refresh_requested_at == Some(at) {
-                        return Some(ArpMessage::Request { target: ip });
+                        return Some(ip);
                     }
                 }
                 State::Failed { .. } => {
@@ -283,21 +310,35 @@ impl ArpCache {
                     }
                     self.request_schedule.pop_front();
                     if *requests_sent >= self.config.max_requests.max(1) {
-                        let dropped = self.pool.clear(pending);
-                        self.pending_total -= dropped;
-                        stats.arp_pending_dropped += dropped as u64;
+                        // The waiting frames go to `failed` for the engine to
+                        // report to their senders (Linux's arp_error_report).
+                        self.pending_total -= pending.len();
+                        stats.arp_pending_dropped += pending.len() as u64;
                         stats.arp_failed += 1;
+                        let mut failed = self.failed;
+                        self.pool.append(&mut failed, pending);
+                        self.failed = failed;
                         entry.state = State::Failed { until: now + self.config.request_interval };
                         continue;
                     }
                     *requests_sent += 1;
                     *next_request_at = now + self.config.request_interval;
                     self.request_schedule.push_back((ip, tag, *next_request_at));
-                    return Some(ArpMessage::Request { target: ip });
+                    return Some(ip);
                 }
             }
         }
         None
+    }
+
+    /// The next frame whose neighbour could not be resolved (dropped; the
+    /// engine reads it to tell the connection that sent it).
+    pub fn failed_frame(&self) -> Option<&[u8]> {
+        self.pool.front(&self.failed)
+    }
+    /// Frees the frame `failed_frame` returned.
+    pub fn pop_failed_frame(&mut self) {
+        self.pool.pop_front(&mut self.failed);
     }
 
     /// The next frame released by a resolution, complete with its destination MAC.
@@ -308,8 +349,12 @@ impl ArpCache {
     pub fn pop_ready_frame(&mut self) {
         self.pool.pop_front(&mut self.ready);
     }
+    /// Whether `ip` is being resolved (frames for it may be held).
+    pub fn is_resolving(&self, ip: Ipv4Addr) -> bool {
+        self.entries.get(&ip).is_some_and(|e| matches!(e.state, State::Incomplete { .. }))
+    }
     pub fn has_output(&self) -> bool {
-        !self.ready.is_empty() || !self.replies.is_empty()
+        !self.ready.is_empty() || !self.replies.is_empty() || !self.due_requests.is_empty()
     }
 
     /// When a request falls due (the engine then calls `poll_message`).
@@ -483,7 +528,26 @@ mod tests {
         assert_eq!(requests, 3);
         assert_eq!(stats.arp_pending_dropped, 1);
         assert_eq!(stats.arp_failed, 1);
+        assert!(arp.failed_frame().is_some(), "the held frame is handed back for error reporting");
+        arp.pop_failed_frame();
+        assert!(arp.failed_frame().is_none());
         assert!(arp.pool.free_slots() == 3, "pool slots returned");
+    }
+
+    #[test]
+    fn due_requests_are_reported_as_output_after_handle_timeout() {
+        let mut stats = Stats::default();
+        let mut arp = ArpCache::new(config(), 64);
+        let now = Instant::from_secs(1);
+        assert_eq!(arp.lookup(now, PEER, &mut stats), None);
+        assert_eq!(arp.poll_message(now, &mut stats), Some(ArpMessage::Request { target: PEER }));
+        assert!(!arp.has_output());
+        let retry = arp.poll_timeout().expect("a retry is scheduled");
+        arp.handle_timeout(retry, &mut stats);
+        assert!(arp.has_output(), "the due retry is output a caller must poll for");
+        assert!(arp.poll_timeout().is_none_or(|next| next > retry), "the deadline moved on");
+        assert_eq!(arp.poll_message(retry, &mut stats), Some(ArpMessage::Request { target: PEER }));
+        assert!(!arp.has_output());
     }
 
     #[test]

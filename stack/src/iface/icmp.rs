@@ -12,6 +12,14 @@ const MAX_QUEUED_REPLIES: usize = 16;
 /// RFC 1122 §3.2.1.7 recommends 64 as the default TTL.
 const DEFAULT_TTL: u8 = 64;
 
+/// A destination-unreachable message (RFC 792): its code and the quoted
+/// datagram (our IPv4 header and at least the first 8 bytes of its payload).
+#[derive(Clone, Copy, Debug)]
+pub struct Unreachable<'a> {
+    pub code: u8,
+    pub quoted: &'a [u8],
+}
+
 pub struct IcmpResponder {
     local: Ipv4Addr,
     /// IPv4 packets (no link header) ready to be routed and sent.
@@ -26,21 +34,29 @@ impl IcmpResponder {
     }
 
     /// An ICMP message for us from `src`; `ident` is the IPv4 identification
-    /// the reply will carry.
-    pub fn on_message(&mut self, src: Ipv4Addr, message: &[u8], ident: u16, stats: &mut Stats) {
+    /// the reply will carry. A destination-unreachable error (other than
+    /// "fragmentation needed") is returned for the engine to report to the
+    /// connection whose datagram it quotes.
+    pub fn on_message<'a>(
+        &mut self,
+        src: Ipv4Addr,
+        message: &'a [u8],
+        ident: u16,
+        stats: &mut Stats,
+    ) -> Option<Unreachable<'a>> {
         let Ok(packet) = IcmpPacket::new_checked(message) else {
             stats.drop_malformed_icmp += 1;
-            return;
+            return None;
         };
         let repr = match IcmpRepr::parse(&packet) {
             Ok(repr) => repr,
             Err(crate::wire::Error::Checksum) => {
                 stats.drop_bad_checksum += 1;
-                return;
+                return None;
             }
             Err(_) => {
                 stats.drop_malformed_icmp += 1;
-                return;
+                return None;
             }
         };
         match repr {
@@ -52,8 +68,14 @@ impl IcmpResponder {
                 // MSS from our own MTU; the message is only counted.
                 stats.icmp_frag_needed_in += 1;
             }
+            IcmpRepr::DestinationUnreachable { code, .. } => {
+                stats.icmp_unreachable_in += 1;
+                // The quoted datagram follows the 8-byte ICMP header.
+                return message.get(8..).map(|quoted| Unreachable { code, quoted });
+            }
             _ => stats.icmp_ignored += 1,
         }
+        None
     }
 
     /// The next reply (a whole IPv4 packet) and its destination.

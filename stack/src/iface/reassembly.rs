@@ -6,7 +6,9 @@
 //! one hole. A fragment that overlaps bytes already received drops the whole
 //! datagram: overlaps are how fragment-based attacks rewrite headers past
 //! filters, and RFC 5722 (for IPv6) makes dropping them the rule — we apply
-//! the same rule to IPv4.
+//! the same rule to IPv4. The exception is an exact duplicate (same place,
+//! same bytes), which networks produce innocently: it is dropped alone and
+//! the datagram goes on, as in Linux (IPFRAG_DUP).
 //!
 //! Memory is bounded: at most `MAX_DATAGRAMS` datagrams and `buffer_limit`
 //! bytes across all of them. When a new fragment needs room, the oldest
@@ -123,6 +125,10 @@ impl Reassembler {
         };
         match self.place(index, frag, end, stats) {
             Placement::Incomplete => None,
+            Placement::Duplicate => {
+                stats.ipv4_fragments_dropped += 1;
+                None
+            }
             Placement::Complete => Some(self.finish(index, stats)),
             Placement::Invalid => {
                 stats.ipv4_fragments_dropped += 1;
@@ -202,6 +208,19 @@ impl Reassembler {
             return Placement::Invalid;
         }
         let Some(hole_index) = d.holes.iter().position(|h| h.first <= frag.offset && end <= h.end) else {
+            // Data already received in full, byte for byte, is a duplicate
+            // (networks duplicate packets): only the copy is dropped, as
+            // Linux does (IPFRAG_DUP). Anything else overlapping received
+            // data would rewrite it and kills the datagram (overlap attacks,
+            // RFC 5722 in spirit). A "last" fragment is a duplicate only if
+            // it repeats the known end; otherwise it is inconsistent.
+            let intersects = d.holes.iter().any(|h| h.first < end && frag.offset < h.end);
+            let repeats_end = frag.more || d.total_len == Some(end);
+            let identical = d.data.get(frag.offset..end) == Some(frag.data);
+            if !intersects && repeats_end && identical {
+                stats.ipv4_fragments_duplicate += 1;
+                return Placement::Duplicate;
+            }
             stats.ipv4_reassembly_overlaps += 1;
             return Placement::Invalid;
         };
@@ -301,6 +320,8 @@ impl Reassembler {
 enum Placement {
     Incomplete,
     Complete,
+    /// Repeats data already received: this copy alone is dropped.
+    Duplicate,
     /// Overlapping or inconsistent: the datagram is dropped.
     Invalid,
     /// The byte budget cannot hold it.
@@ -354,15 +375,40 @@ mod tests {
         assert!(r.push(now, &frag(&data, 1200, 400, false), &mut stats).is_none());
     }
 
+    /// An exact duplicate of a fragment (networks duplicate packets) is
+    /// dropped alone, as Linux does (IPFRAG_DUP); the datagram completes.
     #[test]
-    fn exact_duplicate_is_an_overlap_too() {
+    fn exact_duplicate_is_dropped_alone() {
         let mut stats = Stats::default();
         let mut r = Reassembler::new(64 * 1024, Duration::from_secs(30));
         let data = payload(1600);
         assert!(r.push(Instant::ZERO, &frag(&data, 0, 800, true), &mut stats).is_none());
         assert!(r.push(Instant::ZERO, &frag(&data, 0, 800, true), &mut stats).is_none());
+        let last = frag(&data, 800, 800, false);
+        let done = r.push(Instant::ZERO, &last, &mut stats).expect("complete");
+        assert_eq!(done.payload, data);
+        assert_eq!(stats.ipv4_fragments_duplicate, 1);
+        assert_eq!(stats.ipv4_reassembly_overlaps, 0);
+        // A duplicate of the last fragment of a datagram still in progress, too.
         assert!(r.push(Instant::ZERO, &frag(&data, 800, 800, false), &mut stats).is_none());
-        assert_eq!(stats.ipv4_reassembled, 0);
+        assert!(r.push(Instant::ZERO, &frag(&data, 800, 800, false), &mut stats).is_none());
+        assert!(r.push(Instant::ZERO, &frag(&data, 0, 800, true), &mut stats).is_some());
+        assert_eq!(stats.ipv4_fragments_duplicate, 2);
+    }
+
+    /// Same place, different bytes: an attempt to rewrite received data.
+    #[test]
+    fn conflicting_duplicate_drops_the_datagram() {
+        let mut stats = Stats::default();
+        let mut r = Reassembler::new(64 * 1024, Duration::from_secs(30));
+        let data = payload(1600);
+        let mut forged = data.clone();
+        forged[10] ^= 0xff;
+        assert!(r.push(Instant::ZERO, &frag(&data, 0, 800, true), &mut stats).is_none());
+        assert!(r.push(Instant::ZERO, &frag(&forged, 0, 800, true), &mut stats).is_none());
+        assert!(r.is_empty(), "datagram discarded");
+        assert_eq!(stats.ipv4_reassembly_overlaps, 1);
+        assert!(r.push(Instant::ZERO, &frag(&data, 800, 800, false), &mut stats).is_none());
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //! sockets, and with a capacity of at least the socket limit it cannot
 //! overflow. Nothing in it points at memory the stack frees: keys are
 //! generation-checked handles the consumer validates when it pops.
+//!
+//! A socket released while its entry is unread has its entry *retracted*: it
+//! stays in place (tickets are positions) but empty, is skipped by `pop`, and
+//! no longer counts against the capacity — otherwise churn between two polls
+//! could fill the queue with entries nobody will ever receive and make a
+//! live socket's event overflow. Retracted entries are bounded separately
+//! (`capacity` more at the most) so memory stays bounded too.
 
 use std::collections::VecDeque;
 
@@ -31,6 +38,8 @@ pub struct EventQueue<K: Copy + Eq> {
     /// Sequence number of `entries[0]`.
     head_seq: u64,
     capacity: usize,
+    /// Entries retracted and not yet popped (empty kinds, skipped by `pop`).
+    retracted: usize,
     coalesced: u64,
 }
 
@@ -39,30 +48,35 @@ impl<K: Copy + Eq> EventQueue<K> {
     /// queue fills (never past `capacity`), so an idle consumer costs little and
     /// a busy one stops allocating once its high-water mark is reached.
     pub fn with_capacity(capacity: usize) -> Self {
-        EventQueue { entries: VecDeque::new(), head_seq: 0, capacity, coalesced: 0 }
+        EventQueue { entries: VecDeque::new(), head_seq: 0, capacity, retracted: 0, coalesced: 0 }
     }
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+    /// Entries `pop` will return (retracted ones excluded).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() - self.retracted
     }
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
     /// Post `kinds` for `key`. If `*ticket` names an unread entry for the same
     /// key, the kinds are merged into it (and the priority raised to the higher
     /// of the two); otherwise a new entry is appended and `*ticket` updated.
     pub fn post(&mut self, key: K, kinds: EventSet, priority: Priority, ticket: &mut Option<EventTicket>) -> Result<(), QueueFull> {
+        if kinds.is_empty() {
+            // Nothing to report (and empty kinds mark a retracted entry).
+            return Ok(());
+        }
         if let Some(entry) = ticket.and_then(|t| self.unread_entry_mut(t)) {
-            if entry.key == key {
+            if entry.key == key && !entry.kinds.is_empty() {
                 entry.kinds |= kinds;
                 entry.priority = entry.priority.max(priority);
                 self.coalesced += 1;
                 return Ok(());
             }
         }
-        if self.entries.len() >= self.capacity {
+        if self.len() >= self.capacity || self.entries.len() >= self.storage_limit() {
             return Err(QueueFull);
         }
         self.reserve_one();
@@ -71,11 +85,29 @@ impl<K: Copy + Eq> EventQueue<K> {
         *ticket = Some(EventTicket(seq));
         Ok(())
     }
-    /// The oldest entry.
+    /// The oldest entry (retracted ones are skipped).
     pub fn pop(&mut self) -> Option<Event<K>> {
-        let event = self.entries.pop_front()?;
-        self.head_seq += 1;
-        Some(event)
+        loop {
+            let event = self.entries.pop_front()?;
+            self.head_seq += 1;
+            if !event.kinds.is_empty() {
+                return Some(event);
+            }
+            self.retracted -= 1;
+        }
+    }
+    /// The socket that holds `*ticket` is gone: its unread entry, if any, is
+    /// emptied so it is never returned and stops counting against the
+    /// capacity. The ticket is cleared. Returns whether an entry was retracted.
+    pub fn retract(&mut self, ticket: &mut Option<EventTicket>) -> bool {
+        let Some(t) = ticket.take() else { return false };
+        let Some(entry) = self.unread_entry_mut(t) else { return false };
+        if entry.kinds.is_empty() {
+            return false;
+        }
+        entry.kinds = EventSet::EMPTY;
+        self.retracted += 1;
+        true
     }
     /// Entries merged into an existing entry since creation.
     pub fn coalesced(&self) -> u64 {
@@ -89,14 +121,21 @@ impl<K: Copy + Eq> EventQueue<K> {
         self.entries.get_mut(index)
     }
 
+    /// Live entries at most `capacity`, retracted ones at most as many again.
+    fn storage_limit(&self) -> usize {
+        self.capacity.saturating_mul(2)
+    }
+
     /// Make room for one more entry, doubling the allocation but never
-    /// reserving past `capacity`.
+    /// reserving past what the entries may need: `capacity`, or while
+    /// retracted entries are held, the storage limit.
     fn reserve_one(&mut self) {
         let len = self.entries.len();
         if len < self.entries.capacity() {
             return;
         }
-        let target = (len * 2).max(INITIAL_ALLOCATION).min(self.capacity);
+        let limit = if len < self.capacity { self.capacity } else { self.storage_limit() };
+        let target = (len * 2).max(INITIAL_ALLOCATION).min(limit);
         self.entries.reserve_exact(target.saturating_sub(len).max(1));
     }
 }
@@ -198,16 +237,57 @@ mod tests {
         assert_eq!(first, Event { key: 0, kinds: R | W, priority: 0 });
     }
 
+    /// Released sockets' unread entries do not take room from live ones.
+    #[test]
+    fn retracted_entries_do_not_count_against_capacity() {
+        let mut q = EventQueue::with_capacity(2);
+        let mut t = [None; 4];
+        q.post(0u32, R, 0, &mut t[0]).unwrap();
+        q.post(1u32, R, 0, &mut t[1]).unwrap();
+        assert!(q.retract(&mut t[0]));
+        assert!(!q.retract(&mut t[0]), "twice is harmless");
+        assert_eq!(t[0], None);
+        assert_eq!(q.len(), 1);
+        q.post(2u32, W, 0, &mut t[2]).expect("room: key 0's entry was retracted");
+        assert_eq!(q.post(3u32, W, 0, &mut t[3]), Err(QueueFull), "two live entries fill it");
+        assert_eq!(q.pop().map(|e| e.key), Some(1), "the retracted entry is skipped");
+        assert_eq!(q.pop().map(|e| e.key), Some(2));
+        assert_eq!(q.pop(), None);
+        assert!(q.is_empty());
+        q.post(3u32, W, 0, &mut t[3]).unwrap();
+        assert_eq!(q.len(), 1);
+    }
+
+    /// Retracted entries are bounded: storage never exceeds twice the capacity.
+    #[test]
+    fn retracted_entries_are_bounded() {
+        let mut q = EventQueue::with_capacity(4);
+        let mut refused = 0;
+        for k in 0..100u32 {
+            let mut t = None;
+            if q.post(k, R, 0, &mut t).is_err() {
+                refused += 1;
+            }
+            q.retract(&mut t);
+            assert!(q.entries.len() <= 8);
+        }
+        assert!(refused > 0);
+        assert_eq!(q.pop(), None);
+        assert_eq!(q.entries.len(), 0);
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Post { key: u32, kinds: u16, priority: u8 },
         Pop,
+        Retract { key: u32 },
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             3 => (0u32..50, 1u16..256, 0u8..4).prop_map(|(key, kinds, priority)| Op::Post { key, kinds, priority }),
             1 => Just(Op::Pop),
+            1 => (0u32..50).prop_map(|key| Op::Retract { key }),
         ]
     }
 
@@ -228,9 +308,15 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Post { key, kinds, priority } => {
-                        q.post(key, EventSet(kinds), priority, &mut tickets[key as usize])
-                            .map_err(|_| TestCaseError::fail("queue full with one entry per key"))?;
-                        pending[key as usize] |= EventSet(kinds);
+                        match q.post(key, EventSet(kinds), priority, &mut tickets[key as usize]) {
+                            Ok(()) => pending[key as usize] |= EventSet(kinds),
+                            // Only retracted entries may fill it, never live ones.
+                            Err(QueueFull) => prop_assert!(q.entries.len() >= q.storage_limit() && q.len() < 50),
+                        }
+                    }
+                    Op::Retract { key } => {
+                        q.retract(&mut tickets[key as usize]);
+                        pending[key as usize] = EventSet::EMPTY;
                     }
                     Op::Pop => {
                         if let Some(e) = q.pop() {

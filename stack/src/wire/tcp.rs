@@ -333,7 +333,7 @@ impl TcpRepr {
             flags: packet.flags(),
             window: packet.window_len(),
             urgent: packet.urgent_at(),
-            options: TcpOptions::parse(packet.options())?,
+            options: TcpOptions::parse(packet.options()),
             payload_len: packet.payload().len(),
         })
     }
@@ -572,15 +572,18 @@ mod tests {
         assert_eq!(TcpRepr::parse(&TcpPacket::new_unchecked(&b[..]), &CLIENT, &SERVER, false), Err(Error::Truncated));
     }
 
+    /// Linux processes a segment whose options are malformed (it stops
+    /// parsing them), so the segment parses, without the broken option.
     #[test]
-    fn bad_option_length_is_malformed() {
+    fn bad_option_length_keeps_the_segment() {
         let mut b = SYN;
         b[21] = 0; // MSS length zero
-        let packet = TcpPacket::new_unchecked(&mut b[..]);
-        let mut packet = packet;
+        let mut packet = TcpPacket::new_unchecked(&mut b[..]);
         packet.fill_checksum(&CLIENT, &SERVER);
         let packet = TcpPacket::new_checked(&b[..]).unwrap();
-        assert_eq!(TcpRepr::parse(&packet, &CLIENT, &SERVER, true), Err(Error::Malformed));
+        let repr = TcpRepr::parse(&packet, &CLIENT, &SERVER, true).unwrap();
+        assert_eq!(repr.options, TcpOptions::default());
+        assert!(repr.flags.syn());
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! SACK (RFC 2018).
 
 use super::tcp::{SackBlocks, TcpOptions};
-use super::{Error, Result};
 use crate::tcp::seq::SeqNum;
 
 /// Option kinds (IANA "TCP Option Kind Numbers").
@@ -38,18 +37,21 @@ fn be32(b: &[u8]) -> u32 {
 
 impl TcpOptions {
     /// Parses the option area (the bytes between the fixed header and the
-    /// data offset). Unknown kinds are skipped by their length. A missing,
-    /// zero or one length byte, an option running past the area, or a known
-    /// option with the wrong length is [`Error::Malformed`] (RFC 9293 §3.1
-    /// requires handling illegal lengths; there is no way to resynchronise).
-    pub fn parse(mut area: &[u8]) -> Result<TcpOptions> {
+    /// data offset) as Linux's `tcp_parse_options` does, so a segment is never
+    /// dropped for its options (RFC 9293 §3.1 asks that illegal option lengths
+    /// be handled without crashing; RFC 1122 §4.2.2.5 that any option be
+    /// accepted): unknown kinds and known kinds with the wrong length are
+    /// skipped by their length; a missing, zero or one length byte, or an
+    /// option running past the area, ends parsing (there is no way to
+    /// resynchronise) and keeps what was parsed before it.
+    pub fn parse(mut area: &[u8]) -> TcpOptions {
         // The layout of nearly every segment once timestamps are agreed
         // (RFC 7323 Appendix A: NOP, NOP, TS), matched in one comparison as
         // Linux's `tcp_parse_aligned_timestamp` does; the result is what the
         // general loop below produces for these bytes.
         if let [kind::NOP, kind::NOP, kind::TIMESTAMPS, 10, ts @ ..] = area {
             if ts.len() == 8 {
-                return Ok(TcpOptions { timestamps: Some((be32(&ts[..4]), be32(&ts[4..]))), ..TcpOptions::default() });
+                return TcpOptions { timestamps: Some((be32(&ts[..4]), be32(&ts[4..]))), ..TcpOptions::default() };
             }
         }
         let mut options = TcpOptions::default();
@@ -62,46 +64,41 @@ impl TcpOptions {
                 }
                 _ => {}
             }
-            let option_len = *rest.first().ok_or(Error::Malformed)? as usize;
+            let Some(&option_len) = rest.first() else { break };
+            let option_len = option_len as usize;
             if option_len < 2 || option_len > area.len() {
-                return Err(Error::Malformed);
+                break;
             }
-            let body = &area[2..option_len];
-            match option_kind {
-                kind::MSS => {
-                    expect_len(option_len, len::MSS)?;
-                    options.mss = Some(u16::from_be_bytes([body[0], body[1]]));
-                }
-                kind::WINDOW_SCALE => {
-                    expect_len(option_len, len::WINDOW_SCALE)?;
-                    // RFC 7323 §2.3: log a shift above 14 and use 14.
-                    options.window_scale = Some(body[0].min(MAX_WINDOW_SCALE));
-                }
-                kind::SACK_PERMITTED => {
-                    expect_len(option_len, len::SACK_PERMITTED)?;
-                    options.sack_permitted = true;
-                }
-                kind::SACK => {
-                    let blocks = body.chunks_exact(len::SACK_BLOCK);
-                    if body.is_empty() || !blocks.remainder().is_empty() {
-                        return Err(Error::Malformed);
-                    }
-                    // Only 4 blocks fit the option space; push ignores extras.
-                    let mut sack = SackBlocks::default();
-                    for block in blocks {
-                        sack.push(SeqNum(be32(&block[..4])), SeqNum(be32(&block[4..])));
-                    }
-                    options.sack = sack;
-                }
-                kind::TIMESTAMPS => {
-                    expect_len(option_len, len::TIMESTAMPS)?;
-                    options.timestamps = Some((be32(&body[..4]), be32(&body[4..])));
-                }
-                _ => {}
-            }
-            area = &area[option_len..];
+            let (option, after) = area.split_at(option_len);
+            options.take(option_kind, &option[2..]);
+            area = after;
         }
-        Ok(options)
+        options
+    }
+
+    /// Records one well-formed option of `option_kind` with `body` (the bytes
+    /// after kind and length); a known option of the wrong length is ignored.
+    fn take(&mut self, option_kind: u8, body: &[u8]) {
+        match (option_kind, body.len() + 2) {
+            (kind::MSS, len::MSS) => self.mss = Some(u16::from_be_bytes([body[0], body[1]])),
+            // RFC 7323 §2.3: log a shift above 14 and use 14.
+            (kind::WINDOW_SCALE, len::WINDOW_SCALE) => self.window_scale = Some(body[0].min(MAX_WINDOW_SCALE)),
+            (kind::SACK_PERMITTED, len::SACK_PERMITTED) => self.sack_permitted = true,
+            (kind::SACK, _) => {
+                let blocks = body.chunks_exact(len::SACK_BLOCK);
+                if body.is_empty() || !blocks.remainder().is_empty() {
+                    return;
+                }
+                // Only 4 blocks fit the option space; push ignores extras.
+                let mut sack = SackBlocks::default();
+                for block in blocks {
+                    sack.push(SeqNum(be32(&block[..4])), SeqNum(be32(&block[4..])));
+                }
+                self.sack = sack;
+            }
+            (kind::TIMESTAMPS, len::TIMESTAMPS) => self.timestamps = Some((be32(&body[..4]), be32(&body[4..]))),
+            _ => {}
+        }
     }
 
     /// Bytes of everything but the SACK blocks, laid out as Linux does
@@ -181,14 +178,6 @@ impl TcpOptions {
     }
 }
 
-fn expect_len(actual: usize, expected: usize) -> Result<()> {
-    if actual == expected {
-        Ok(())
-    } else {
-        Err(Error::Malformed)
-    }
-}
-
 struct Writer<'a> {
     out: &'a mut [u8],
     at: usize,
@@ -223,7 +212,7 @@ mod tests {
     #[test]
     fn parses_linux_syn_options() {
         let area = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
-        let o = TcpOptions::parse(&area).unwrap();
+        let o = TcpOptions::parse(&area);
         assert_eq!(o.mss, Some(1460));
         assert!(o.sack_permitted);
         assert_eq!(o.timestamps, Some((1, 0)));
@@ -236,29 +225,30 @@ mod tests {
         let aligned = [1, 1, 8, 10, 0, 0, 1, 2, 0xfe, 0xdc, 0xba, 0x98];
         let trailing_nops = [8, 10, 0, 0, 1, 2, 0xfe, 0xdc, 0xba, 0x98, 1, 1];
         let expected = TcpOptions { timestamps: Some((0x102, 0xfedc_ba98)), ..Default::default() };
-        assert_eq!(TcpOptions::parse(&aligned).unwrap(), expected);
-        assert_eq!(TcpOptions::parse(&trailing_nops).unwrap(), expected);
+        assert_eq!(TcpOptions::parse(&aligned), expected);
+        assert_eq!(TcpOptions::parse(&trailing_nops), expected);
         // Same prefix, more options after it: the general parser handles them.
         let with_sack = [1, 1, 8, 10, 0, 0, 1, 2, 0xfe, 0xdc, 0xba, 0x98, 1, 1, 5, 10, 0, 0, 0, 5, 0, 0, 0, 9];
-        let parsed = TcpOptions::parse(&with_sack).unwrap();
+        let parsed = TcpOptions::parse(&with_sack);
         assert_eq!(parsed.timestamps, expected.timestamps);
         assert_eq!(parsed.sack, sack(&[(5, 9)]));
-        // Same prefix, truncated: still malformed.
-        assert_eq!(TcpOptions::parse(&aligned[..10]), Err(Error::Malformed));
+        // Same prefix, truncated: the timestamps option runs past the area,
+        // which ends parsing with nothing recorded, as in the general loop.
+        assert_eq!(TcpOptions::parse(&aligned[..10]), TcpOptions::default());
     }
 
     #[test]
     fn window_scale_is_clamped() {
-        let o = TcpOptions::parse(&[3, 3, 15, 0]).unwrap();
+        let o = TcpOptions::parse(&[3, 3, 15, 0]);
         assert_eq!(o.window_scale, Some(14));
-        assert_eq!(TcpOptions::parse(&[3, 3, 255, 0]).unwrap().window_scale, Some(14));
+        assert_eq!(TcpOptions::parse(&[3, 3, 255, 0]).window_scale, Some(14));
     }
 
     #[test]
     fn unknown_options_are_skipped_and_end_stops() {
         // Kind 30 (MPTCP) of length 6, then MSS, then END followed by garbage.
         let area = [30, 6, 1, 2, 3, 4, 2, 4, 0x05, 0x78, 0, 0xff, 0xff, 0xff];
-        let o = TcpOptions::parse(&area).unwrap();
+        let o = TcpOptions::parse(&area);
         assert_eq!(o.mss, Some(1400));
     }
 
@@ -269,17 +259,16 @@ mod tests {
             area.extend((i * 10).to_be_bytes());
             area.extend((i * 10 + 5).to_be_bytes());
         }
-        let o = TcpOptions::parse(&area).unwrap();
+        let o = TcpOptions::parse(&area);
         assert_eq!(o.sack, sack(&[(0, 5), (10, 15), (20, 25), (30, 35)]));
     }
 
+    /// Linux (`tcp_parse_options`) skips a known option of the wrong length
+    /// and goes on with the next one.
     #[test]
-    fn illegal_lengths_are_malformed() {
+    fn known_option_of_the_wrong_length_is_skipped() {
+        let ts = [8, 10, 0, 0, 0, 7, 0, 0, 0, 9];
         let cases: &[&[u8]] = &[
-            &[2],                         // kind without length byte
-            &[2, 0, 0, 0],                // zero length
-            &[30, 1, 0, 0],               // length one
-            &[30, 9, 0, 0],               // runs past the area
             &[2, 3, 5],                   // MSS of the wrong length
             &[3, 4, 7, 0],                // window scale of the wrong length
             &[4, 3, 0],                   // SACK-permitted of the wrong length
@@ -287,8 +276,26 @@ mod tests {
             &[5, 2],                      // SACK with no block
             &[8, 8, 0, 0, 0, 0, 0, 0],    // short timestamps
         ];
-        for area in cases {
-            assert_eq!(TcpOptions::parse(area), Err(Error::Malformed), "{area:?}");
+        for bad in cases {
+            let area = [*bad, &ts[..]].concat();
+            let o = TcpOptions::parse(&area);
+            assert_eq!(o, TcpOptions { timestamps: Some((7, 9)), ..Default::default() }, "{area:?}");
+        }
+    }
+
+    /// A length that cannot be followed ends parsing; what came before stays.
+    #[test]
+    fn unusable_length_ends_parsing_and_keeps_earlier_options() {
+        let cases: &[&[u8]] = &[
+            &[2],           // kind without length byte
+            &[2, 0, 0, 0],  // zero length
+            &[30, 1, 0, 0], // length one
+            &[30, 9, 0, 0], // runs past the area
+        ];
+        for bad in cases {
+            let area = [&[1, 3, 3, 7][..], *bad, &[2, 4, 5, 0xb4][..]].concat();
+            let o = TcpOptions::parse(&area);
+            assert_eq!(o, TcpOptions { window_scale: Some(7), ..Default::default() }, "{area:?}");
         }
     }
 
@@ -313,7 +320,7 @@ mod tests {
 
         let mut out = [0u8; 40];
         assert_eq!(with_ts.emit(&mut out), 40);
-        let parsed = TcpOptions::parse(&out).unwrap();
+        let parsed = TcpOptions::parse(&out);
         assert_eq!(parsed.sack, sack(&[(1, 2), (3, 4), (5, 6)]));
         assert_eq!(parsed.timestamps, Some((1, 2)));
     }

@@ -26,11 +26,6 @@ impl Assembler {
         &self.ranges[..self.len]
     }
 
-    /// End of the furthest range (0 when empty).
-    pub(super) fn extent(&self) -> usize {
-        self.ranges().iter().map(|r| r.1).max().unwrap_or(0)
-    }
-
     /// Whether `[start, end)` can be recorded: it joins an existing range or
     /// there is a free slot.
     pub(super) fn can_insert(&self, start: usize, end: usize) -> bool {
@@ -102,7 +97,6 @@ mod tests {
         assert_eq!(a.ranges(), &[(10, 25), (50, 60), (30, 40)]);
         a.insert(24, 55); // bridges three
         assert_eq!(a.ranges(), &[(10, 60)]);
-        assert_eq!(a.extent(), 60);
         a.insert(12, 14); // duplicate
         assert_eq!(a.ranges(), &[(10, 60)]);
     }

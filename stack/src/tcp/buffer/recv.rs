@@ -6,7 +6,7 @@
 //! window is cut).
 
 use super::assembler::{Assembler, MAX_RANGES};
-use super::ring::Ring;
+use super::chunks::Chunks;
 
 /// Result of placing a segment's payload into the receive buffer.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -24,7 +24,9 @@ pub struct Placed {
 /// the in-order part before it.
 #[derive(Clone, Debug)]
 pub struct RecvBuffer {
-    ring: Ring,
+    /// Sparse: only the chunks holding data are allocated, so an
+    /// out-of-order segment far ahead does not allocate the window before it.
+    storage: Chunks,
     /// In-order bytes before rcv_nxt not yet read.
     readable: usize,
     /// The configured maximum (SO_RCVBUF).
@@ -38,7 +40,7 @@ impl RecvBuffer {
 
     /// No storage is allocated until data arrives.
     pub fn new(limit: usize) -> Self {
-        RecvBuffer { ring: Ring::default(), readable: 0, limit, assembler: Assembler::default() }
+        RecvBuffer { storage: Chunks::default(), readable: 0, limit, assembler: Assembler::default() }
     }
     pub fn limit(&self) -> usize {
         self.limit
@@ -66,14 +68,7 @@ impl RecvBuffer {
         if offset > 0 && !self.assembler.can_insert(offset, end) {
             return Placed::default();
         }
-        let live = self.readable + self.assembler.extent();
-        let needed = self.readable + end;
-        self.ring.reserve(live, needed, self.limit.max(live));
-        let stored = self.ring.write_at(self.readable + offset, &data[..end - offset]);
-        if stored < end - offset {
-            // Unreachable given `reserve`, but never record bytes not written.
-            return Placed::default();
-        }
+        let stored = self.storage.write_at(self.readable + offset, &data[..end - offset]);
         if offset > 0 {
             self.assembler.insert(offset, end);
             return Placed { stored, advanced: 0 };
@@ -95,20 +90,28 @@ impl RecvBuffer {
             return 0;
         }
         let n = buf.len().min(self.readable - offset);
-        self.ring.read_at(offset, &mut buf[..n])
+        self.storage.read_at(offset, &mut buf[..n])
     }
-    /// The readable bytes as at most two slices (zero-copy peek).
+    /// The readable bytes as at most two slices (zero-copy peek). Storage is
+    /// chunked, so when the bytes span more than two chunks this is only a
+    /// prefix of them: consume it and call again for the rest.
     pub fn readable_slices(&self) -> (&[u8], &[u8]) {
-        self.ring.slices(0, self.readable)
+        let first = self.storage.contiguous(0, self.readable);
+        let second = self.storage.contiguous(first.len(), self.readable - first.len());
+        (first, second)
     }
     /// Consume `n` readable bytes (after a zero-copy peek).
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.readable);
-        self.ring.advance(n);
+        self.storage.advance(n);
         self.readable -= n;
         if self.readable == 0 && self.assembler.is_empty() {
-            self.ring.reset_head();
+            self.storage.reset_head();
         }
+    }
+    /// Nothing buffered, in order or out of order.
+    pub fn is_empty(&self) -> bool {
+        self.readable == 0 && self.assembler.is_empty()
     }
     pub fn has_out_of_order(&self) -> bool {
         !self.assembler.is_empty()
@@ -123,11 +126,12 @@ impl RecvBuffer {
     /// next segment allocates again.
     pub fn release_if_empty(&mut self) {
         if self.readable == 0 && self.assembler.is_empty() {
-            self.ring.release();
+            self.storage.release();
         }
     }
+    /// Bytes of storage currently allocated.
     pub fn allocated(&self) -> usize {
-        self.ring.capacity()
+        self.storage.allocated()
     }
 }
 

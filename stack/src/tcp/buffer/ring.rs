@@ -87,14 +87,6 @@ impl Ring {
         self.storage[..second].copy_from_slice(&data[first..first + second]);
         first + second
     }
-
-    /// Copies logical `[offset, offset + buf.len())` into `buf`; returns the count.
-    pub(super) fn read_at(&self, offset: usize, buf: &mut [u8]) -> usize {
-        let (first, second) = self.slices(offset, buf.len());
-        buf[..first.len()].copy_from_slice(first);
-        buf[first.len()..first.len() + second.len()].copy_from_slice(second);
-        first.len() + second.len()
-    }
 }
 
 /// `index % capacity` for `index < 2 * capacity`, which is what head plus an
@@ -124,9 +116,8 @@ mod tests {
         assert_eq!(ring.write_at(0, b"abcdefgh"), 8);
         let (first, second) = ring.slices(0, 8);
         assert_eq!((first, second), (&b"abc"[..], &b"defgh"[..]));
-        let mut out = [0u8; 6];
-        assert_eq!(ring.read_at(2, &mut out), 6);
-        assert_eq!(&out, b"cdefgh");
+        let (first, second) = ring.slices(2, 6);
+        assert_eq!([first, second].concat(), b"cdefgh");
     }
 
     #[test]

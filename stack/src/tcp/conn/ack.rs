@@ -1,12 +1,12 @@
 //! Receiving text and deciding when to acknowledge it: delayed ACKs
-//! (RFC 9293 §3.8.6.3, RFC 5681 §4.2) and SACK blocks (RFC 2018 §4).
+//! (RFC 9293 §3.8.6.3, RFC 5681 §4.2). What SACK blocks those ACKs carry is
+//! `sack_report`'s job.
 
 use super::{TcpConn, TcpState};
 use crate::error::Error;
 use crate::session::event::EventSet;
 use crate::tcp::seq::SeqNum;
 use crate::time::Instant;
-use crate::wire::SackBlocks;
 
 impl TcpConn {
     /// Place a segment's payload (RFC 9293 §3.10.7.4 "seventh"). `seq` is the
@@ -59,15 +59,22 @@ impl TcpConn {
         if offset > 0 || had_out_of_order {
             // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: out-of-order data, and data that
             // fills a gap, are acknowledged immediately (fast retransmit depends on it),
-            // one ACK per segment even if several arrive between two polls.
-            if offset > 0 && self.flags.ack_now {
-                self.rcv.extra_acks = (self.rcv.extra_acks + 1).min(super::state::MAX_EXTRA_ACKS);
+            // one ACK per out-of-order segment even if several arrive between two polls.
+            if offset > 0 {
+                self.out_of_order_arrival(start);
+            } else {
+                self.rcv.sack.acknowledged(self.rcv.nxt);
             }
             self.flags.ack_now = true;
         } else if advanced > 0 {
             self.rcv.unacked_bytes = self.rcv.unacked_bytes.saturating_add(advanced as u32);
-            // At least every second full-sized segment.
-            if self.rcv.unacked_bytes as usize >= 2 * self.rcv.mss_est as usize {
+            // At least every second full-sized segment, and every segment while
+            // the connection is fresh, as Linux's quick-ACK mode does
+            // (tcp_incr_quickack on the first data): a first request written in
+            // two parts would otherwise wait on this ACK behind Nagle, and a
+            // slow start grows with each ACK.
+            let quick = self.rcv.quick_acks > 0;
+            if quick || self.rcv.unacked_bytes as usize >= 2 * self.rcv.mss_est as usize {
                 self.flags.ack_now = true;
             } else if self.timers.delayed_ack.is_none() {
                 self.timers.delayed_ack = Some(now + self.config.delayed_ack);
@@ -90,27 +97,15 @@ impl TcpConn {
         self.rcv.adv.distance_from(self.rcv.nxt)
     }
 
-    /// SACK blocks for an outgoing segment (RFC 2018 §4): the most recently
-    /// changed out-of-order range first, as many as fit next to the other options.
-    pub(super) fn sack_blocks(&self) -> SackBlocks {
-        let mut blocks = SackBlocks::default();
-        if !self.flags.sack || self.flags.read_shut {
-            return blocks;
-        }
-        // 40 option bytes: 4 blocks alone, 3 next to timestamps (RFC 2018 §3).
-        let max = if self.flags.timestamps { 3 } else { SackBlocks::MAX };
-        for (start, end) in self.recv_buf.out_of_order_ranges().take(max) {
-            if end > start {
-                blocks.push(self.rcv.nxt + start, self.rcv.nxt + end);
-            }
-        }
-        blocks
-    }
-
-    /// An ACK (or a segment carrying one) went out: the delayed ACK is paid.
+    /// An ACK (or a segment carrying one) went out: the delayed ACK is paid,
+    /// and so is one out-of-order arrival; while others are still owed an
+    /// ACK of their own (a data segment carried this one), one stays due.
     pub(super) fn ack_sent(&mut self) {
-        self.flags.ack_now = false;
-        self.rcv.extra_acks = 0;
+        self.rcv.sack.ack_sent(self.rcv.nxt);
+        self.flags.ack_now = self.rcv.sack.owed() > 0;
+        if self.rcv.unacked_bytes > 0 {
+            self.rcv.quick_acks = self.rcv.quick_acks.saturating_sub(1);
+        }
         self.timers.delayed_ack = None;
         self.rcv.unacked_bytes = 0;
         self.rcv.last_ack_sent = self.rcv.nxt;

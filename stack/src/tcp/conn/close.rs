@@ -68,6 +68,17 @@ impl TcpConn {
         self.stop_transmitting();
         self.timers.close = Some(now + self.config.time_wait);
         self.send_buf = SendBuffer::new(self.config.send_buffer);
+        self.release_receive_storage();
+    }
+
+    /// No more data can arrive: free the receive storage unless the
+    /// application still has bytes to read (an orphan never reads them).
+    fn release_receive_storage(&mut self) {
+        if self.flags.orphan {
+            self.recv_buf = RecvBuffer::new(self.config.recv_buffer);
+        } else {
+            self.recv_buf.release_if_empty();
+        }
     }
 
     /// CLOSED: no timer stays armed and nothing is ever (re)transmitted again
@@ -79,9 +90,7 @@ impl TcpConn {
         self.flags.ack_now = false;
         self.events.insert(events | EventSet::CLOSED);
         self.send_buf = SendBuffer::new(self.config.send_buffer);
-        if self.flags.orphan {
-            self.recv_buf = RecvBuffer::new(self.config.recv_buffer);
-        }
+        self.release_receive_storage();
     }
 
     /// The connection failed: record the error for SO_ERROR and close.

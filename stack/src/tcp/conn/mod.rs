@@ -11,11 +11,12 @@
 //! once a connection is CLOSED it transmits nothing ever again.
 //!
 //! Files, one job each: `open` (handshakes, options), `input` (segment
-//! arrival, RFC 5961, PAWS), `ack` (receiving text, delayed ACKs, SACK blocks),
-//! `window` (the advertised window), `send` (segmentation, Nagle, SWS,
-//! probes), `recovery` (ACK processing, fast recovery, RTO),
-//! `lost_retransmission` (RACK-style detection of lost retransmissions), `timers`,
-//! `close`, `info`, `state` (the variables), `lazy_scoreboard`.
+//! arrival, RFC 5961, PAWS), `ack` (receiving text, delayed ACKs),
+//! `sack_report` (which SACK blocks each ACK carries), `window` (the
+//! advertised window), `send` (segmentation, Nagle, SWS, probes), `recovery`
+//! (ACK processing, fast recovery, RTO), `lost_retransmission` (RACK-style
+//! detection of lost retransmissions), `timers`, `close`, `info`, `state`
+//! (the variables), `lazy_scoreboard`.
 
 mod ack;
 mod close;
@@ -25,6 +26,7 @@ mod lazy_scoreboard;
 mod lost_retransmission;
 mod open;
 mod recovery;
+mod sack_report;
 mod send;
 mod state;
 mod timers;
@@ -208,15 +210,19 @@ impl TcpConn {
 
     /// A segment for this connection (RFC 9293 §3.10.7). Checksums were verified by the engine.
     pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8]) -> SegmentOutcome {
-        input::on_segment(self, now, seg, payload)
+        let outcome = input::on_segment(self, now, seg, payload);
+        self.update_buffer_release_timer(now);
+        outcome
     }
     /// Emit whatever is due: SYN/SYN-ACK, data (window, Nagle, cwnd), retransmissions,
     /// ACKs (delayed or immediate), window updates, FIN, RST, probes.
     pub fn poll_transmit(&mut self, now: Instant, budget: &mut TxBudget, sink: &mut SegmentSink<'_>) -> TxReport {
-        send::poll_transmit(self, now, budget, sink)
+        let report = send::poll_transmit(self, now, budget, sink);
+        self.update_buffer_release_timer(now);
+        report
     }
     /// The earliest time `on_timeout` has work (RTO, delayed ACK, persist,
-    /// keepalive, TIME-WAIT, FIN-WAIT-2, SYN retries), or None.
+    /// keepalive, TIME-WAIT, FIN-WAIT-2, SYN retries, idle buffer release), or None.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.earliest()
     }
@@ -253,6 +259,10 @@ impl TcpConn {
             }
             let n = self.recv_buf.read(buf);
             window::after_read(self);
+            if self.flags.fin_received {
+                // No more data can arrive: the storage is not needed again.
+                self.recv_buf.release_if_empty();
+            }
             return Ok(n);
         }
         self.end_of_stream_or_error()
@@ -313,6 +323,14 @@ impl TcpConn {
     /// True once the connection is CLOSED (after TIME-WAIT, reset or abort) and may be freed.
     pub fn is_finished(&self) -> bool {
         self.state == TcpState::Closed && self.pending_rst.is_none()
+    }
+    /// Answer with an ACK at the next poll: the engine's reply to a SYN that
+    /// could reopen TIME-WAIT when nobody listens (RFC 9293 §3.10.7.4; Linux's
+    /// TCP_TW_SYN without a listener falls through to the TIME-WAIT ACK).
+    pub fn request_ack(&mut self) {
+        if self.state != TcpState::Closed {
+            self.flags.ack_now = true;
+        }
     }
     /// Fast retransmits are waiting (the engine checks this to service its postponed list).
     pub fn wants_fast_retransmit(&self) -> bool {

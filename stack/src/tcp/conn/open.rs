@@ -52,6 +52,7 @@ fn new_conn(now: Instant, params: ConnParams, state: TcpState) -> TcpConn {
             fin: None,
             wscale: 0,
             mss_clamp: DEFAULT_MSS.min(local_mss),
+            sml: iss,
         },
         rcv: RecvSeq {
             irs: SeqNum(0),
@@ -63,7 +64,8 @@ fn new_conn(now: Instant, params: ConnParams, state: TcpState) -> TcpConn {
             ts_recent_at: now,
             unacked_bytes: 0,
             mss_est: DEFAULT_MSS.min(local_mss),
-            extra_acks: 0,
+            quick_acks: super::state::QUICK_ACKS_AT_START,
+            sack: Default::default(),
             fin_at: None,
         },
         send_buf: SendBuffer::new(config.send_buffer),

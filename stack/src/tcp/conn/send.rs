@@ -14,6 +14,8 @@ use crate::wire::{SackBlocks, TcpFlags, TcpOptions, TcpRepr};
 struct DataSegment {
     seq: SeqNum,
     len: usize,
+    /// Shorter than a full segment (counts for Nagle's rule).
+    small: bool,
     fin: bool,
     /// Below the highest sequence sent: a go-back retransmission after an RTO.
     retransmission: bool,
@@ -23,9 +25,10 @@ struct DataSegment {
 pub(super) fn poll_transmit(conn: &mut TcpConn, now: Instant, budget: &mut TxBudget, sink: &mut SegmentSink<'_>) -> TxReport {
     let mut report = TxReport::default();
     if let Some(rst) = conn.pending_rst.take() {
-        // An RST is never retransmitted (RFC 9293 §3.10.7.1): if the sink cannot
-        // take it now, it is lost like any segment, and a closed connection
-        // never lingers waiting for a device that may not come back.
+        // An RST is never retransmitted (RFC 9293 §3.10.7.1), so the connection
+        // does not linger for it: a sink that cannot take it now reports the
+        // poll blocked, and the engine moves the RST to its control queue,
+        // sent first at the next poll, when it frees the connection.
         if conn.emit_rst(rst, sink) {
             report.segments += 1;
         } else {
@@ -68,8 +71,8 @@ pub(super) fn poll_transmit(conn: &mut TcpConn, now: Instant, budget: &mut TxBud
         }
     }
     if conn.flags.ack_now && !report.blocked && conn.state != TcpState::SynSent {
-        // Duplicate ACKs owed for out-of-order segments processed since the last poll.
-        let copies = 1 + conn.rcv.extra_acks as usize;
+        // One ACK per out-of-order segment processed since the last poll.
+        let copies = conn.acks_owed();
         // SEQ is the highest sequence number sent, not a pulled-back SND.NXT:
         // the peer only accepts an empty segment at or above its RCV.NXT.
         for _ in 0..copies {
@@ -228,13 +231,24 @@ impl TcpConn {
             // only if it is at least half the largest window offered.
             return None;
         }
+        let small = len < max_payload;
         let nagle = !self.config.nodelay && !self.flags.fin_queued && !going_back;
-        if nagle && len > 0 && len == unsent && len < max_payload && self.snd.max > self.snd.una {
-            // Nagle (RFC 9293 §3.7.4): hold a partial segment while data is unacknowledged.
+        if nagle && len > 0 && len == unsent && small && self.small_segment_unacked() {
+            // Nagle (RFC 9293 §3.7.4) as Linux applies it (Minshall's variant,
+            // `tcp_nagle_check`): hold a partial segment only while an earlier
+            // partial one is unacknowledged. Waiting for every full segment
+            // would stall the short tail of a single write behind the peer's
+            // delayed ACK.
             return None;
         }
         let seq = self.snd.nxt;
-        Some(DataSegment { seq, len, fin: fin_due && seq + len == data_end, retransmission: going_back, sack })
+        Some(DataSegment { seq, len, small, fin: fin_due && seq + len == data_end, retransmission: going_back, sack })
+    }
+
+    /// Whether the last partial segment sent is still in flight (Linux's
+    /// `tcp_minshall_check`: SND.UNA < snd_sml <= SND.NXT).
+    fn small_segment_unacked(&self) -> bool {
+        self.snd.sml > self.snd.una && self.snd.sml <= self.snd.max
     }
 
     /// Bookkeeping after a data segment went out: SND.NXT/max, FIN, RTT timing, RTO.
@@ -249,6 +263,13 @@ impl TcpConn {
             self.retransmission_sent();
         } else {
             self.counters.bytes_sent += segment.len as u64;
+            if segment.small && segment.len > 0 {
+                self.snd.sml = segment.seq + segment.len;
+            } else if self.snd.sml < self.snd.una {
+                // Keep it within the window so the modular comparison in
+                // `small_segment_unacked` stays meaningful after wrap-around.
+                self.snd.sml = self.snd.una;
+            }
             if self.rec.timed_seq.is_none() {
                 self.rec.timed_seq = Some(self.snd.nxt);
                 self.rec.timed_at = now;

@@ -17,8 +17,11 @@ pub(super) const DUP_THRESH: usize = 3;
 pub(super) const PAWS_IDLE_LIMIT_MS: u64 = 24 * 24 * 3600 * 1000;
 /// RFC 5961 §7 / Linux `tcp_challenge_ack_limit` per socket: challenge ACKs per second.
 pub(super) const CHALLENGE_ACKS_PER_SEC: u8 = 10;
-/// Duplicate ACKs owed at the most between two polls.
+/// ACKs owed to out-of-order segments at the most between two polls.
 pub(super) const MAX_EXTRA_ACKS: u8 = 64;
+/// Segments acknowledged at once when a connection starts receiving (Linux's
+/// quick-ACK mode, TCP_MAX_QUICKACKS).
+pub(super) const QUICK_ACKS_AT_START: u8 = 16;
 
 /// Send sequence space (RFC 9293 §3.3.1, Figure 4).
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +48,10 @@ pub(super) struct SendSeq {
     pub wscale: u8,
     /// min(peer MSS, our MSS): the largest TCP payload plus options we may send.
     pub mss_clamp: u16,
+    /// End of the last new-data segment sent shorter than a full segment
+    /// (Linux's snd_sml): Nagle holds a small segment only while this one is
+    /// unacknowledged (Minshall's variant, Linux `tcp_minshall_check`).
+    pub sml: SeqNum,
 }
 
 /// Receive sequence space (RFC 9293 §3.3.1, Figure 5).
@@ -68,10 +75,12 @@ pub(super) struct RecvSeq {
     pub unacked_bytes: u32,
     /// Largest segment payload seen, our estimate of the peer's MSS (Linux's rcv_mss).
     pub mss_est: u16,
-    /// Extra immediate ACKs owed: one per out-of-order segment beyond the first
-    /// since the last poll, so that a batch of segments processed together
-    /// still yields one duplicate ACK each (the sender counts them, RFC 5681 §4.2).
-    pub extra_acks: u8,
+    /// ACKs of new in-order data still sent without delay (quick-ACK mode).
+    pub quick_acks: u8,
+    /// Out-of-order segments owed an immediate ACK each, even when a batch of
+    /// them is processed between two polls (the sender counts them, RFC 5681
+    /// §4.2), and what each ACK's SACK blocks report (RFC 2018 §4).
+    pub sack: super::sack_report::SackReport,
     /// Sequence number of a FIN that arrived ahead of missing data.
     pub fin_at: Option<SeqNum>,
 }
@@ -134,6 +143,9 @@ pub(super) struct Timers {
     /// End of the reordering window after which an unrepaired retransmission
     /// is deemed lost (RFC 8985 §6.3's RACK reordering timer).
     pub reorder: Option<Instant>,
+    /// Free the (empty) buffers' storage: armed while both buffers are empty
+    /// but allocated, disarmed as soon as either holds data.
+    pub buffer_release: Option<Instant>,
 }
 
 impl Timers {
@@ -147,7 +159,8 @@ impl Timers {
                 (x, None) => x,
             }
         }
-        min(min(min(self.rto, self.delayed_ack), min(self.persist, self.keepalive)), min(self.close, self.reorder))
+        let rare = min(self.close, min(self.reorder, self.buffer_release));
+        min(min(min(self.rto, self.delayed_ack), min(self.persist, self.keepalive)), rare)
     }
     pub fn clear(&mut self) {
         *self = Timers::default();

@@ -1,6 +1,7 @@
 //! Timer expiry: retransmission, delayed ACK, persist (zero-window probing,
-//! RFC 9293 §3.8.6.1), keepalive (§3.8.4), TIME-WAIT and the FIN-WAIT-2 limit.
-//! Each kind has one deadline in `Timers`; `poll_timeout` reports the earliest.
+//! RFC 9293 §3.8.6.1), keepalive (§3.8.4), TIME-WAIT and the FIN-WAIT-2 limit,
+//! and the release of idle buffers. Each kind has one deadline in `Timers`;
+//! `poll_timeout` reports the earliest.
 
 use super::{TcpConn, TcpState};
 use crate::error::Error;
@@ -9,6 +10,13 @@ use crate::time::{Duration, Instant};
 
 /// Probe intervals stop doubling after this many back-offs (the RTO maximum caps them anyway).
 const MAX_PERSIST_BACKOFF: u32 = 16;
+
+/// How long both buffers must stay empty before their storage is freed.
+/// Linux frees an skb as soon as it is acknowledged or read; we keep the
+/// rings through short pauses so a busy connection does not allocate per
+/// packet, but an idle keep-alive or pooled connection shrinks back to the
+/// bare `TcpConn`.
+pub(super) const BUFFER_IDLE_RELEASE: Duration = Duration::from_secs(1);
 
 pub(super) fn on_timeout(conn: &mut TcpConn, now: Instant) {
     let due = |deadline: Option<Instant>| deadline.is_some_and(|at| at <= now);
@@ -45,6 +53,13 @@ pub(super) fn on_timeout(conn: &mut TcpConn, now: Instant) {
     if due(conn.timers.keepalive) {
         conn.timers.keepalive = None;
         conn.on_keepalive_timeout(now);
+    }
+    if due(conn.timers.buffer_release) {
+        conn.timers.buffer_release = None;
+        // Disarmed whenever data was buffered since it was armed, so the
+        // buffers have been empty for the whole idle period.
+        conn.send_buf.release_if_empty();
+        conn.recv_buf.release_if_empty();
     }
 }
 
@@ -86,6 +101,20 @@ impl TcpConn {
         } else if self.timers.persist.is_none() {
             let interval = self.rtt.rto().saturating_mul(1u64 << self.rec.persist_backoff);
             self.timers.persist = Some(now + interval.min(self.config.max_rto));
+        }
+    }
+
+    /// Arm the buffer release while both buffers are empty but hold storage;
+    /// disarm it as soon as either holds data. Called after every segment and
+    /// every transmission opportunity, which is when their contents change
+    /// (a read the engine does not follow with a poll is caught at the next one).
+    pub(super) fn update_buffer_release_timer(&mut self, now: Instant) {
+        let idle = self.send_buf.is_empty() && self.recv_buf.is_empty();
+        let allocated = self.send_buf.allocated() + self.recv_buf.allocated() > 0;
+        if !idle || !allocated {
+            self.timers.buffer_release = None;
+        } else if self.timers.buffer_release.is_none() && self.state != TcpState::Closed {
+            self.timers.buffer_release = Some(now + BUFFER_IDLE_RELEASE);
         }
     }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::tcp::buffer::chunks::CHUNK;
 use proptest::prelude::*;
 
 /// The byte at stream position `i`, so duplicates carry identical data.
@@ -50,7 +51,7 @@ fn data_beyond_the_window_is_cut() {
     assert_eq!(buf.place(0, &stream(0, 1500)), Placed { stored: 1000, advanced: 1000 });
     assert_eq!(buf.window(), 0);
     assert_eq!(buf.place(0, &stream(1000, 10)), Placed::default());
-    assert!(buf.allocated() <= 1000);
+    assert_eq!(buf.allocated(), CHUNK);
     let mut out = [0u8; 400];
     buf.read(&mut out);
     assert_eq!(buf.place(300, &stream(1300, 200)), Placed { stored: 100, advanced: 0 });
@@ -115,40 +116,56 @@ fn a_segment_needing_more_than_max_ranges_is_not_stored() {
 }
 
 #[test]
-fn zero_copy_slices_and_consume_across_the_wrap() {
-    let mut buf = RecvBuffer::new(4096);
-    buf.place(0, &stream(0, 4000));
-    assert_eq!(buf.allocated(), 4096);
-    let mut sink = vec![0u8; 3500];
+fn zero_copy_slices_and_consume_across_chunks() {
+    let mut buf = RecvBuffer::new(3 * CHUNK);
+    buf.place(0, &stream(0, CHUNK - 100));
+    assert_eq!(buf.allocated(), CHUNK);
+    let mut sink = vec![0u8; CHUNK - 600];
     buf.read(&mut sink);
-    buf.place(0, &stream(4000, 3000)); // wraps: 500 old + 3000 new
-    assert_eq!(buf.allocated(), 4096);
+    // 500 old bytes at the end of the first chunk, 3000 new ones into the next.
+    buf.place(0, &stream(CHUNK - 100, 3000));
+    assert_eq!(buf.allocated(), 2 * CHUNK);
     let (a, b) = buf.readable_slices();
-    assert!(!a.is_empty() && !b.is_empty());
-    assert_eq!([a, b].concat(), stream(3500, 3500));
+    assert_eq!((a.len(), b.len()), (600, 2900));
+    assert_eq!([a, b].concat(), stream(CHUNK - 600, 3500));
     let mut peeked = [0u8; 100];
-    assert_eq!(buf.peek(450, &mut peeked), 100);
-    assert_eq!(peeked.to_vec(), stream(3950, 100));
+    assert_eq!(buf.peek(550, &mut peeked), 100);
+    assert_eq!(peeked.to_vec(), stream(CHUNK - 50, 100));
     assert_eq!(buf.peek(3500, &mut peeked), 0);
     buf.consume(600);
-    assert_eq!(buf.readable(), 2900);
+    assert_eq!(buf.readable_slices(), (&stream(CHUNK, 2900)[..], &[][..]));
+    // Three chunks' worth: the slices are a prefix; consuming them reaches the rest.
+    buf.place(0, &stream(CHUNK + 2900, 2 * CHUNK));
+    assert_eq!(buf.allocated(), 3 * CHUNK, "the chunk read past is reused");
     let (a, b) = buf.readable_slices();
-    assert_eq!([a, b].concat(), stream(4100, 2900));
-    buf.consume(usize::MAX);
-    assert_eq!(buf.readable(), 0);
+    assert!(a.len() + b.len() < buf.readable());
+    let mut all = Vec::new();
+    while buf.readable() > 0 {
+        let (a, b) = buf.readable_slices();
+        assert!(!a.is_empty());
+        all.extend_from_slice(a);
+        all.extend_from_slice(b);
+        buf.consume(a.len() + b.len());
+    }
+    assert_eq!(all, stream(CHUNK, 2900 + 2 * CHUNK));
 }
 
+/// One byte at the far end of the window costs one chunk, not the window
+/// before it (Linux charges only the queued skb).
 #[test]
-fn growth_preserves_readable_and_out_of_order_data() {
-    let mut buf = RecvBuffer::new(1 << 20);
+fn out_of_order_data_far_ahead_allocates_only_its_chunk() {
+    let limit = 1 << 20;
+    let mut buf = RecvBuffer::new(limit);
+    assert_eq!(buf.place(limit - 1, &stream(limit - 1, 1)).stored, 1);
+    assert_eq!(buf.allocated(), CHUNK);
     buf.place(0, &stream(0, 4000));
     let mut sink = vec![0u8; 3000];
     buf.read(&mut sink);
-    // rcv_nxt is stream position 4000; this range wraps the 4096-byte ring.
+    // rcv_nxt is stream position 4000; this range crosses a chunk boundary.
     buf.place(1000, &stream(5000, 1000));
-    assert_eq!(buf.allocated(), 4096);
-    buf.place(4000, &stream(8000, 4000)); // forces growth
-    assert_eq!(buf.allocated(), 9000, "doubling to 8192 is not enough");
+    buf.place(4000, &stream(8000, 4000));
+    assert_eq!(buf.allocated(), 4 * CHUNK);
+    assert_eq!(ranges(&buf), vec![(4000, 8000), (1000, 2000), (limit - 1 - 4000, limit - 4000)]);
     assert_eq!(buf.place(0, &stream(4000, 1000)).advanced, 2000);
     assert_eq!(buf.place(0, &stream(6000, 2000)).advanced, 6000);
     assert_eq!(read_all(&mut buf), stream(3000, 9000));
@@ -267,7 +284,8 @@ fn check_against_model(limit: usize, ops: &[(usize, usize, usize)]) -> Result<()
         let want: Vec<_> =
             model.ooo_ranges(None).iter().map(|&(s, e)| (s - model.rcv_nxt, e - model.rcv_nxt)).collect();
         prop_assert_eq!(got, want);
-        prop_assert!(buf.allocated() <= limit.max(1));
+        // Live data starts inside the first chunk and spans at most `limit` bytes.
+        prop_assert!(buf.allocated() <= (limit.div_ceil(CHUNK) + 1) * CHUNK);
     }
     let mut rest = vec![0u8; buf.readable()];
     buf.read(&mut rest);

@@ -1,11 +1,13 @@
 //! Two connections wired back to back through a simulated link with virtual
 //! time, and tests of the state machine built on it.
 
+mod buffers;
 mod close;
 mod handshake;
 mod long_lived;
 mod loss;
 mod robustness;
+mod sack_reporting;
 mod timers;
 mod transfer;
 

@@ -231,7 +231,9 @@ fn connection_is_compact() {
     assert_eq!(conn.send_buf.allocated() + conn.recv_buf.allocated(), 0);
     // The largest parts are the receive buffer's inline out-of-order ranges
     // and the configuration copy; the SACK scoreboard is boxed on first use.
-    assert!(size <= 1088, "TcpConn grew to {size} bytes");
+    // The RACK fence and reordering timer, Minshall's SND.SML, the buffer
+    // release timer and the per-ACK SACK report took it from 1048 to 1144 bytes.
+    assert!(size <= 1144, "TcpConn grew to {size} bytes");
 }
 
 #[test]

@@ -145,6 +145,15 @@ fn lost_window_update_is_recovered_by_probe() {
 fn delayed_ack_waits_for_timer_or_second_full_segment() {
     let mut sim = Sim::established(TcpConfig::default(), TcpConfig::default());
     sim.run_idle(Duration::from_secs(1));
+    // A fresh connection acknowledges its first segments at once (quick-ACK mode).
+    for _ in 0..super::super::state::QUICK_ACKS_AT_START {
+        let start = sim.log.len();
+        assert_eq!(sim.a().send(b"one small segment"), Ok(17));
+        sim.run_idle(Duration::from_secs(1));
+        let after: Vec<&Sent> = sim.log[start..].iter().collect();
+        assert_eq!(after.len(), 2);
+        assert_eq!(after[1].at - after[0].at, sim.latency, "quick ACK");
+    }
     let start = sim.log.len();
     assert_eq!(sim.a().send(b"one small segment"), Ok(17));
     sim.run_idle(Duration::from_secs(1));
@@ -160,6 +169,24 @@ fn delayed_ack_waits_for_timer_or_second_full_segment() {
     let acks = sim.log[start..].iter().filter(|s| s.packet.from == B).collect::<Vec<_>>();
     assert_eq!(acks.len(), 1);
     assert_eq!(acks[0].at - sim.log[start].at, sim.latency);
+}
+
+/// A client whose first request is written in two parts (header, body) on a
+/// fresh connection: Nagle holds the body until the header is acknowledged,
+/// so a delayed ACK would hold the whole request for the delayed-ACK timeout.
+/// Linux's receiver is in quick-ACK mode for the first data segments of a
+/// connection (tcp_event_data_recv -> tcp_incr_quickack) and ACKs at once.
+#[test]
+fn first_request_split_in_two_writes_is_not_delayed_by_delayed_ack() {
+    let mut sim = Sim::established(TcpConfig::default(), TcpConfig::default());
+    sim.run_idle(Duration::from_secs(1));
+    let start = sim.now;
+    assert_eq!(sim.a().send(&pattern(0, 100, 0)), Ok(100));
+    sim.transmit();
+    assert_eq!(sim.a().send(&pattern(100, 100, 0)), Ok(100));
+    assert!(sim.run_until(Duration::from_secs(1), |s| s.b().recv_queue_len() == 200));
+    let elapsed = sim.now - start;
+    assert!(elapsed < Duration::from_millis(40), "200 bytes took {elapsed:?} on a 10 ms link");
 }
 
 #[test]
@@ -184,6 +211,39 @@ fn nagle_coalesces_small_writes_and_nodelay_does_not() {
         }
         assert_eq!(sim.b().recv_queue_len(), 100);
     }
+}
+
+/// Linux (`tcp_nagle_check` + `tcp_minshall_check`) sends the sub-MSS tail
+/// of a single write at once when no earlier *small* segment is
+/// unacknowledged. Holding it for the ACK of the full segment before it
+/// would stall every response of MSS < size < 2*MSS by the peer's
+/// delayed-ACK timer. A further small write still waits for the tail's ACK.
+#[test]
+fn nagle_sends_the_tail_of_one_write_but_holds_a_second_small_segment() {
+    let mut sim = Sim::established(TcpConfig::default(), TcpConfig::default());
+    // Warm up so B's advertised window is fully open (no window-update ACKs).
+    assert!(transfer(&mut sim, A, 300_000, Duration::from_secs(10)));
+    sim.run_idle(Duration::from_secs(1));
+    let start = sim.now;
+    let before = sim.log.len();
+    let data_from_a = |sim: &Sim| -> Vec<usize> {
+        sim.log[before..].iter().filter(|s| s.packet.from == A && s.packet.is_data()).map(|s| s.packet.payload.len()).collect()
+    };
+    assert_eq!(sim.a().send(&pattern(0, 2000, 0)), Ok(2000));
+    sim.transmit();
+    let first_poll = data_from_a(&sim);
+    assert_eq!(first_poll.len(), 2, "one write of 2000 bytes: segments in the first poll {first_poll:?}");
+    // The tail is small and unacknowledged: Nagle holds the next small write.
+    assert_eq!(sim.a().send(&pattern(2000, 10, 0)), Ok(10));
+    sim.transmit();
+    assert_eq!(data_from_a(&sim), first_poll);
+    assert!(sim.run_until(Duration::from_secs(1), |s| s.b().recv_queue_len() >= 2000));
+    let elapsed = sim.now - start;
+    assert!(elapsed < Duration::from_millis(20), "the write was delivered after {elapsed:?} on a 10 ms link");
+    assert!(sim.run_until(Duration::from_secs(1), |s| s.b().recv_queue_len() == 2010));
+    let all = data_from_a(&sim);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all[2], 10);
 }
 
 #[test]
