@@ -315,6 +315,7 @@ impl TcpRepr {
     /// Parses a segment (the whole IPv4 payload), verifying the checksum over
     /// the pseudo-header of `src`/`dst` when asked (RFC 9293 §3.1). Flag
     /// combinations are not judged here: that is the connection's policy.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &TcpPacket<&T>,
         src: &Ipv4Addr,
