@@ -68,7 +68,10 @@ impl core::fmt::Debug for TcpFlags {
 #[derive(Clone, Copy, Default, Debug)]
 pub struct SackBlocks {
     blocks: [(SeqNum, SeqNum); 4],
-    len: u8,
+    /// A full word rather than a byte: the struct is built and then copied
+    /// by value on every segment sent, and a 4-byte load of a field written
+    /// with a 1-byte store cannot be forwarded from the store buffer.
+    len: u32,
 }
 
 impl SackBlocks {
@@ -96,8 +99,8 @@ impl SackBlocks {
         self.len = 0
     }
     pub fn truncate(&mut self, n: usize) {
-        // Clamp before narrowing: `n as u8` alone would wrap 256 to 0.
-        self.len = self.len.min(n.min(Self::MAX) as u8)
+        // Clamp before narrowing: `n as u32` alone could wrap a huge count to 0.
+        self.len = self.len.min(n.min(Self::MAX) as u32)
     }
 }
 
