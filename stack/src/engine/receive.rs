@@ -70,7 +70,9 @@ impl Stack {
                 return;
             }
         };
-        let repr = match Ipv4Repr::parse(&packet, true) {
+        // Borrowed, not moved out of the Result (see `receive_tcp`).
+        let parsed = Ipv4Repr::parse(&packet, true);
+        let repr = match &parsed {
             Ok(repr) => repr,
             Err(wire::Error::Checksum) => {
                 self.stats.drop_bad_checksum += 1;

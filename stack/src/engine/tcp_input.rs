@@ -27,7 +27,11 @@ impl Stack {
             self.stats.drop_malformed_tcp += 1;
             return;
         };
-        let repr = match TcpRepr::parse(&packet, &src, &dst, true) {
+        // Borrowed from the parse result rather than moved out of it: the
+        // move copied the repr with wide loads over its just-written narrow
+        // fields, which the store buffer cannot forward (a stall per segment).
+        let parsed = TcpRepr::parse(&packet, &src, &dst, true);
+        let repr = match &parsed {
             Ok(repr) => repr,
             Err(wire::Error::Checksum) => {
                 self.stats.drop_bad_checksum += 1;
@@ -49,7 +53,7 @@ impl Stack {
             remote: SocketAddrV4::new(src, repr.src_port),
         };
         if let Some(id) = self.conn_table.get(&tuple) {
-            if self.completion_overflows(id, &repr) {
+            if self.completion_overflows(id, repr) {
                 // Linux (tcp_abort_on_overflow = 0): the ACK that would
                 // complete the handshake into a full accept queue is dropped,
                 // not answered with RST. We stay in SYN-RECEIVED; the SYN-ACK
@@ -62,10 +66,10 @@ impl Stack {
                 // Unreachable by construction (slots leave the table before
                 // they are freed), but a table entry is never trusted blindly.
                 self.conn_table.remove(&tuple);
-                self.receive_for_listener(now, tuple, &repr, payload);
+                self.receive_for_listener(now, tuple, repr, payload);
                 return;
             };
-            let outcome = slot.conn.on_segment(now, &repr, payload);
+            let outcome = slot.conn.on_segment(now, repr, payload);
             if outcome == SegmentOutcome::ReopenFromTimeWait && self.pick_listener(&tuple).is_none() {
                 // Nobody would take the new connection: the SYN gets the
                 // ordinary TIME-WAIT answer, an ACK, and TIME-WAIT stays
@@ -85,7 +89,7 @@ impl Stack {
             // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reuse a TIME-WAIT tuple.
             self.retire_time_wait(id);
         }
-        self.receive_for_listener(now, tuple, &repr, payload);
+        self.receive_for_listener(now, tuple, repr, payload);
     }
 
     /// Whether `seg` would complete the passive open `id` while its

@@ -7,10 +7,18 @@ use crate::time::Instant;
 impl Stack {
     /// When `handle_timeout` should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.timers.next_deadline(), self.egress.arp.poll_timeout(), self.reassembler.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        // Plain comparisons: folding an array of the three built on the stack
+        // reloaded it with wide loads over narrow stores, which stalled store
+        // forwarding (called at least once per poll).
+        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+            match (a, b) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, None) => x,
+                (None, y) => y,
+            }
+        }
+        let link = earlier(self.egress.arp.poll_timeout(), self.reassembler.poll_timeout());
+        earlier(self.timers.next_deadline(), link)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

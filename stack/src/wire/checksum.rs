@@ -8,7 +8,7 @@
 use super::Ipv4Addr;
 
 /// Folds a wide end-around-carry sum to 16 bits.
-fn fold(mut sum: u64) -> u16 {
+pub(crate) fn fold(mut sum: u64) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -25,6 +25,9 @@ fn fold(mut sum: u64) -> u16 {
 /// dependency, so the compiler vectorises it (measured ≈ 90 ns for 1500 bytes,
 /// against ≈ 115 ns for 64-bit words with an explicit end-around carry).
 pub fn data(bytes: &[u8]) -> u16 {
+    if bytes.len() < LANES_FROM {
+        return u16::from_be(fold(words_sum(bytes) as u64));
+    }
     let mut sum: u64 = 0;
     // 16-bit words into a u32 lane: 32768 words cannot overflow it.
     let mut blocks = bytes.chunks_exact(65536);
@@ -39,6 +42,32 @@ pub fn data(bytes: &[u8]) -> u16 {
 }
 
 fn block_sum(bytes: &[u8]) -> u32 {
+    if bytes.len() < LANES_FROM {
+        return words_sum(bytes);
+    }
+    // Eight u32 lanes, one 16-bit word each per 16-byte chunk: the loop body
+    // is a full-width vector load, widened and added, with no carries between
+    // lanes. (A single accumulator over 2-byte chunks compiled to 8-byte loads
+    // and half the bytes per instruction.) A 64 KiB block adds at most 4096
+    // words of 0xffff to a lane, and the eight lanes together stay below 2^31.
+    let mut lanes = [0u32; 8];
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (lane, pair) in lanes.iter_mut().zip(chunk.chunks_exact(2)) {
+            *lane += u16::from_ne_bytes([pair[0], pair[1]]) as u32;
+        }
+    }
+    lanes.iter().sum::<u32>() + words_sum(chunks.remainder())
+}
+
+/// Below this length (headers, small segments) setting up and reducing the
+/// lanes costs more than they save (measured: +2% instructions on 64-byte
+/// request/response with lanes for every length).
+const LANES_FROM: usize = 256;
+
+/// One accumulator over 16-bit words; for short buffers and remainders.
+#[inline(always)]
+fn words_sum(bytes: &[u8]) -> u32 {
     let mut acc: u32 = 0;
     let mut words = bytes.chunks_exact(2);
     for w in &mut words {
@@ -48,6 +77,12 @@ fn block_sum(bytes: &[u8]) -> u32 {
         acc += u16::from_ne_bytes([*last, 0]) as u32;
     }
     acc
+}
+
+/// Ones-complement sum of 16-bit words held as integers (header fields
+/// summed from their values rather than read back from a buffer).
+pub(crate) fn words(words: &[u16]) -> u16 {
+    fold(words.iter().map(|&w| w as u64).sum())
 }
 
 /// Ones-complement sum of partial sums.

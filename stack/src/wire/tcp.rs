@@ -68,7 +68,10 @@ impl core::fmt::Debug for TcpFlags {
 #[derive(Clone, Copy, Default, Debug)]
 pub struct SackBlocks {
     blocks: [(SeqNum, SeqNum); 4],
-    len: u8,
+    /// A full word rather than a byte: the struct is built and then copied
+    /// by value on every segment sent, and a 4-byte load of a field written
+    /// with a 1-byte store cannot be forwarded from the store buffer.
+    len: u32,
 }
 
 impl SackBlocks {
@@ -96,8 +99,8 @@ impl SackBlocks {
         self.len = 0
     }
     pub fn truncate(&mut self, n: usize) {
-        // Clamp before narrowing: `n as u8` alone would wrap 256 to 0.
-        self.len = self.len.min(n.min(Self::MAX) as u8)
+        // Clamp before narrowing: `n as u32` alone could wrap a huge count to 0.
+        self.len = self.len.min(n.min(Self::MAX) as u32)
     }
 }
 
@@ -315,6 +318,7 @@ impl TcpRepr {
     /// Parses a segment (the whole IPv4 payload), verifying the checksum over
     /// the pseudo-header of `src`/`dst` when asked (RFC 9293 §3.1). Flag
     /// combinations are not judged here: that is the connection's policy.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &TcpPacket<&T>,
         src: &Ipv4Addr,
@@ -371,9 +375,30 @@ impl TcpRepr {
         packet.set_flags(self.flags);
         packet.set_window_len(self.window);
         packet.set_urgent_at(self.urgent);
-        self.options.emit(packet.options_mut());
-        let mut segment = TcpPacket::new_unchecked(&mut packet.buffer.as_mut()[..header_len + self.payload_len]);
-        segment.fill_checksum(src, dst);
+        let (_, options_sum) = self.options.emit_summed(packet.options_mut());
+        // The header and options are summed from the values just written, not
+        // read back: wide loads over many just-stored narrow fields cannot be
+        // forwarded from the store buffer and stall. The payload was copied in
+        // whole before this call, so reading it back is cheap.
+        let offset_and_flags = ((header_len as u32 / 4) << 12) | self.flags.0 as u32;
+        let header_sum = self.src_port as u64
+            + self.dst_port as u64
+            + (self.seq.0 >> 16) as u64
+            + (self.seq.0 & 0xffff) as u64
+            + (self.ack.0 >> 16) as u64
+            + (self.ack.0 & 0xffff) as u64
+            + offset_and_flags as u64
+            + self.window as u64
+            + self.urgent as u64
+            + options_sum as u64;
+        let segment_len = header_len + self.payload_len;
+        let payload = &packet.buffer.as_ref()[header_len..segment_len];
+        let sum = checksum::combine(&[
+            checksum::pseudo_header_v4(src, dst, PROTOCOL, segment_len as u32),
+            checksum::fold(header_sum),
+            checksum::data(payload),
+        ]);
+        packet.set_checksum(!sum);
     }
 }
 
@@ -473,6 +498,49 @@ mod tests {
         out[repr.header_len()..repr.buffer_len()].copy_from_slice(b"hello");
         repr.emit(&mut TcpPacket::new_unchecked(&mut out[..]), &SERVER, &CLIENT);
         assert_eq!(&out[..repr.buffer_len()], &bytes[..]);
+    }
+
+    #[test]
+    fn emitted_checksum_matches_summing_the_bytes() {
+        // `emit` sums header and options from the values; the buffer-reading
+        // `fill_checksum` is the reference, over every option layout.
+        let mut sack = SackBlocks::default();
+        sack.push(SeqNum(0xfffe_0001), SeqNum(0x0000_ffff));
+        sack.push(SeqNum(7), SeqNum(0x8000_0000));
+        sack.push(SeqNum(u32::MAX), SeqNum(0));
+        let layouts = [
+            TcpOptions::default(),
+            syn_repr().options,
+            data_repr().options,
+            TcpOptions { sack, ..Default::default() },
+            TcpOptions { sack_permitted: true, ..Default::default() },
+            TcpOptions { window_scale: Some(14), mss: Some(536), ..Default::default() },
+        ];
+        for (i, options) in layouts.into_iter().enumerate() {
+            for payload_len in [0usize, 1, 2, 63, 64, 1448] {
+                let repr = TcpRepr {
+                    src_port: 0xffff,
+                    dst_port: 1 + i as u16,
+                    seq: SeqNum(0xffff_fff0 ^ payload_len as u32),
+                    ack: SeqNum(0xfedc_ba98),
+                    flags: TcpFlags(TcpFlags::ACK | TcpFlags::PSH | TcpFlags::CWR),
+                    window: 0xffff,
+                    urgent: 0x8001,
+                    options,
+                    payload_len,
+                };
+                let mut out = vec![0u8; repr.buffer_len()];
+                for (k, b) in out[repr.header_len()..].iter_mut().enumerate() {
+                    *b = (k as u8).wrapping_mul(151) ^ 0xa5;
+                }
+                repr.emit(&mut TcpPacket::new_unchecked(&mut out[..]), &CLIENT, &SERVER);
+                let emitted = TcpPacket::new_unchecked(&out[..]).checksum();
+                let mut reference = out.clone();
+                TcpPacket::new_unchecked(&mut reference[..]).fill_checksum(&CLIENT, &SERVER);
+                assert_eq!(emitted, TcpPacket::new_unchecked(&reference[..]).checksum(), "layout {i}, payload {payload_len}");
+                assert!(TcpPacket::new_unchecked(&out[..]).verify_checksum(&CLIENT, &SERVER));
+            }
+        }
     }
 
     #[test]

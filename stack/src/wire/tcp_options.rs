@@ -136,7 +136,15 @@ impl TcpOptions {
     /// is 32-bit aligned. Returns the bytes written ([`Self::emitted_len`]);
     /// `out` must be at least that long.
     pub fn emit(&self, out: &mut [u8]) -> usize {
-        let mut w = Writer { out, at: 0 };
+        self.emit_summed(out).0
+    }
+
+    /// [`Self::emit`], also returning the ones-complement sum of the bytes
+    /// written as 16-bit words (unfolded), computed from the values rather
+    /// than read back (see `TcpRepr::emit`). Every item is a whole number of
+    /// 16-bit words, so the words line up with the option area's.
+    pub(crate) fn emit_summed(&self, out: &mut [u8]) -> (usize, u32) {
+        let mut w = Writer { out, at: 0, sum: 0 };
         if let Some(mss) = self.mss {
             w.put(&[kind::MSS, len::MSS as u8]);
             w.put(&mss.to_be_bytes());
@@ -166,19 +174,26 @@ impl TcpOptions {
                 w.put(&right.0.to_be_bytes());
             }
         }
-        w.at
+        (w.at, w.sum)
     }
 }
 
 struct Writer<'a> {
     out: &'a mut [u8],
     at: usize,
+    /// Sum of the big-endian 16-bit words written so far.
+    sum: u32,
 }
 
 impl Writer<'_> {
+    /// Appends `bytes` (an even number: every option item here is).
     fn put(&mut self, bytes: &[u8]) {
+        debug_assert_eq!(bytes.len() & 1, 0, "option items are whole 16-bit words");
         self.out[self.at..self.at + bytes.len()].copy_from_slice(bytes);
         self.at += bytes.len();
+        for pair in bytes.chunks_exact(2) {
+            self.sum += u16::from_be_bytes([pair[0], pair[1]]) as u32;
+        }
     }
 }
 

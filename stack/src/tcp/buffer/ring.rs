@@ -46,8 +46,12 @@ impl Ring {
 
     /// Moves the head forward by `n` (dropping the first `n` logical bytes).
     pub(super) fn advance(&mut self, n: usize) {
-        if self.capacity() > 0 {
-            self.head = (self.head + n % self.capacity()) % self.capacity();
+        let capacity = self.capacity();
+        if capacity > 0 {
+            // `n` is at most the live span, so the modulo (a hardware divide,
+            // tens of cycles, once per ACK) is only a fallback.
+            let n = if n < capacity { n } else { n % capacity };
+            self.head = wrap(self.head + n, capacity);
         }
     }
 
@@ -64,7 +68,7 @@ impl Ring {
             return (0, 0, 0);
         }
         let len = len.min(capacity - offset);
-        let start = (self.head + offset) % capacity;
+        let start = wrap(self.head + offset, capacity);
         let first = len.min(capacity - start);
         (start, first, len - first)
     }
@@ -82,6 +86,16 @@ impl Ring {
         self.storage[start..start + first].copy_from_slice(&data[..first]);
         self.storage[..second].copy_from_slice(&data[first..first + second]);
         first + second
+    }
+}
+
+/// `index % capacity` for `index < 2 * capacity`, which is what head plus an
+/// in-range offset always is: a compare instead of a divide on every copy.
+fn wrap(index: usize, capacity: usize) -> usize {
+    if index >= capacity {
+        index - capacity
+    } else {
+        index
     }
 }
 
@@ -122,6 +136,16 @@ mod tests {
         assert_eq!(ring.capacity(), 100);
         ring.reserve(10, 150, 120);
         assert_eq!(ring.capacity(), 150);
+    }
+
+    #[test]
+    fn advance_wraps_for_any_distance() {
+        let cap = MIN_CAPACITY;
+        for (head, n, expected) in [(0, cap - 1, cap - 1), (cap - 1, 1, 0), (cap - 1, cap - 1, cap - 2), (5, cap, 5), (5, 3 * cap + 2, 7)] {
+            let mut ring = ring_with_head(cap, head);
+            ring.advance(n);
+            assert_eq!(ring.head, expected, "head {head} + {n}");
+        }
     }
 
     #[test]

@@ -293,12 +293,14 @@ impl TcpConn {
         (self.snd.mss_clamp as usize).saturating_sub(overhead).max(1)
     }
 
-    fn established_options(&self, now: Instant, blocks: SackBlocks) -> TcpOptions {
-        TcpOptions {
-            sack: blocks,
-            timestamps: if self.flags.timestamps { Some((ts_clock(now, self.ts_offset), self.rcv.ts_recent)) } else { None },
-            ..TcpOptions::default()
-        }
+    /// The options of an established connection's segment: SACK blocks and
+    /// timestamps (RFC 7323 §3.2). Written into the segment's (default)
+    /// options in place: built as a
+    /// struct and assigned, the options went through a stack temporary whose
+    /// copy the store buffer could not forward, a stall on every segment.
+    fn set_established_options(&self, now: Instant, blocks: &SackBlocks, options: &mut TcpOptions) {
+        options.sack = *blocks;
+        options.timestamps = if self.flags.timestamps { Some((ts_clock(now, self.ts_offset), self.rcv.ts_recent)) } else { None };
     }
 
     fn header(&self, seq: SeqNum, flags: u8) -> TcpRepr {
@@ -324,7 +326,7 @@ impl TcpConn {
         let (window, advertised) = self.window_field(false);
         let mut repr = self.header(seq, flags);
         repr.window = window;
-        repr.options = self.established_options(now, *blocks);
+        self.set_established_options(now, blocks, &mut repr.options);
         repr.payload_len = len;
         let offset = seq.distance_from(self.buf_front());
         let (first, second) = self.send_buf.slices_at(offset, len);
@@ -343,7 +345,7 @@ impl TcpConn {
         let (window, advertised) = self.window_field(false);
         let mut repr = self.header(seq, TcpFlags::ACK);
         repr.window = window;
-        repr.options = self.established_options(now, blocks);
+        self.set_established_options(now, &blocks, &mut repr.options);
         if !sink(&repr, &[], &[]) {
             return false;
         }
