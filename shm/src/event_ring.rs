@@ -131,7 +131,16 @@ impl EventProducer {
     fn head_for(&self, reserve: u64) -> u64 {
         let raw = self.head.load(Ordering::Acquire);
         let head = raw.clamp(reserve.saturating_sub(self.cap), reserve);
-        if head != raw {
+        // An honest head can pass a `reserve` read before it: since then other
+        // producers reserved and published and the app consumed. The app can
+        // only consume what was reserved, and its Release store of the head
+        // follows the publishing, so the counter read now covers an honest
+        // head; only a head beyond it is a lie. (A head below the window
+        // cannot be honest: `reserve` never gets more than `cap` ahead of the
+        // head, which only grows.) The caller's CAS on the stale `reserve`
+        // then fails and it retries with fresh values.
+        let overtaken = raw > reserve && raw <= self.reserve.load(Ordering::Acquire);
+        if head != raw && !overtaken {
             self.clamped.fetch_add(1, Ordering::Relaxed);
         }
         head
