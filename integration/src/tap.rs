@@ -15,6 +15,7 @@ use std::time::Duration;
 macro_rules! syscall {
     ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
         #[allow(unused_unsafe)]
+        // SAFETY: every call site passes arguments valid for `$fn` and says why in its own comment.
         let res = unsafe { libc::$fn($($arg, )*) };
         if res == -1 {
             Err(io::Error::last_os_error())

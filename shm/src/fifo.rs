@@ -354,9 +354,9 @@ impl FifoConsumer {
         if spans[0].is_empty() {
             return Ok(0);
         }
-        // SAFETY: the spans lie inside `self.ring.data`, which `self` keeps
-        // mapped; the kernel only reads them (a concurrent write by a hostile
-        // peer changes the bytes sent, never memory safety).
+        // A concurrent write by a hostile peer changes the bytes sent, never
+        // memory safety: the kernel only reads the spans.
+        // SAFETY: the spans lie inside `self.ring.data`, which `self` keeps mapped.
         let n = unsafe { os::writev_spans(fd, &spans) }?;
         self.consume(n);
         Ok(n)

@@ -228,10 +228,9 @@ impl Region {
         let ptr = self
             .word_ptr(offset, 4)
             .expect("atomic u32 outside its region");
-        // SAFETY: the pointer is in bounds and 4-aligned (checked), the memory
-        // lives as long as `self` (Backing contract), and an `&AtomicU32` is
-        // sound even while another thread or process writes the word, since
-        // all access to it is atomic (interior mutability).
+        // An `&AtomicU32` is sound even while another thread or process writes
+        // the word, since all access to it is atomic (interior mutability).
+        // SAFETY: in bounds and 4-aligned (checked); the memory lives as long as `self` (Backing contract).
         unsafe { &*ptr.cast::<AtomicU32>() }
     }
 
@@ -263,9 +262,9 @@ impl Region {
     /// Copies `src` into the region at `offset`.
     pub fn write_at(&self, offset: usize, src: &[u8]) -> Result<(), LayoutError> {
         self.check(offset, src.len())?;
-        // SAFETY: the destination range is in bounds (checked) and `src` is a
-        // private buffer, so the two cannot overlap. A raw copy forms no
-        // reference to the shared bytes, which the peer may write concurrently.
+        // A raw copy forms no reference to the shared bytes, which the peer
+        // may write concurrently.
+        // SAFETY: the destination is in bounds (checked); `src` is private, so they cannot overlap.
         unsafe { ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(offset), src.len()) }
         Ok(())
     }

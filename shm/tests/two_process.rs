@@ -127,9 +127,9 @@ fn parent_and_forked_child_echo_through_a_shared_memfd() {
     let mut output = FifoProducer::new(fifo_parts(&region, LAYOUT.a), 0).unwrap();
     let mut input = FifoConsumer::new(fifo_parts(&region, LAYOUT.b), 0).unwrap();
 
-    // SAFETY: the child only runs `child` (mapping, atomics, copies, eventfd
-    // syscalls; glibc keeps malloc usable after fork) and leaves through
-    // `_exit`, so it never returns into the harness or runs its destructors.
+    // The child only runs `child` (mapping, atomics, copies, eventfd
+    // syscalls; glibc keeps malloc usable after fork).
+    // SAFETY: the child leaves through `_exit`: it never returns into the harness or runs its destructors.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
     if pid == 0 {
