@@ -1,5 +1,6 @@
 //! ARP for IPv4 over Ethernet (RFC 826).
 
+use super::view::{be16, packet_view};
 use super::{Error, EthernetAddress, Ipv4Addr, Result};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -52,30 +53,14 @@ mod field {
     pub const ADDRS: usize = 8;
 }
 
-/// A zero-copy view of an ARP packet with any hardware/protocol address sizes.
-#[derive(Debug, Clone)]
-pub struct ArpPacket<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-fn be16(bytes: &[u8]) -> u16 {
-    u16::from_be_bytes([bytes[0], bytes[1]])
+packet_view! {
+    /// A zero-copy view of an ARP packet with any hardware/protocol address sizes.
+    ArpPacket
 }
 
 impl<T: AsRef<[u8]>> ArpPacket<T> {
     /// The fixed part before the addresses.
     pub const FIXED_LEN: usize = field::ADDRS;
-
-    pub const fn new_unchecked(buffer: T) -> Self {
-        ArpPacket { buffer }
-    }
-
-    /// Wraps a buffer after [`Self::check_len`], which makes every accessor safe.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
 
     /// The buffer holds the fixed part and both address pairs its length fields announce.
     pub fn check_len(&self) -> Result<()> {
@@ -85,10 +70,6 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
         } else {
             Ok(())
         }
-    }
-
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     pub fn hardware_type(&self) -> u16 {

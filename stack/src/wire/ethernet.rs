@@ -1,5 +1,6 @@
 //! Ethernet II framing.
 
+use super::view::packet_view;
 use super::{Error, Result};
 
 /// A MAC address.
@@ -74,27 +75,13 @@ mod field {
     pub const PAYLOAD: RangeFrom<usize> = 14..;
 }
 
-/// A zero-copy view of an Ethernet II frame (no 802.1Q tag, no FCS).
-#[derive(Debug, Clone)]
-pub struct EthernetFrame<T: AsRef<[u8]>> {
-    buffer: T,
+packet_view! {
+    /// A zero-copy view of an Ethernet II frame (no 802.1Q tag, no FCS).
+    EthernetFrame
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
     pub const HEADER_LEN: usize = field::PAYLOAD.start;
-
-    /// Wraps a buffer without checking it; accessors may panic if it is
-    /// shorter than [`Self::HEADER_LEN`].
-    pub const fn new_unchecked(buffer: T) -> Self {
-        EthernetFrame { buffer }
-    }
-
-    /// Wraps a buffer after [`Self::check_len`], which makes every accessor safe.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let frame = Self::new_unchecked(buffer);
-        frame.check_len()?;
-        Ok(frame)
-    }
 
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < Self::HEADER_LEN {
@@ -102,10 +89,6 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         } else {
             Ok(())
         }
-    }
-
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     pub fn dst_addr(&self) -> EthernetAddress {

@@ -1,5 +1,6 @@
 //! ICMPv4 (RFC 792): echo, plus the errors the stack needs to read.
 
+use super::view::{be16, packet_view};
 use super::{checksum, Error, Result};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -48,29 +49,13 @@ mod field {
     pub const DATA: usize = 8;
 }
 
-/// A zero-copy view of an ICMP message (the whole IPv4 payload).
-#[derive(Debug, Clone)]
-pub struct IcmpPacket<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-fn be16(bytes: &[u8]) -> u16 {
-    u16::from_be_bytes([bytes[0], bytes[1]])
+packet_view! {
+    /// A zero-copy view of an ICMP message (the whole IPv4 payload).
+    IcmpPacket
 }
 
 impl<T: AsRef<[u8]>> IcmpPacket<T> {
     pub const HEADER_LEN: usize = field::DATA;
-
-    pub const fn new_unchecked(buffer: T) -> Self {
-        IcmpPacket { buffer }
-    }
-
-    /// Wraps a buffer after [`Self::check_len`], which makes every accessor safe.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
 
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < Self::HEADER_LEN {
@@ -78,10 +63,6 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         } else {
             Ok(())
         }
-    }
-
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     pub fn msg_type(&self) -> u8 {

@@ -1,6 +1,7 @@
 //! IPv4 (RFC 791). Options are skipped; fragments are reported to the caller,
 //! which reassembles or drops them.
 
+use super::view::{be16, packet_view};
 use super::{checksum, Error, Ipv4Addr, Result};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -66,16 +67,11 @@ const FLAG_DONT_FRAGMENT: u16 = 0x4000;
 const FLAG_MORE_FRAGMENTS: u16 = 0x2000;
 const FRAG_OFFSET_MASK: u16 = 0x1fff;
 
-/// A zero-copy view of an IPv4 datagram. The buffer may extend past the
-/// datagram's total length (Ethernet pads short frames); [`Self::payload`]
-/// stops at the total length.
-#[derive(Debug, Clone)]
-pub struct Ipv4Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-fn be16(bytes: &[u8]) -> u16 {
-    u16::from_be_bytes([bytes[0], bytes[1]])
+packet_view! {
+    /// A zero-copy view of an IPv4 datagram. The buffer may extend past the
+    /// datagram's total length (Ethernet pads short frames); [`Self::payload`]
+    /// stops at the total length.
+    Ipv4Packet
 }
 
 fn addr(bytes: &[u8]) -> Ipv4Addr {
@@ -85,17 +81,6 @@ fn addr(bytes: &[u8]) -> Ipv4Addr {
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// The header without options.
     pub const HEADER_LEN: usize = 20;
-
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Ipv4Packet { buffer }
-    }
-
-    /// Wraps a buffer after [`Self::check_len`], which makes every accessor safe.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
 
     /// Checks the length fields against each other and the buffer (RFC 791
     /// §3.1): IHL at least 5 words, the header inside the total length, the
@@ -120,10 +105,6 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
             return Err(Error::Truncated);
         }
         Ok(())
-    }
-
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     pub fn version(&self) -> u8 {

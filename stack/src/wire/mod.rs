@@ -13,6 +13,7 @@ pub mod ipv4;
 pub mod tcp;
 mod tcp_options;
 pub mod udp;
+mod view;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use checksum::ipv4_tcp_checksum_ok;

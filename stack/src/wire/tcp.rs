@@ -1,5 +1,6 @@
 //! TCP header and options (RFC 9293 §3.1, RFC 7323, RFC 2018).
 
+use super::view::{be16, be32, packet_view};
 use super::{checksum, Error, Ipv4Addr, Result};
 use crate::tcp::seq::SeqNum;
 
@@ -176,33 +177,14 @@ mod field {
     pub const OPTIONS: usize = 20;
 }
 
-/// A zero-copy view of a TCP segment (the IPv4 payload: header, options, data).
-#[derive(Debug, Clone)]
-pub struct TcpPacket<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+packet_view! {
+    /// A zero-copy view of a TCP segment (the IPv4 payload: header, options, data).
+    TcpPacket
 }
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// The fixed header, without options.
     pub const HEADER_LEN: usize = field::OPTIONS;
-
-    pub const fn new_unchecked(buffer: T) -> Self {
-        TcpPacket { buffer }
-    }
-
-    /// Wraps a buffer after [`Self::check_len`], which makes every accessor safe.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
 
     /// The fixed header fits, and the data offset is at least 5 words
     /// (RFC 9293 §3.1) and within the buffer.
@@ -219,10 +201,6 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         } else {
             Ok(())
         }
-    }
-
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     pub fn src_port(&self) -> u16 {

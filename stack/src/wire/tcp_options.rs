@@ -2,6 +2,7 @@
 //! (RFC 9293 §3.2), window scale and timestamps (RFC 7323), SACK-permitted and
 //! SACK (RFC 2018).
 
+use super::view::be32;
 use super::tcp::{SackBlocks, TcpOptions};
 use crate::tcp::seq::SeqNum;
 
@@ -30,10 +31,6 @@ pub const MAX_OPTIONS_LEN: usize = 40;
 
 /// The largest shift a receiver may use (RFC 7323 §2.3).
 pub const MAX_WINDOW_SCALE: u8 = 14;
-
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
 
 impl TcpOptions {
     /// Parses the option area (the bytes between the fixed header and the

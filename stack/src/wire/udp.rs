@@ -1,5 +1,6 @@
 //! UDP (RFC 768).
 
+use super::view::{be16, packet_view};
 use super::{checksum, Error, Ipv4Addr, Result};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -20,29 +21,13 @@ mod field {
     pub const PAYLOAD: usize = 8;
 }
 
-/// A zero-copy view of a UDP datagram (the IPv4 payload).
-#[derive(Debug, Clone)]
-pub struct UdpPacket<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-fn be16(bytes: &[u8]) -> u16 {
-    u16::from_be_bytes([bytes[0], bytes[1]])
+packet_view! {
+    /// A zero-copy view of a UDP datagram (the IPv4 payload).
+    UdpPacket
 }
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
     pub const HEADER_LEN: usize = field::PAYLOAD;
-
-    pub const fn new_unchecked(buffer: T) -> Self {
-        UdpPacket { buffer }
-    }
-
-    /// Wraps a buffer after [`Self::check_len`], which makes every accessor safe.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
 
     /// The length field covers the header and lies within the buffer.
     pub fn check_len(&self) -> Result<()> {
@@ -58,10 +43,6 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         } else {
             Ok(())
         }
-    }
-
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     pub fn src_port(&self) -> u16 {
