@@ -55,24 +55,29 @@ impl Stack {
         }
     }
 
+    /// Puts connection `id` on `listener`'s accept queue and tells the
+    /// listener's owner it can accept; false if the listener is gone.
+    pub(crate) fn push_accepted(&mut self, listener: ListenerId, id: ConnId) -> bool {
+        let Some(l) = self.listeners.get_mut(listener) else { return false };
+        l.accept_queue.push(id);
+        post(
+            &mut self.consumers,
+            self.config.event_queue_capacity,
+            &mut self.stats,
+            l.owner,
+            SocketId::Listener(listener),
+            EventSet::ACCEPTABLE,
+            &mut l.ticket,
+        );
+        true
+    }
+
     /// A passive connection completed its handshake: into the accept queue,
     /// or reset if the queue is full (or the listener is gone).
     fn promote(&mut self, now: Instant, id: ConnId, listener: ListenerId) {
         self.half_open_done(listener);
-        let queued = match self.listeners.get_mut(listener) {
-            Some(l) if l.accept_queue.len() < l.backlog => {
-                l.accept_queue.push(id);
-                post(
-                    &mut self.consumers,
-                    self.config.event_queue_capacity,
-                    &mut self.stats,
-                    l.owner,
-                    SocketId::Listener(listener),
-                    EventSet::ACCEPTABLE,
-                    &mut l.ticket,
-                );
-                true
-            }
+        let queued = match self.listeners.get(listener) {
+            Some(l) if l.accept_queue.len() < l.backlog => self.push_accepted(listener, id),
             Some(_) => {
                 self.stats.accept_queue_overflow += 1;
                 false

@@ -5,12 +5,10 @@
 use core::net::SocketAddrV4;
 
 use super::control::{reset_for, ControlSegment};
-use super::events::post;
 use super::slots::{ConnSlot, Origin};
-use super::{ListenerId, SocketId, Stack};
+use super::{ListenerId, Stack};
 use crate::config::TcpConfig;
 use crate::session::demux::{reuseport_pick, FourTuple};
-use crate::session::event::EventSet;
 use crate::tcp::conn::{receive_window_shift, ConnParams, SegmentOutcome, TcpConn, TcpState};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, Ipv4Addr, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
@@ -278,18 +276,7 @@ impl Stack {
         if let Some(slot) = self.conns.get_mut(id) {
             slot.in_table = true;
         }
-        if let Some(l) = self.listeners.get_mut(listener) {
-            l.accept_queue.push(id);
-            post(
-                &mut self.consumers,
-                self.config.event_queue_capacity,
-                &mut self.stats,
-                l.owner,
-                SocketId::Listener(listener),
-                EventSet::ACCEPTABLE,
-                &mut l.ticket,
-            );
-        }
+        self.push_accepted(listener, id);
         self.stats.syn_cookies_accepted += 1;
         self.stats.connections_opened += 1;
         self.mark_dirty(id);
