@@ -15,17 +15,24 @@
 //! * [`wake`]: the sleep/wake protocol that signals an eventfd only when the
 //!   other side sleeps.
 //! * [`os`]: memfd, mmap, eventfd.
+//! * [`layout`]: where everything is in an app worker's two segments.
+//! * [`protocol`]: requests and events the rings carry, and the flow-control words.
+//! * [`control`] and [`unix_socket`]: the control socket's messages and transport.
 //! * [`handle`]: session handles as `u64`s.
 //! * [`violation`]: what a peer's corrupted index word is reported as.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod control;
 pub mod event_ring;
 pub mod fifo;
 pub mod handle;
+pub mod layout;
 pub mod os;
+pub mod protocol;
 pub mod region;
 pub mod request_ring;
+pub mod unix_socket;
 pub mod violation;
 pub mod wake;
 

@@ -1,0 +1,164 @@
+//! Attached app workers, as one daemon worker serves them (design §2–§3).
+//!
+//! An [`AppSet`] belongs to one worker thread and is driven by it: the
+//! control thread attaches an app worker (segments mapped, eventfds made),
+//! hands a [`NewApp`] to the worker, and the worker calls [`AppSet::poll`]
+//! every iteration. `poll` drains each app's request ring (copy, then
+//! [`sluice_shm::protocol::Request::decode`], then act on the engine), moves
+//! bytes between the session fifos and the engine, turns engine events into
+//! app events (coalescing into a backlog when the ring is full, so none is
+//! ever lost), and wakes apps that sleep. The shared-memory rules are in
+//! `sluice_shm::protocol`; nothing read from an app's segment is trusted.
+
+use std::os::fd::{OwnedFd, RawFd};
+
+use serde::Serialize;
+use sluice_shm::layout::{DownSegment, UpSegment};
+use sluice_shm::os::EventFd;
+use sluice_stack::{Instant, Stack};
+
+/// An attached app worker's id, unique for the daemon's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct AppId(pub u32);
+
+/// Who an app worker is, from `SO_PEERCRED` at attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct AppIdentity {
+    pub id: AppId,
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Everything a worker needs to serve a newly attached app worker.
+pub struct NewApp {
+    pub identity: AppIdentity,
+    /// The daemon's read-write views of the two segments (already
+    /// initialised with `init`).
+    pub down: DownSegment,
+    pub up: UpSegment,
+    /// The memfds behind them, for punching freed fifo pages
+    /// (`fallocate(PUNCH_HOLE)`); `None` for heap segments in tests.
+    pub down_fd: Option<OwnedFd>,
+    pub up_fd: Option<OwnedFd>,
+    /// Daemon → app wake-ups (the app sleeps on it).
+    pub wake: EventFd,
+    /// App → this worker wake-ups (in the worker's epoll).
+    pub doorbell: EventFd,
+}
+
+/// Settings of an [`AppSet`].
+#[derive(Clone, Debug)]
+pub struct AppSetConfig {
+    /// This worker's index (its request ring in every app's up segment).
+    pub worker: u32,
+    /// Ports below this need uid 0 or `CAP_NET_BIND_SERVICE` (the kernel's
+    /// `net.ipv4.ip_unprivileged_port_start`).
+    pub unprivileged_port_start: u16,
+    /// Requests taken from one app's ring per `poll`.
+    pub request_budget: usize,
+}
+
+/// Per-app counters for `sluice stats`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AppStats {
+    pub id: u32,
+    pub pid: i32,
+    pub uid: u32,
+    pub sessions: u64,
+    pub listeners: u64,
+    pub requests: u64,
+    pub events: u64,
+    /// Events waiting in the coalescing backlog because the ring was full.
+    pub backlog: u64,
+    pub backlog_high_water: u64,
+    /// Requests refused (undecodable body, stale handle, bad argument).
+    pub bad_requests: u64,
+    /// Index words out of range (fifo heads/tails, accept counters).
+    pub violations: u64,
+}
+
+/// One row of `sluice sessions` (like `ss -tin`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SessionRow {
+    pub app: u32,
+    pub pid: i32,
+    /// `LISTEN`, `SYN-SENT`, `ESTABLISHED`, ... as `ss` prints them.
+    pub state: String,
+    pub local: String,
+    pub remote: String,
+    pub cwnd: u32,
+    pub ssthresh: u32,
+    pub srtt_us: u32,
+    pub rttvar_us: u32,
+    pub rto_us: u32,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub retransmits: u64,
+    /// Bytes waiting in the session's RX fifo (for the app) and TX fifo (for the engine).
+    pub rx_fifo: u32,
+    pub tx_fifo: u32,
+}
+
+/// All app workers one daemon worker serves.
+pub struct AppSet {
+    _todo: (),
+}
+
+impl AppSet {
+    pub fn new(config: AppSetConfig) -> AppSet {
+        let _ = config;
+        todo!()
+    }
+
+    /// Starts serving an app worker.
+    pub fn attach(&mut self, app: NewApp) {
+        let _ = app;
+        todo!()
+    }
+
+    /// The app worker is gone (its control connection closed, or it was
+    /// killed): its connections are closed as the kernel closes an exiting
+    /// process's sockets (RST when unread data is left, else FIN after what
+    /// it had written), its listeners removed, its memory released.
+    pub fn detach(&mut self, id: AppId, stack: &mut Stack, now: Instant) {
+        let _ = (id, stack, now);
+        todo!()
+    }
+
+    /// One iteration's work for every app; returns the amount done (0 when
+    /// idle), which drives adaptive polling.
+    pub fn poll(&mut self, stack: &mut Stack, now: Instant) -> usize {
+        let _ = (stack, now);
+        todo!()
+    }
+
+    /// Doorbell descriptors to watch (one per app); changes after
+    /// `attach`/`detach`.
+    pub fn doorbell_fds(&self) -> Vec<(AppId, RawFd)> {
+        todo!()
+    }
+
+    /// The worker's sleep (design §2.6, daemon side): announces the sleep in
+    /// every app's down segment, fences, re-checks every request ring, and
+    /// calls `block` only if none has work. Returns whether it blocked.
+    pub fn sleep_unless_work(&self, block: impl FnOnce()) -> bool {
+        let _ = block;
+        todo!()
+    }
+
+    /// Apps killed for protocol violations since the last call; the worker
+    /// tells the control thread, which closes their control connections.
+    pub fn take_killed(&mut self) -> Vec<AppId> {
+        todo!()
+    }
+
+    pub fn stats(&self) -> Vec<AppStats> {
+        todo!()
+    }
+
+    pub fn sessions(&self, stack: &Stack) -> Vec<SessionRow> {
+        let _ = stack;
+        todo!()
+    }
+}

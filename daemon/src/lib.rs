@@ -1,0 +1,18 @@
+//! The Sluice daemon (issue 3, design `shm/DESIGN.md` §3): one process owns
+//! a network interface and runs the engine for every app on the host; apps
+//! attach over a Unix control socket and exchange data through shared memory.
+//!
+//! * [`config`]: settings from flags, `SLUICE_*` variables and a config file, validated.
+//! * [`device`]: frame I/O: AF_XDP, TAP, and an in-memory wire for tests.
+//! * [`worker`]: the thread that runs one engine over one device queue, with adaptive polling.
+//! * [`app`]: attached app workers: their requests, fifos and events, against the engine.
+//! * [`control`]: the control socket: attach, admin commands, app death.
+//!
+//! The library is what the `sluice` binary runs, and what in-process tests
+//! start on the memory wire.
+
+pub mod app;
+pub mod config;
+pub mod control;
+pub mod device;
+pub mod worker;

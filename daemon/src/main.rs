@@ -1,0 +1,2 @@
+//! `sluice`: the daemon and its admin commands.
+fn main() {}
