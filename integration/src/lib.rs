@@ -6,3 +6,4 @@ pub mod peer;
 pub mod sim;
 pub mod tap;
 pub mod tap_probe;
+pub mod apps;
