@@ -7,6 +7,9 @@
 use super::settings::{CONFIG_ENV, SETTINGS};
 use super::suggest::closest;
 
+/// The prefix of every Sluice variable.
+const PREFIX: &str = "SLUICE_";
+
 /// Variables that apps (vcl, preload, `sluice run`) read.
 pub const APP_VARIABLES: &[&str] = &[
     "SLUICE_RULES",
@@ -32,12 +35,15 @@ fn daemon_variables() -> Vec<&'static str> {
 pub fn unknown_variable_warnings<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let daemon = daemon_variables();
     let known: Vec<&str> = daemon.iter().chain(APP_VARIABLES).copied().collect();
+    // Compared without the common prefix, which would make every short
+    // name look close to every other.
+    let suffixes: Vec<&str> = known.iter().map(|name| name.strip_prefix(PREFIX).unwrap_or(name)).collect();
     names
         .into_iter()
-        .filter(|name| name.starts_with("SLUICE_"))
+        .filter(|name| name.starts_with(PREFIX))
         .filter(|name| !known.contains(name) && !FOREIGN_PREFIXES.iter().any(|p| name.starts_with(p)))
-        .map(|name| match closest(name, &known) {
-            Some(near) => format!("{name} is not a Sluice variable (did you mean {near}?); ignoring it"),
+        .map(|name| match closest(name.strip_prefix(PREFIX).unwrap_or(name), &suffixes) {
+            Some(near) => format!("{name} is not a Sluice variable (did you mean SLUICE_{near}?); ignoring it"),
             None => format!("{name} is not a Sluice variable; ignoring it"),
         })
         .collect()

@@ -58,6 +58,8 @@ pub fn log_filter(text: &str, shown: &str) -> Result<(), String> {
     if parts.next().is_some() && parts.next().is_some() {
         return Err(format!("{shown} has more than one '/'"));
     }
+    // Quote the whole filter only when it has more than the one directive.
+    let whole = |part: &str| if part == text { String::new() } else { format!("{shown}: ") };
     for directive in directives.split(',').map(str::trim).filter(|d| !d.is_empty()) {
         let mut sides = directive.split('=');
         let first = sides.next().unwrap_or("").trim();
@@ -69,7 +71,8 @@ pub fn log_filter(text: &str, shown: &str) -> Result<(), String> {
                 if first.parse::<log::LevelFilter>().is_err() {
                     if let Some(level) = closest(first, &LEVELS) {
                         return Err(format!(
-                            "{shown}: {first:?} is not a log level (did you mean {level}? for a module, write {first}=LEVEL)"
+                            "{}{first:?} is not a log level (did you mean {level}? for a module, write {first}=LEVEL)",
+                            whole(first)
                         ));
                     }
                 }
@@ -78,11 +81,12 @@ pub fn log_filter(text: &str, shown: &str) -> Result<(), String> {
             (Some(level), None) => {
                 if level.parse::<log::LevelFilter>().is_err() {
                     return Err(format!(
-                        "{shown}: {level:?} is not a log level (off, error, warn, info, debug, trace)"
+                        "{}{level:?} is not a log level (off, error, warn, info, debug, trace)",
+                        whole(directive)
                     ));
                 }
             }
-            (Some(_), Some(_)) => return Err(format!("{shown}: {directive:?} has more than one '='")),
+            (Some(_), Some(_)) => return Err(format!("{}{directive:?} has more than one '='", whole(directive))),
         }
     }
     Ok(())

@@ -39,12 +39,18 @@ pub fn default_control_socket() -> PathBuf {
 /// `--control-socket` flag), else `SLUICE_CONTROL_SOCKET` if set and not
 /// empty, else [`default_control_socket`].
 pub fn control_socket_path(explicit: Option<&Path>) -> PathBuf {
+    control_socket_path_in(explicit, &|name| std::env::var_os(name).map(PathBuf::from), euid())
+}
+
+/// [`control_socket_path`] with the environment looked up through `env`
+/// and the effective uid given.
+pub fn control_socket_path_in(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<PathBuf>, euid: u32) -> PathBuf {
     if let Some(path) = explicit {
         return path.to_path_buf();
     }
-    match std::env::var_os(CONTROL_SOCKET.env) {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => default_control_socket(),
+    match env(CONTROL_SOCKET.env) {
+        Some(path) if !path.as_os_str().is_empty() => path,
+        _ => default_control_socket_for(euid, env(RUNTIME_DIR_ENV)),
     }
 }
 
@@ -63,7 +69,19 @@ mod tests {
     }
 
     #[test]
-    fn explicit_socket_wins() {
-        assert_eq!(control_socket_path(Some(Path::new("/x/y.sock"))), Path::new("/x/y.sock"));
+    fn explicit_then_variable_then_default() {
+        let env = |name: &str| match name {
+            "SLUICE_CONTROL_SOCKET" => Some(PathBuf::from("/env/c.sock")),
+            "XDG_RUNTIME_DIR" => Some(PathBuf::from("/run/user/7")),
+            _ => None,
+        };
+        let explicit = Some(Path::new("/x/y.sock"));
+        assert_eq!(control_socket_path_in(explicit, &env, 7), Path::new("/x/y.sock"));
+        assert_eq!(control_socket_path(explicit), Path::new("/x/y.sock"));
+        assert_eq!(control_socket_path_in(None, &env, 7), Path::new("/env/c.sock"));
+        let unset = |name: &str| env(name).filter(|_| name != "SLUICE_CONTROL_SOCKET");
+        assert_eq!(control_socket_path_in(None, &unset, 7), Path::new("/run/user/7/sluice/control.sock"));
+        let empty = |name: &str| if name == "SLUICE_CONTROL_SOCKET" { Some(PathBuf::new()) } else { env(name) };
+        assert_eq!(control_socket_path_in(None, &empty, 0), Path::new("/run/sluice/control.sock"));
     }
 }

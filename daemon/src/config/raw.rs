@@ -90,7 +90,8 @@ impl Raw {
     pub fn switch(&self) -> Result<bool, String> {
         match self {
             Raw::Toml(toml::Value::Boolean(on)) => Ok(*on),
-            _ => self.choice(&[("on", true), ("off", false)]),
+            Raw::Arg(_) | Raw::Toml(toml::Value::String(_)) => self.choice(&[("on", true), ("off", false)]),
+            Raw::Toml(_) => Err(self.wrong_type("a boolean or one of \"on\", \"off\"")),
         }
     }
 

@@ -117,7 +117,11 @@ pub fn resolve(
     };
     let socket_mode = src.require(&SOCKET_MODE, |raw| match raw.octal()? {
         mode @ 0..=0o777 => Ok(mode as u32),
-        _ => Err(format!("{} is out of range: must be {}", raw.shown(), SOCKET_MODE.rule)),
+        // A file's integer was most likely written in octal (0o1777).
+        mode => {
+            let shown = if matches!(raw, Raw::Toml(_)) { format!("{mode:#o}") } else { raw.shown() };
+            Err(format!("{shown} is out of range: must be {}", SOCKET_MODE.rule))
+        }
     })?;
     let mac = src.get(&MAC, |raw| net::mac(raw.text()?, &raw.shown()))?;
     let mtu = src.require(&MTU, |raw| within(&MTU, raw, raw.count()?, 576, 9000))?;

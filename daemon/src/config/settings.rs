@@ -32,7 +32,7 @@
 //! | `mtu` | `--mtu` | `SLUICE_MTU` | `mtu` | 1500 | 576..=9000 |
 //! | `loopback` | `--loopback` | `SLUICE_LOOPBACK` | `loopback` | off | one of on, off |
 //! | `log` | `--log` | `SLUICE_LOG` | `log` | info | an env_logger filter: DIRECTIVE[,DIRECTIVE...][/REGEX] |
-//! | `allow_kernel_addr` | `--allow-kernel-addr` | `SLUICE_ALLOW_KERNEL_ADDR` | `allow_kernel_addr` | off | one of on, off (the flag takes no value) |
+//! | `allow_kernel_addr` | `--allow-kernel-addr` | `SLUICE_ALLOW_KERNEL_ADDR` | `allow_kernel_addr` | off | on or off as a variable or file key (the flag takes no value) |
 //!
 //! In the file, counts are TOML integers (sizes may also be strings with a
 //! suffix), names and addresses are strings, switches are booleans or
@@ -84,7 +84,11 @@ impl Setting {
 
     /// The `--help` line: what it is, the rule, the default and the variable.
     pub fn help_line(&self) -> String {
-        format!("{}; must be {} [default: {}] [env: {}]", self.help, self.rule, self.default_text(), self.env)
+        let default = match self.fallback {
+            Fallback::Required => "[required]".to_owned(),
+            _ => format!("[default: {}]", self.default_text()),
+        };
+        format!("{}; must be {} {default} [env: {}]", self.help, self.rule, self.env)
     }
 }
 
@@ -262,7 +266,7 @@ pub const ALLOW_KERNEL_ADDR: Setting = Setting {
     name: "allow_kernel_addr",
     env: "SLUICE_ALLOW_KERNEL_ADDR",
     fallback: Fallback::Value("off"),
-    rule: "one of on, off (the flag takes no value)",
+    rule: "on or off as a variable or file key (the flag takes no value)",
     help: "Start even if the interface has a kernel IPv4 address",
     flag: |a| a.allow_kernel_addr.then_some("on"),
 };
