@@ -15,6 +15,9 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use crate::config::settings::SETTINGS;
 
 /// A parsed `sluice` invocation.
+// Parsed once per process; boxing the daemon's flags would only make
+// matching on them clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Parser, Clone, Debug, PartialEq, Eq)]
 #[command(name = "sluice", version, about = "Userspace TCP/IP stack daemon and its admin commands")]
 pub enum Command {

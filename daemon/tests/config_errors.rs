@@ -70,7 +70,12 @@ fn other_required(setting: &Setting) -> Vec<&'static str> {
     REQUIRED.chunks(2).filter(|pair| pair[0] != setting.flag_name()).flatten().copied().collect()
 }
 
-fn check(setting: &Setting, value: &str, source: Source, result: Result<impl std::fmt::Debug, sluice_daemon::config::ConfigError>) {
+fn check(
+    setting: &Setting,
+    value: &str,
+    source: Source,
+    result: Result<impl std::fmt::Debug, sluice_daemon::config::ConfigError>,
+) {
     let error = match result {
         Err(e) => e,
         Ok(config) => panic!("{} = {value:?} from {source:?} was accepted: {config:?}", setting.name),

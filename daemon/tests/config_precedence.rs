@@ -22,7 +22,13 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case { name: "iface", flag: "eth1", env: "eth2", file: "\"eth3\"", read: |c| c.iface.clone() },
-    Case { name: "ip", flag: "10.0.0.1/8", env: "10.0.0.2/16", file: "\"10.0.0.3/24\"", read: |c| format!("{}/{}", c.ip, c.prefix) },
+    Case {
+        name: "ip",
+        flag: "10.0.0.1/8",
+        env: "10.0.0.2/16",
+        file: "\"10.0.0.3/24\"",
+        read: |c| format!("{}/{}", c.ip, c.prefix),
+    },
     Case { name: "device", flag: "tap", env: "xdp", file: "\"tap\"", read: |c| format!("{:?}", c.device) },
     Case { name: "queues", flag: "4", env: "3", file: "2", read: |c| c.queues.to_string() },
     Case { name: "xdp_mode", flag: "native", env: "skb", file: "\"native\"", read: |c| format!("{:?}", c.xdp_mode) },
@@ -35,9 +41,21 @@ const CASES: &[Case] = &[
     Case { name: "max_sessions", flag: "10", env: "20", file: "30", read: |c| c.max_sessions.to_string() },
     Case { name: "event_ring", flag: "1024", env: "2048", file: "4096", read: |c| c.event_ring.to_string() },
     Case { name: "request_ring", flag: "256", env: "512", file: "128", read: |c| c.request_ring.to_string() },
-    Case { name: "control_socket", flag: "/a.sock", env: "/b.sock", file: "\"/c.sock\"", read: |c| c.control_socket.display().to_string() },
+    Case {
+        name: "control_socket",
+        flag: "/a.sock",
+        env: "/b.sock",
+        file: "\"/c.sock\"",
+        read: |c| c.control_socket.display().to_string(),
+    },
     Case { name: "socket_mode", flag: "0600", env: "0660", file: "0o640", read: |c| format!("{:o}", c.socket_mode) },
-    Case { name: "mac", flag: "02:00:00:00:00:01", env: "02:00:00:00:00:02", file: "\"02:00:00:00:00:03\"", read: |c| format!("{:?}", c.mac) },
+    Case {
+        name: "mac",
+        flag: "02:00:00:00:00:01",
+        env: "02:00:00:00:00:02",
+        file: "\"02:00:00:00:00:03\"",
+        read: |c| format!("{:?}", c.mac),
+    },
     Case { name: "mtu", flag: "9000", env: "1400", file: "576", read: |c| c.mtu.to_string() },
     Case { name: "loopback", flag: "on", env: "off", file: "true", read: |c| c.loopback.to_string() },
     Case { name: "log", flag: "debug", env: "warn", file: "\"trace\"", read: |c| c.log.clone() },

@@ -12,7 +12,16 @@ fn rx_fifo_from_flag(value: &str) -> Result<u32, String> {
 
 #[test]
 fn suffixes_are_powers_of_1024() {
-    for (text, bytes) in [("65536", 65536), ("64k", 65536), ("64K", 65536), ("64KiB", 65536), ("4M", 4 << 20), ("4m", 4 << 20), ("4MiB", 4 << 20), ("4096", 4096)] {
+    for (text, bytes) in [
+        ("65536", 65536),
+        ("64k", 65536),
+        ("64K", 65536),
+        ("64KiB", 65536),
+        ("4M", 4 << 20),
+        ("4m", 4 << 20),
+        ("4MiB", 4 << 20),
+        ("4096", 4096),
+    ] {
         assert_eq!(rx_fifo_from_flag(text), Ok(bytes), "{text}");
     }
 }
@@ -28,7 +37,9 @@ fn malformed_sizes_are_refused() {
 #[test]
 fn suffixes_apply_to_rings_frames_and_sessions_from_every_source() {
     let vars = [("SLUICE_EVENT_RING", "16k"), ("SLUICE_XDP_FRAMES", "8k")];
-    let config = resolve_with(&REQUIRED, &vars, Some("max_sessions = \"1M\"\ntx_fifo = \"1M\"\nrequest_ring = \"1k\"\n")).unwrap();
+    let config =
+        resolve_with(&REQUIRED, &vars, Some("max_sessions = \"1M\"\ntx_fifo = \"1M\"\nrequest_ring = \"1k\"\n"))
+            .unwrap();
     assert_eq!((config.event_ring, config.xdp_frames), (16384, 8192));
     assert_eq!((config.max_sessions, config.tx_fifo, config.request_ring), (1 << 20, 1 << 20, 1024));
 }

@@ -24,7 +24,9 @@ mod suggest;
 pub use env::{unknown_variable_warnings, APP_VARIABLES, FOREIGN_PREFIXES};
 pub use error::{ConfigError, Source};
 pub use load::load;
-pub use paths::{control_socket_path, control_socket_path_in, default_control_socket, default_control_socket_for, euid};
+pub use paths::{
+    control_socket_path, control_socket_path_in, default_control_socket, default_control_socket_for, euid,
+};
 pub use resolve::{resolve, XDP_FRAMES_MAX, XDP_RING_MIN};
 
 use std::net::Ipv4Addr;

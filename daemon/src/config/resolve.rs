@@ -96,9 +96,8 @@ pub fn resolve(
         _ => raw.choice(&[("auto", None), ("on", Some(true)), ("off", Some(false))]),
     })?;
     check_zero_copy_mode(&zero_copy, &xdp_mode)?;
-    let xdp_frames = src.require(&XDP_FRAMES, |raw| {
-        power_of_two(&XDP_FRAMES, raw, raw.size()?, 2 * XDP_RING_MIN, XDP_FRAMES_MAX)
-    })?;
+    let xdp_frames =
+        src.require(&XDP_FRAMES, |raw| power_of_two(&XDP_FRAMES, raw, raw.size()?, 2 * XDP_RING_MIN, XDP_FRAMES_MAX))?;
     let poll_mode = src.require(&POLL_MODE, |raw| {
         raw.choice(&[("adaptive", PollMode::Adaptive), ("busy", PollMode::Busy), ("sleep", PollMode::Sleep)])
     })?;
@@ -107,8 +106,7 @@ pub fn resolve(
     let tx_fifo = src.require(&TX_FIFO, |raw| power_of_two(&TX_FIFO, raw, raw.size()?, MIN_FIFO, MAX_FIFO))?;
     let max_sessions =
         src.require(&MAX_SESSIONS, |raw| within(&MAX_SESSIONS, raw, raw.size()?, 1, SHM_MAX_SESSIONS))?;
-    let event_ring =
-        src.require(&EVENT_RING, |raw| power_of_two(&EVENT_RING, raw, raw.size()?, 2, EVENT_RING_MAX))?;
+    let event_ring = src.require(&EVENT_RING, |raw| power_of_two(&EVENT_RING, raw, raw.size()?, 2, EVENT_RING_MAX))?;
     let request_ring =
         src.require(&REQUEST_RING, |raw| power_of_two(&REQUEST_RING, raw, raw.size()?, 2, REQUEST_RING_MAX))?;
     let control_socket = match src.get(&CONTROL_SOCKET, |raw| text_with(raw, names::socket_path))? {
@@ -175,10 +173,8 @@ pub fn resolve(
 /// kernel has copied the frame into an skb, so there is nothing to share.
 fn check_zero_copy_mode(zero_copy: &Given<Option<bool>>, xdp_mode: &Given<XdpMode>) -> Result<(), ConfigError> {
     if zero_copy.value == Some(true) && xdp_mode.value == XdpMode::Skb {
-        let message = format!(
-            "\"on\" needs native XDP, but xdp_mode is skb (from {})",
-            xdp_mode.source.describe(XDP_MODE.name)
-        );
+        let message =
+            format!("\"on\" needs native XDP, but xdp_mode is skb (from {})", xdp_mode.source.describe(XDP_MODE.name));
         return Err(ConfigError::new(ZERO_COPY.name, zero_copy.source.clone(), message));
     }
     Ok(())
