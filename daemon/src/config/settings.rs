@@ -31,7 +31,7 @@
 //! | `mac` | `--mac` | `SLUICE_MAC` | `mac` | none: the interface's (xdp) or a generated local one (tap) | a unicast MAC written aa:bb:cc:dd:ee:ff |
 //! | `mtu` | `--mtu` | `SLUICE_MTU` | `mtu` | 1500 | 576..=9000 |
 //! | `loopback` | `--loopback` | `SLUICE_LOOPBACK` | `loopback` | off | one of on, off |
-//! | `log` | `--log` | `SLUICE_LOG` | `log` | info | an env_logger filter: DIRECTIVE[,DIRECTIVE...][/REGEX] |
+//! | `log` | `--log` | `SLUICE_LOG` | `log` | info | an env_logger filter: `DIRECTIVE[,DIRECTIVE...][/REGEX]` |
 //! | `allow_kernel_addr` | `--allow-kernel-addr` | `SLUICE_ALLOW_KERNEL_ADDR` | `allow_kernel_addr` | off | on or off as a variable or file key (the flag takes no value) |
 //!
 //! In the file, counts are TOML integers (sizes may also be strings with a
