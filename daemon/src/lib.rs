@@ -12,6 +12,7 @@
 //! start on the memory wire.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod device;

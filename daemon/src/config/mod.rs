@@ -1,6 +1,33 @@
 //! The daemon's settings (design §3.8): flags > `SLUICE_*` environment >
 //! config file (TOML) > defaults. Every setting is checked at start; an
 //! error names the setting and where its value came from.
+//!
+//! The settings, their flags, variables, file keys, defaults and rules are
+//! listed in [`settings`]. [`load`] reads the process environment and the
+//! config file and hands them to the pure [`resolve`], which tests call
+//! with their own environment.
+
+mod env;
+mod error;
+mod file;
+mod load;
+mod lookup;
+mod names;
+mod net;
+mod number;
+mod paths;
+mod raw;
+mod resolve;
+pub mod settings;
+mod suggest;
+
+pub use env::{unknown_variable_warnings, APP_VARIABLES, FOREIGN_PREFIXES};
+pub use error::{ConfigError, Source};
+pub use load::load;
+pub use paths::{
+    control_socket_path, control_socket_path_in, default_control_socket, default_control_socket_for, euid,
+};
+pub use resolve::{resolve, XDP_FRAMES_MAX, XDP_RING_MIN};
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
