@@ -15,10 +15,13 @@
 //! libxdp attaches its AF_XDP redirect program with the first socket on an
 //! interface and detaches it when the last one is deleted, which dropping
 //! the device does. A program a crashed process left behind is detached at
-//! [`XdpDevice::open`].
+//! [`XdpDevice::open`]: every open device holds a shared lock on a file in
+//! `/run/sluice-xdp`, so an opener that gets it exclusively knows the
+//! program's owner is dead.
 
 mod bind;
 mod netdev;
+mod owner_lock;
 mod program;
 mod rx;
 mod sock_diag;
@@ -32,6 +35,7 @@ use sluice_stack::FrameSink;
 
 use self::bind::{Attempt, Bound, Geometry};
 use self::netdev::IfaceName;
+use self::owner_lock::OwnerLock;
 use self::program::AttachMode;
 use self::rx::RxPath;
 use self::tx::TxPath;
@@ -55,6 +59,9 @@ pub struct XdpDevice {
     tx: TxPath,
     mac: [u8; 6],
     info: DeviceInfo,
+    /// Declared last, so dropped last: held until the socket, and with the
+    /// last one the program, is gone.
+    _owner: OwnerLock,
 }
 
 impl XdpDevice {
@@ -98,7 +105,11 @@ impl XdpDevice {
         }
 
         let _turn = OPEN_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        replace_dead_program(iface, ifindex).map_err(|e| fail("replace the XDP program a dead process left", e))?;
+        let mut owner = OwnerLock::take(ifindex).map_err(|e| fail("lock the interface in /run/sluice-xdp", e))?;
+        if owner.is_sole() {
+            replace_dead_program(iface, ifindex).map_err(|e| fail("replace the XDP program a dead process left", e))?;
+        }
+        owner.share().map_err(|e| fail("share the interface lock", e))?;
         let (bound, attempt) = bind_first(&at, iface, queue, &geometry, &attempts, zero_copy)?;
         let zero_copy_on = bind::is_zero_copy(bound.rx.fd()).map_err(|e| fail("read the socket's XDP_OPTIONS", e))?;
         let attached = program::attached_mode(ifindex)
@@ -118,6 +129,7 @@ impl XdpDevice {
             tx,
             mac,
             info: DeviceInfo { kind: "xdp".into(), name: iface.into(), queue, mode: mode_label },
+            _owner: owner,
         })
     }
 }
@@ -182,26 +194,26 @@ fn check_forced_mode(mode: XdpMode, attached: AttachMode) -> Result<(), String> 
     }
 }
 
-/// Detaches libxdp's AF_XDP program if no AF_XDP socket is bound to the
-/// interface: then it is left from a process that died without deleting
-/// its sockets, and it counts them still, so libxdp would never detach it.
-/// When the kernel cannot list AF_XDP sockets (no `xsk_diag`), the program
-/// is left alone and reused.
+/// Detaches libxdp's AF_XDP program, called when no other live Sluice
+/// device is on the interface (the caller holds the [`OwnerLock`] alone):
+/// such a program was left by a process that died without deleting its
+/// sockets, and it counts them still, so libxdp would never detach it.
+/// Where the kernel lists AF_XDP sockets (sock_diag), a program that a
+/// socket of some other program is bound to is left alone.
 fn replace_dead_program(iface: &str, ifindex: u32) -> io::Result<()> {
     if !program::has_xsk_program(ifindex)? {
         return Ok(());
     }
-    let sockets = match sock_diag::xdp_sockets() {
-        Ok(sockets) => sockets,
-        Err(err) => {
-            log::warn!("{iface}: cannot list AF_XDP sockets ({err}); reusing the attached AF_XDP program as it is");
-            return Ok(());
+    match sock_diag::xdp_sockets() {
+        Ok(sockets) => {
+            let users = sockets.iter().filter(|s| s.ifindex == ifindex).count();
+            if users > 0 {
+                log::info!("{iface}: the attached AF_XDP program serves {users} socket(s) of another program; sharing it");
+                return Ok(());
+            }
         }
-    };
-    let users = sockets.iter().filter(|s| s.ifindex == ifindex).count();
-    if users > 0 {
-        log::debug!("{iface}: the attached AF_XDP program serves {users} socket(s); sharing it");
-        return Ok(());
+        // Kernels without CONFIG_XDP_SOCKETS_DIAG: the lock decides alone.
+        Err(err) => log::debug!("{iface}: cannot list AF_XDP sockets ({err})"),
     }
     log::warn!("{iface}: detaching the AF_XDP program that a process which died left attached");
     program::detach_xsk_program(ifindex)?;
