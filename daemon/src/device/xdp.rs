@@ -20,6 +20,7 @@
 //! program's owner is dead.
 
 mod bind;
+mod library_log;
 mod netdev;
 mod owner_lock;
 mod program;
@@ -28,6 +29,7 @@ mod sock_diag;
 mod tx;
 
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::RawFd;
 use std::sync::Mutex;
 
@@ -49,14 +51,23 @@ const ETHERNET_HEADER_LEN: u32 = 14;
 /// Bytes of a UMEM frame left for the packet after the kernel's XDP headroom.
 const FRAME_ROOM: u32 = FRAME_SIZE - libxdp_sys::XDP_PACKET_HEADROOM;
 
-/// Opens are serialised: finding a dead process's program and replacing it
-/// must not interleave with another queue of this process attaching its own.
+/// Opens and closes are serialised: finding a dead process's program and
+/// replacing it must not interleave with another queue of this process
+/// attaching its own, and an open must not find the program half-detached
+/// by the last socket's delete (libxdp would then load a second one, which
+/// the kernel refuses).
 static OPEN_LOCK: Mutex<()> = Mutex::new(());
+
+/// The socket's two sides; deleting the socket may detach the program.
+struct Queue {
+    rx: RxPath,
+    tx: TxPath,
+}
 
 /// One queue of an interface, owned through an AF_XDP socket.
 pub struct XdpDevice {
-    rx: RxPath,
-    tx: TxPath,
+    /// Dropped by hand, under [`OPEN_LOCK`] (see Drop).
+    queue: ManuallyDrop<Queue>,
     mac: [u8; 6],
     info: DeviceInfo,
     /// Declared last, so dropped last: held until the socket, and with the
@@ -104,6 +115,7 @@ impl XdpDevice {
             )));
         }
 
+        library_log::install();
         let _turn = OPEN_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut owner = OwnerLock::take(ifindex).map_err(|e| fail("lock the interface in /run/sluice-xdp", e))?;
         if owner.is_sole() {
@@ -125,8 +137,7 @@ impl XdpDevice {
         let tx = TxPath::new(umem, tx, comp, geometry.tx_ring, umem_len, FRAME_ROOM as usize, tx_frames);
         log::info!("{at}: bound in {mode_label} mode, {} UMEM frames, MAC {}", geometry.frames, format_mac(&mac));
         Ok(XdpDevice {
-            rx,
-            tx,
+            queue: ManuallyDrop::new(Queue { rx, tx }),
             mac,
             info: DeviceInfo { kind: "xdp".into(), name: iface.into(), queue, mode: mode_label },
             _owner: owner,
@@ -148,7 +159,7 @@ fn bind_first(
         match bind::bind(iface, queue, geometry, attempt) {
             Ok(bound) => {
                 if !failures.is_empty() {
-                    log::info!("{at}: {} works after: {}", attempt.describe(), describe_failures(&failures));
+                    log::info!("{at}: fell back to {} ({})", attempt.describe(), describe_failures(&failures));
                 }
                 return Ok((bound, attempt));
             }
@@ -227,19 +238,19 @@ fn format_mac(mac: &[u8; 6]) -> String {
 
 impl Device for XdpDevice {
     fn receive(&mut self, max: usize, deliver: &mut dyn FnMut(&[&[u8]])) -> io::Result<usize> {
-        self.rx.receive(max, deliver)
+        self.queue.rx.receive(max, deliver)
     }
 
     fn sink(&mut self) -> &mut dyn FrameSink {
-        &mut self.tx
+        &mut self.queue.tx
     }
 
     fn flush(&mut self) -> io::Result<usize> {
-        self.tx.flush()
+        self.queue.tx.flush()
     }
 
     fn wait_fd(&self) -> Option<RawFd> {
-        Some(self.rx.fd())
+        Some(self.queue.rx.fd())
     }
 
     fn mac(&self) -> [u8; 6] {
@@ -251,21 +262,33 @@ impl Device for XdpDevice {
     }
 
     fn counters(&self) -> DeviceCounters {
+        let Queue { rx, tx } = &*self.queue;
         // The kernel counts what it dropped for want of a fill-ring frame or
         // of RX-ring room; without XDP_STATISTICS only our own count is known.
-        let (kernel_rx_dropped, kernel_tx_dropped) = match self.rx.kernel_statistics() {
+        let (kernel_rx_dropped, kernel_tx_dropped) = match rx.kernel_statistics() {
             Ok(s) => (s.rx_dropped() + s.rx_ring_full() + s.rx_invalid_descs(), s.tx_invalid_descs()),
-            Err(_) => (self.rx.fill_waits, 0),
+            Err(_) => (rx.fill_waits, 0),
         };
         DeviceCounters {
-            rx_frames: self.rx.frames,
-            rx_bytes: self.rx.bytes,
-            tx_frames: self.tx.frames,
-            tx_bytes: self.tx.bytes,
-            rx_dropped: kernel_rx_dropped + self.rx.bad_descriptors,
-            tx_dropped: kernel_tx_dropped + self.tx.oversized,
-            kicks: self.rx.kicks + self.tx.kicks,
+            rx_frames: rx.frames,
+            rx_bytes: rx.bytes,
+            tx_frames: tx.frames,
+            tx_bytes: tx.bytes,
+            rx_dropped: kernel_rx_dropped + rx.bad_descriptors,
+            tx_dropped: kernel_tx_dropped + tx.oversized,
+            kicks: rx.kicks + tx.kicks,
         }
+    }
+}
+
+impl Drop for XdpDevice {
+    fn drop(&mut self) {
+        let _turn = OPEN_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // SAFETY: `queue` is dropped here and nowhere else, once (drop runs
+        // once), and nothing uses it afterwards: the remaining fields do not
+        // refer to it.
+        unsafe { ManuallyDrop::drop(&mut self.queue) };
+        log::info!("AF_XDP on {} queue {}: closed", self.info.name, self.info.queue);
     }
 }
 
