@@ -50,6 +50,8 @@ pub use self::bind::FRAME_SIZE;
 const ETHERNET_HEADER_LEN: u32 = 14;
 /// Bytes of a UMEM frame left for the packet after the kernel's XDP headroom.
 const FRAME_ROOM: u32 = FRAME_SIZE - libxdp_sys::XDP_PACKET_HEADROOM;
+// A standard 1500-byte MTU fits.
+const _: () = assert!(1500 + ETHERNET_HEADER_LEN <= FRAME_ROOM);
 
 /// Opens and closes are serialised: finding a dead process's program and
 /// replacing it must not interleave with another queue of this process
@@ -89,13 +91,7 @@ impl XdpDevice {
     ///
     /// Errors name the interface, the queue and the step that failed. Must
     /// be called from a thread in the interface's network namespace.
-    pub fn open(
-        iface: &str,
-        queue: u32,
-        mode: XdpMode,
-        zero_copy: Option<bool>,
-        frames: u32,
-    ) -> io::Result<XdpDevice> {
+    pub fn open(iface: &str, queue: u32, mode: XdpMode, zero_copy: Option<bool>, frames: u32) -> io::Result<XdpDevice> {
         let at = format!("AF_XDP on {iface} queue {queue}");
         let fail = |step: &str, err: io::Error| io::Error::new(err.kind(), format!("{at}: {step}: {err}"));
         let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, format!("{at}: {what}"));
@@ -219,7 +215,9 @@ fn replace_dead_program(iface: &str, ifindex: u32) -> io::Result<()> {
         Ok(sockets) => {
             let users = sockets.iter().filter(|s| s.ifindex == ifindex).count();
             if users > 0 {
-                log::info!("{iface}: the attached AF_XDP program serves {users} socket(s) of another program; sharing it");
+                log::info!(
+                    "{iface}: the attached AF_XDP program serves {users} socket(s) of another program; sharing it"
+                );
                 return Ok(());
             }
         }
@@ -295,12 +293,6 @@ impl Drop for XdpDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frames_hold_a_standard_ethernet_frame() {
-        assert_eq!(FRAME_ROOM, 3840);
-        assert!(1500 + ETHERNET_HEADER_LEN <= FRAME_ROOM);
-    }
 
     #[test]
     fn bad_arguments_are_refused_before_touching_the_interface() {

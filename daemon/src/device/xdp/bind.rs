@@ -24,6 +24,7 @@ use crate::config::XdpMode;
 /// larger than a page for an aligned UMEM (af_xdp docs, "UMEM"); 256 bytes
 /// of it are XDP headroom, leaving 3840 for a frame: any standard MTU.
 pub const FRAME_SIZE: u32 = 4096;
+const _: () = assert!(FRAME_SIZE >= XDP_UMEM_MIN_CHUNK_SIZE && FRAME_SIZE.is_power_of_two());
 /// Fewest UMEM frames accepted: 8 each way.
 pub(super) const MIN_FRAMES: u32 = 16;
 /// Most UMEM frames accepted: 1 GiB of pinned memory per queue.
@@ -183,7 +184,6 @@ fn bind_once(iface: &str, queue: u32, geometry: &Geometry, attempt: Attempt) -> 
 fn create_umem(geometry: &Geometry) -> Result<(Umem, Vec<FrameDesc>), BindError> {
     let invalid = |what: String| BindError { errno: Some(libc::EINVAL), message: what };
     let frame_size = FrameSize::new(FRAME_SIZE).map_err(|e| invalid(e.to_string()))?;
-    debug_assert!(FRAME_SIZE >= XDP_UMEM_MIN_CHUNK_SIZE);
     let config = UmemConfig::builder()
         .frame_size(frame_size)
         .fill_queue_size(QueueSize::new(geometry.rx_ring).map_err(|e| invalid(e.to_string()))?)
@@ -253,10 +253,7 @@ mod tests {
 
     #[test]
     fn auto_tries_native_zero_copy_then_native_copy_then_skb() {
-        assert_eq!(
-            attempts(XdpMode::Auto, None),
-            ["native mode, zero-copy", "native mode, copy", "skb mode, copy"]
-        );
+        assert_eq!(attempts(XdpMode::Auto, None), ["native mode, zero-copy", "native mode, copy", "skb mode, copy"]);
         assert_eq!(attempts(XdpMode::Auto, Some(false)), ["native mode, copy", "skb mode, copy"]);
     }
 

@@ -34,7 +34,8 @@ impl OwnerLock {
         let path = lock_path(ifindex)?;
         fs::DirBuilder::new().recursive(true).mode(0o700).create(LOCK_DIR)?;
         loop {
-            let file = OpenOptions::new().read(true).write(true).create(true).mode(0o600).open(&path)?;
+            let file =
+                OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path)?;
             let sole = match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
                 Ok(()) => true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

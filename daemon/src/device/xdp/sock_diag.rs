@@ -48,9 +48,8 @@ pub(super) fn xdp_sockets() -> io::Result<Vec<BoundSocket>> {
     let request = dump_request();
     // SAFETY: the buffer is valid for reads of its length for the whole call;
     // a NULL destination address sends to the kernel (netlink(7)).
-    let sent = unsafe {
-        libc::sendto(socket.as_raw_fd(), request.as_ptr().cast(), request.len(), 0, std::ptr::null(), 0)
-    };
+    let sent =
+        unsafe { libc::sendto(socket.as_raw_fd(), request.as_ptr().cast(), request.len(), 0, std::ptr::null(), 0) };
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }

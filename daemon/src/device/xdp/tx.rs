@@ -145,7 +145,7 @@ impl TxPath {
 }
 
 impl FrameSink for TxPath {
-    fn emit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8]) ) -> bool {
+    fn emit(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
         if len > self.frame_room {
             // Cannot happen with the MTU checked at open, unless the MTU was
             // raised since. Refusing would stall the engine on this frame for
