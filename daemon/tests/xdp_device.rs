@@ -461,3 +461,20 @@ fn a_program_left_by_a_crashed_owner_is_replaced_at_open() {
     // counting the dead socket, and never detached after this run.
     assert_eq!(serve_ping_and_echo(&topology, XdpMode::Skb), "skb copy");
 }
+
+#[test]
+fn a_queue_the_interface_lacks_is_an_error_naming_interface_and_queue() {
+    let topology = Topology::up(1);
+    let ns = topology.dut_ns();
+    let result = thread::spawn(move || {
+        enter_netns(&ns);
+        XdpDevice::open(DUT_IF, 3, XdpMode::Skb, None, 256).map(|d| d.info())
+    })
+    .join()
+    .expect("open thread");
+    let err = result.expect_err("sxdut0 has one queue");
+    let text = err.to_string();
+    assert!(text.starts_with("AF_XDP on sxdut0 queue 3: skb mode, copy: create socket"), "{text}");
+    assert!(text.contains("queue count"), "{text}");
+    assert!(!topology.xdp_attached(), "a failed open left an XDP program");
+}
