@@ -8,9 +8,10 @@ set -euo pipefail
 need_apt=()
 pkgs=(iproute2 nftables ethtool python3 iputils-ping)
 # AF_XDP (daemon/src/device/xdp.rs): xsk-rs builds the bundled libxdp and
-# libbpf from C (its `use_cc_build` feature) and compiles libxdp's default XDP
-# program to BPF with clang; bindgen needs libclang (a clang dependency);
-# libbpf links libelf and zlib; m4 and make run the libbpf build.
+# libbpf from C (its `use_cc_build` feature) and compiles libxdp's XDP
+# programs to BPF with clang; bindgen needs libclang (a clang dependency);
+# m4 expands libxdp's dispatcher source; make and pkg-config run the libbpf
+# build, which links libelf and zlib.
 pkgs+=(clang libelf-dev zlib1g-dev pkg-config m4 make)
 for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
