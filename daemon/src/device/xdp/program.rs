@@ -151,9 +151,10 @@ pub(super) fn detach_xsk_program(ifindex: u32) -> io::Result<bool> {
             AttachMode::Skb => xdp::xdp_attach_mode_XDP_MODE_SKB,
             AttachMode::Hardware => xdp::xdp_attach_mode_XDP_MODE_HW,
         });
-        let ifindex = ifindex as libc::c_int; // checked by Attached::get
-                                              // SAFETY: prog is a live program of the live handle `attached`, which
-                                              // libxdp uses to find it among the dispatcher's programs.
+        // In range: Attached::get converted it already.
+        let ifindex = ifindex as libc::c_int;
+        // SAFETY: prog is a live program of the live handle `attached`, which
+        // libxdp uses to find it among the dispatcher's programs.
         unsafe { xdp::xdp_program__detach(prog.as_ptr(), ifindex, mode, 0) }
     };
     if rc < 0 {

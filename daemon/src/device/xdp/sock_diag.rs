@@ -46,10 +46,10 @@ pub(super) fn xdp_sockets() -> io::Result<Vec<BoundSocket>> {
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
 
     let request = dump_request();
+    let (raw, kernel) = (socket.as_raw_fd(), std::ptr::null());
     // SAFETY: the buffer is valid for reads of its length for the whole call;
     // a NULL destination address sends to the kernel (netlink(7)).
-    let sent =
-        unsafe { libc::sendto(socket.as_raw_fd(), request.as_ptr().cast(), request.len(), 0, std::ptr::null(), 0) };
+    let sent = unsafe { libc::sendto(raw, request.as_ptr().cast(), request.len(), 0, kernel, 0) };
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }
