@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine: the tools the
 # real-peer tests drive (namespaces, nft loss, ethtool, the Python kernel
-# peer, ping) and cargo-fuzz. Idempotent and quiet when all is present.
+# peer, ping), what the AF_XDP device's build needs, and cargo-fuzz.
+# Idempotent and quiet when all is present.
 set -euo pipefail
 
 need_apt=()
-for pkg in iproute2 nftables ethtool python3 iputils-ping; do
+pkgs=(iproute2 nftables ethtool python3 iputils-ping)
+# AF_XDP (daemon/src/device/xdp.rs): xsk-rs builds the bundled libxdp and
+# libbpf from C (its `use_cc_build` feature) and compiles libxdp's XDP
+# programs to BPF with clang; bindgen needs libclang (a clang dependency);
+# m4 expands libxdp's dispatcher source; make and pkg-config run the libbpf
+# build, which links libelf and zlib.
+pkgs+=(clang libelf-dev zlib1g-dev pkg-config m4 make)
+for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
