@@ -1,0 +1,1 @@
+//! The worker loop over the memory wire, with a stand-in app layer.
