@@ -156,6 +156,11 @@ impl AppClient {
         Waker::new(flag).wake_read_only(|| self.doorbells[0].notify().unwrap());
     }
 
+    /// The next event if one is waiting.
+    pub fn try_event(&mut self) -> Option<AppEvent> {
+        self.events.pop().map(|e| AppEvent::decode(&e).expect("an event of a known kind"))
+    }
+
     /// The next event, sleeping on the wake eventfd as the vcl leader does.
     pub fn next_event(&mut self, timeout: Duration) -> Option<AppEvent> {
         let deadline = StdInstant::now() + timeout;
