@@ -200,7 +200,8 @@ pub fn render_stats(s: &DaemonStats) -> String {
     );
     for w in &s.workers {
         let d = &w.device;
-        let _ = writeln!(out, "worker {}: {} {} queue {} ({}), mac {}", w.worker, d.kind, d.name, d.queue, d.mode, w.mac);
+        let _ =
+            writeln!(out, "worker {}: {} {} queue {} ({}), mac {}", w.worker, d.kind, d.name, d.queue, d.mode, w.mac);
         let c = &w.device_counters;
         let _ = writeln!(
             out,
@@ -221,12 +222,22 @@ pub fn render_stats(s: &DaemonStats) -> String {
         let _ = writeln!(
             out,
             "          frames in {} out {} (dropped {}), segments in {} out {}, rst out {}, no socket {}",
-            e.frames_in, e.frames_out, e.frames_dropped, e.tcp_segments_in, e.tcp_segments_out, e.tcp_rst_out, e.tcp_no_socket
+            e.frames_in,
+            e.frames_out,
+            e.frames_dropped,
+            e.tcp_segments_in,
+            e.tcp_segments_out,
+            e.tcp_rst_out,
+            e.tcp_no_socket
         );
         let _ = writeln!(
             out,
             "          retransmits {} (fast {}, timeouts {}), fast retransmits postponed {}, postponed dropped {}",
-            e.tcp_retransmits, e.tcp_fast_retransmits, e.tcp_timeouts, e.tcp_fast_retransmits_postponed, e.tcp_postponed_dropped
+            e.tcp_retransmits,
+            e.tcp_fast_retransmits,
+            e.tcp_timeouts,
+            e.tcp_fast_retransmits_postponed,
+            e.tcp_postponed_dropped
         );
         let _ = writeln!(
             out,
@@ -254,7 +265,17 @@ pub fn render_stats(s: &DaemonStats) -> String {
             continue;
         }
         let mut rows = vec![[
-            "APP", "PID", "UID", "SESSIONS", "LISTENERS", "REQUESTS", "EVENTS", "BACKLOG", "BACKLOG-MAX", "BAD", "VIOLATIONS",
+            "APP",
+            "PID",
+            "UID",
+            "SESSIONS",
+            "LISTENERS",
+            "REQUESTS",
+            "EVENTS",
+            "BACKLOG",
+            "BACKLOG-MAX",
+            "BAD",
+            "VIOLATIONS",
         ]
         .iter()
         .map(|h| h.to_string())
@@ -364,7 +385,13 @@ mod tests {
 
     #[test]
     fn engine_stats_sum_every_input_drop() {
-        let s = Stats { drop_bad_checksum: 1, drop_not_for_us: 2, drop_malformed_tcp: 4, tcp_postponed_stale: 9, ..Default::default() };
+        let s = Stats {
+            drop_bad_checksum: 1,
+            drop_not_for_us: 2,
+            drop_malformed_tcp: 4,
+            tcp_postponed_stale: 9,
+            ..Default::default()
+        };
         let e = EngineStats::new(&s, 3);
         assert_eq!((e.frames_dropped, e.tcp_postponed_dropped, e.connections), (7, 9, 3));
     }
@@ -385,7 +412,14 @@ mod tests {
     #[test]
     fn sessions_text_is_aligned_and_details_follow_connections_only() {
         let rows = vec![
-            SessionRow { app: 1, pid: 9, state: "LISTEN".into(), local: "0.0.0.0:80".into(), remote: "0.0.0.0:*".into(), ..Default::default() },
+            SessionRow {
+                app: 1,
+                pid: 9,
+                state: "LISTEN".into(),
+                local: "0.0.0.0:80".into(),
+                remote: "0.0.0.0:*".into(),
+                ..Default::default()
+            },
             SessionRow {
                 app: 1,
                 pid: 9,

@@ -208,7 +208,8 @@ fn malformed_and_unexpected_messages_get_an_error_and_a_close() {
 
     // An admin command without Hello.
     let sock = unix_socket::connect(&socket).unwrap();
-    unix_socket::send(sock.as_fd(), &Message::Admin { command: AdminCommand::Stats, json: true }.encode(3), &[]).unwrap();
+    unix_socket::send(sock.as_fd(), &Message::Admin { command: AdminCommand::Stats, json: true }.encode(3), &[])
+        .unwrap();
     match recv_message(&sock) {
         Some(Message::Error { errno, message }) => {
             assert_eq!(errno, libc::EPROTO);

@@ -94,7 +94,12 @@ mod tests {
         let mut fds = [0; 2];
         // SAFETY: `fds` is a live 2-int array for the call.
         let rc = unsafe {
-            libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
         };
         assert_eq!(rc, 0);
         // SAFETY: socketpair returned two new descriptors nobody else owns.

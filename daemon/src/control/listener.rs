@@ -83,10 +83,9 @@ fn remove_if_stale(path: &Path) -> io::Result<()> {
         ));
     }
     match unix_socket::connect(path) {
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!("another daemon is listening on {}", path.display()),
-        )),
+        Ok(_) => {
+            Err(io::Error::new(io::ErrorKind::AddrInUse, format!("another daemon is listening on {}", path.display())))
+        }
         Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
             info!("removing stale control socket {}", path.display());
             match fs::remove_file(path) {

@@ -98,7 +98,7 @@ fn kind_name(m: &Message) -> &'static str {
 impl Server {
     /// A server for `setup`; it stops when `stop` is notified.
     pub fn new(setup: ServerSetup, stop: Arc<EventFd>) -> io::Result<Server> {
-        if setup.workers.len() <= HOME_WORKER {
+        if setup.workers.get(HOME_WORKER).is_none() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "the control thread needs at least one worker"));
         }
         let watch = || -> io::Result<Epoll> {
@@ -305,11 +305,15 @@ impl Server {
                 self.flush(token);
             }
             (role, message) => {
-                let what = format!("unexpected {} message from a {} client", kind_name(&message), match role {
-                    Role::New => "new",
-                    Role::App(_) => "attached app",
-                    Role::Admin => "admin",
-                });
+                let what = format!(
+                    "unexpected {} message from a {} client",
+                    kind_name(&message),
+                    match role {
+                        Role::New => "new",
+                        Role::App(_) => "attached app",
+                        Role::Admin => "admin",
+                    }
+                );
                 self.refuse(token, request_id, libc::EPROTO, &what);
             }
         }

@@ -139,7 +139,10 @@ impl TapDevice {
             queue,
             multi_queue,
             mac,
-            rx: RxSlab { bufs: (0..RX_BATCH).map(|_| vec![0u8; buf_len].into_boxed_slice()).collect(), lens: [0; RX_BATCH] },
+            rx: RxSlab {
+                bufs: (0..RX_BATCH).map(|_| vec![0u8; buf_len].into_boxed_slice()).collect(),
+                lens: [0; RX_BATCH],
+            },
             tx: TxQueue::default(),
             counters: DeviceCounters::default(),
             tx_errors: 0,
@@ -204,7 +207,8 @@ impl Device for TapDevice {
         let mut error = None;
         while n < max {
             match self.read_one(n) {
-                Ok(Some(len)) if len == 0 => break,
+                // tun never returns 0 for a frame; treat it as nothing waiting.
+                Ok(Some(0)) => break,
                 Ok(Some(len)) if len >= self.rx.bufs[n].len() => {
                     // Longer than any frame of our MTU: the kernel truncated
                     // it to the buffer. Dropped, as a NIC drops oversized frames.

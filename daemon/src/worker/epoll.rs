@@ -107,7 +107,6 @@ impl AsRawFd for Epoll {
 mod tests {
     use super::*;
     use sluice_shm::os::EventFd;
-    
 
     #[test]
     fn reports_readable_descriptors_with_their_tokens_until_removed() {

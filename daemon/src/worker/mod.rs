@@ -54,7 +54,7 @@ impl AppWork for AppSet {
         AppSet::poll(self, stack, now)
     }
     fn sleep_unless_work(&self, block: &mut dyn FnMut()) -> bool {
-        AppSet::sleep_unless_work(self, || block())
+        AppSet::sleep_unless_work(self, block)
     }
     fn take_killed(&mut self) -> Vec<AppId> {
         AppSet::take_killed(self)

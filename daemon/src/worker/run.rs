@@ -49,7 +49,11 @@ pub(super) struct Parts {
 }
 
 impl Parts {
-    pub(super) fn new(setup: WorkerSetup, commands: mpsc::Receiver<WorkerCommand>, bell: Arc<EventFd>) -> io::Result<Parts> {
+    pub(super) fn new(
+        setup: WorkerSetup,
+        commands: mpsc::Receiver<WorkerCommand>,
+        bell: Arc<EventFd>,
+    ) -> io::Result<Parts> {
         let epoll = Epoll::new(64)?;
         epoll.add(bell.as_raw_fd(), COMMAND_TOKEN, epoll::IN)?;
         if let Some(fd) = setup.device.wait_fd() {

@@ -20,7 +20,9 @@ use sluice_shm::layout::{self, DownSegment, Geometry, UpSegment};
 use sluice_shm::os::{Access, EventFd, Mapping};
 use sluice_shm::protocol::{AppEvent, Request};
 use sluice_shm::wake::{AWAKE, SLEEPING};
-use sluice_shm::{unix_socket, EventConsumer, EventProducer, Region, RequestConsumer, RequestProducer, SleepFlag, Waker};
+use sluice_shm::{
+    unix_socket, EventConsumer, EventProducer, Region, RequestConsumer, RequestProducer, SleepFlag, Waker,
+};
 use sluice_stack::{Instant, Stack};
 
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -125,7 +127,9 @@ impl AppClient {
         let (n, fds) = unix_socket::recv(sock.as_fd(), &mut buf, 0).unwrap();
         let (request_id, message) = Message::decode(&buf[..n]).unwrap();
         assert_eq!(request_id, 7, "the reply echoes the request id");
-        let Message::AttachOk { app_worker_id, geometry } = message else { panic!("expected AttachOk, got {message:?}") };
+        let Message::AttachOk { app_worker_id, geometry } = message else {
+            panic!("expected AttachOk, got {message:?}")
+        };
         assert_eq!(fds.len(), 3 + geometry.workers as usize, "down, up, wake and one doorbell per worker");
         let mut fds = fds.into_iter();
         let (down_fd, up_fd) = (fds.next().unwrap(), fds.next().unwrap());
@@ -140,7 +144,20 @@ impl AppClient {
         let requests = RequestProducer::new(up.request_ring(0).unwrap()).unwrap();
         let events = EventConsumer::new(layout::event_ring(&down, &up)).unwrap();
         let sleep = SleepFlag::new(up.app_sleep_flag());
-        AppClient { sock, id: app_worker_id, geometry, down_fd, up_fd, down, up, wake, doorbells, requests, events, sleep }
+        AppClient {
+            sock,
+            id: app_worker_id,
+            geometry,
+            down_fd,
+            up_fd,
+            down,
+            up,
+            wake,
+            doorbells,
+            requests,
+            events,
+            sleep,
+        }
     }
 
     /// Pushes a request on worker 0's ring and rings its doorbell if the
@@ -171,9 +188,12 @@ impl AppClient {
             let left = deadline.checked_duration_since(StdInstant::now())?;
             let events = &self.events;
             let wake = &self.wake;
-            self.sleep.sleep_unless(|| events.is_ready(), || {
-                let _ = wake.wait(Some(left));
-            });
+            self.sleep.sleep_unless(
+                || events.is_ready(),
+                || {
+                    let _ = wake.wait(Some(left));
+                },
+            );
             let _ = self.wake.drain();
         }
     }
