@@ -69,19 +69,11 @@ impl Doorbells {
         }
     }
 
-    pub fn contains(&self, id: AppId) -> bool {
-        self.bells.contains_key(&id)
-    }
-
     /// Every app with a doorbell.
     pub fn apps(&self) -> Vec<AppId> {
         let mut ids: Vec<AppId> = self.bells.keys().copied().collect();
         ids.sort();
         ids
-    }
-
-    pub fn len(&self) -> usize {
-        self.bells.len()
     }
 
     pub fn is_empty(&self) -> bool {
