@@ -11,9 +11,12 @@
 //! The library is what the `sluice` binary runs, and what in-process tests
 //! start on the memory wire.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod device;
+pub mod stats;
 pub mod worker;
