@@ -19,7 +19,9 @@ use crate::control::admin::DaemonInfo;
 use crate::control::listener::ControlListener;
 use crate::control::signals::{TerminationSignals, Wake};
 use crate::control::{ControlHandle, ServerSetup};
+use crate::device::kernel_addr;
 use crate::device::tap::{locally_administered_mac, TapDevice};
+use crate::device::xdp::XdpDevice;
 use crate::device::Device;
 use crate::worker::{AppWork, ReportSender, WorkerHandle, WorkerSetup};
 
@@ -79,7 +81,7 @@ impl Daemon {
         for (index, device) in (0u32..).zip(devices) {
             let setup = WorkerSetup {
                 index,
-                stack: stack_config(&config, index, device.mac(), secret),
+                stack: stack_config(&config, index, config.mac.unwrap_or_else(|| device.mac()), secret),
                 device,
                 poll_mode: config.poll_mode,
                 idle_spin_us: config.idle_spin_us,
@@ -207,7 +209,21 @@ pub fn open_device(config: &DaemonConfig, queue: u32) -> io::Result<Box<dyn Devi
             let tap = TapDevice::open_queue(&config.iface, queue, config.queues > 1, config.mtu, mac)?;
             Ok(Box::new(tap))
         }
-        DeviceKind::Xdp => Err(io::Error::new(io::ErrorKind::Unsupported, "AF_XDP device not built yet")),
+        DeviceKind::Xdp => {
+            let kernel = kernel_addr::ipv4_addresses(&config.iface)?;
+            if !kernel.is_empty() && !config.allow_kernel_addr {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "interface {} has kernel IPv4 address(es) {:?}; AF_XDP takes every frame on it, so remove them \
+                         or pass --allow-kernel-addr",
+                        config.iface, kernel
+                    ),
+                ));
+            }
+            let xdp = XdpDevice::open(&config.iface, queue, config.xdp_mode, config.zero_copy, config.xdp_frames)?;
+            Ok(Box::new(xdp))
+        }
     }
 }
 

@@ -7,6 +7,8 @@
 //! * [`worker`]: the thread that runs one engine over one device queue, with adaptive polling.
 //! * [`app`]: attached app workers: their requests, fifos and events, against the engine.
 //! * [`control`]: the control socket: attach, admin commands, app death.
+//! * [`daemon`]: starting and stopping the whole daemon; [`cli`]: the `sluice` command line.
+//! * [`stats`] and [`admin`]: `sluice stats`/`sluice sessions`, daemon and client side.
 //!
 //! The library is what the `sluice` binary runs, and what in-process tests
 //! start on the memory wire.

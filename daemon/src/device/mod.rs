@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 
 use sluice_stack::FrameSink;
 
+pub mod kernel_addr;
 pub mod memory;
 pub mod tap;
 pub mod xdp;
