@@ -24,7 +24,10 @@ fn listen_accept_and_echo() {
     let d = &app.conn(conn).desc;
     assert_eq!(d.word(desc::REMOTE_IP).load(Ordering::Relaxed), u32::from(PEER_IP));
     assert_eq!(d.word(desc::LOCAL_PORT).load(Ordering::Relaxed), 7000);
-    assert_eq!(d.word(desc::REMOTE_PORT).load(Ordering::Relaxed), u32::from(world.peer.local_addr(peer).unwrap().port()));
+    assert_eq!(
+        d.word(desc::REMOTE_PORT).load(Ordering::Relaxed),
+        u32::from(world.peer.local_addr(peer).unwrap().port())
+    );
 
     world.peer.tcp_send(peer, b"hello, sluice").unwrap();
     let mut echoed = Vec::new();
@@ -109,7 +112,12 @@ fn exchange_both_ways(len: usize, fifo: u32) {
         w.peer_read(peer, &mut peer_got);
         peer_got.len() == len && app.conn(conn).received.len() == len
     });
-    assert!(done, "stalled: app sent {app_sent}, peer got {}, app got {}", peer_got.len(), app.conn(conn).received.len());
+    assert!(
+        done,
+        "stalled: app sent {app_sent}, peer got {}, app got {}",
+        peer_got.len(),
+        app.conn(conn).received.len()
+    );
     assert!(peer_got == to_peer, "app → peer bytes differ");
     assert!(app.conn(conn).received == to_app, "peer → app bytes differ");
     assert_eq!(world.stats(app.id).violations, 0);

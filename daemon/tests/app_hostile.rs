@@ -84,7 +84,8 @@ fn garbage_bodies_and_forged_handles_are_refused_and_harm_nobody() {
 
     // Bodies of replying requests that do not decode get EINVAL.
     let bad_listen = {
-        let mut b = Request::Listen { req_id: 9001, local: addr(DAEMON_IP, 6000), backlog: 1, reuse_port: false }.encode();
+        let mut b =
+            Request::Listen { req_id: 9001, local: addr(DAEMON_IP, 6000), backlog: 1, reuse_port: false }.encode();
         b[2] = 7; // flags out of range
         b
     };
@@ -167,9 +168,8 @@ fn a_tx_tail_beyond_the_fifo_aborts_only_that_session() {
     let words = app.up.app_words(victim.index).unwrap();
     words.word(app_words::TX_TAIL).store(4096 * 16, Ordering::Release);
     app.push(Request::TxReady { handle: victim });
-    assert!(world.run_until(Duration::from_secs(5), |w| {
-        w.peer_bits(SocketId::Conn(victim_peer)).contains(EventSet::RESET)
-    }));
+    assert!(world
+        .run_until(Duration::from_secs(5), |w| { w.peer_bits(SocketId::Conn(victim_peer)).contains(EventSet::RESET) }));
     let stats = world.stats(app.id);
     assert_eq!(stats.violations, 1);
     assert_eq!(stats.sessions, 1, "the victim's slot is freed");

@@ -76,7 +76,8 @@ impl App {
     /// resets a closed listener's accept queue.
     pub(super) fn close_listener(&mut self, ctx: &mut Ctx<'_>, handle: SessionHandle) {
         let Some(session) = self.sessions.get_mut(handle) else { return };
-        let taken_word = session.words.word(sluice_shm::layout::app_words::ACCEPT_TAKEN).load(std::sync::atomic::Ordering::Acquire);
+        let taken_word =
+            session.words.word(sluice_shm::layout::app_words::ACCEPT_TAKEN).load(std::sync::atomic::Ordering::Acquire);
         let Role::Listener(listener) = &mut session.role else { return };
         let id = listener.id;
         let valid = listener.update_taken(taken_word);

@@ -218,7 +218,7 @@ mod tests {
                 role: Role::Listener(Listener::new(ListenerId::from_parts(i, 0), 1)),
                 backlog: Default::default(),
             };
-            assert!(t.insert(h, s).is_ok());
+            assert!(t.insert(h, s));
             handles.push(h);
         }
         (t, handles)
@@ -245,7 +245,7 @@ mod tests {
         // The four whose first event made it have later bits waiting too.
         assert_eq!(out.backlog_len(), 100, "one entry per waiting session");
         assert_eq!(out.backlog_high_water(), 100);
-        let mut bits = vec![0u16; 100];
+        let mut bits = [0u16; 100];
         loop {
             out.flush(&mut t);
             let got = drain(&mut app);
@@ -283,8 +283,10 @@ mod tests {
         seen.extend(drain(&mut app));
         out.flush(&mut t);
         seen.extend(drain(&mut app));
-        let replies: Vec<u32> =
-            seen.iter().filter_map(|e| if let AppEvent::Reply { req_id, .. } = e { Some(*req_id) } else { None }).collect();
+        let replies: Vec<u32> = seen
+            .iter()
+            .filter_map(|e| if let AppEvent::Reply { req_id, .. } = e { Some(*req_id) } else { None })
+            .collect();
         assert_eq!(replies, vec![1, 2, 3]);
         let third_reply = seen.iter().position(|e| matches!(e, AppEvent::Reply { req_id: 3, .. })).unwrap();
         let h2 = seen.iter().position(|e| matches!(e, AppEvent::Session { handle, .. } if *handle == h[2])).unwrap();
@@ -309,7 +311,7 @@ mod tests {
             let (s, _) = t.remove(live).unwrap();
             out.forget(s.backlog.queued);
             let again = t.vacant().unwrap();
-            assert!(t.insert(again, s).is_ok());
+            assert!(t.insert(again, s));
             t.get_mut(again).unwrap().backlog = Default::default();
         }
         assert!(out.backlog.len() <= 2 * out.backlog_len() + STALE_SLACK + 1, "{}", out.backlog.len());

@@ -9,6 +9,21 @@
 //! app events (coalescing into a backlog when the ring is full, so none is
 //! ever lost), and wakes apps that sleep. The shared-memory rules are in
 //! `sluice_shm::protocol`; nothing read from an app's segment is trusted.
+//!
+//! The files, one job each:
+//! * `state` — one app worker's state (segments, rings, table, counters);
+//! * `session` — what the daemon keeps per session; `sessions` — the slot
+//!   table (free list, generations); `publish` — desc publication and
+//!   retirement (generation bump, hole punch);
+//! * `requests` — drain, decode, check and dispatch requests; `open` —
+//!   listen, connect, accept onto credit; `close` — shutdown, close, abort,
+//!   free; `options` — `SET_OPTION`;
+//! * `pump` — bytes between fifos and the engine, flow-control words;
+//! * `engine_events` — engine events to fifo work and app events;
+//!   `events` — the event ring, reply FIFO and coalescing backlog;
+//! * `reaper` — closing a departed app's sessions; `ports` — the
+//!   privileged-port rule; `violations` — counting and killing;
+//!   `errno` — engine errors as errno; `report` — stats and session rows.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -184,9 +199,14 @@ impl AppSet {
         let mut work = 0;
         let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config };
         for (id, app) in self.apps.iter_mut() {
+            if app.detached {
+                // Only slots draining towards their close are left.
+                work += app.collect_engine_events(&mut ctx);
+                continue;
+            }
             let was_killed = app.killed;
             work += app.outbox.flush(&mut app.sessions);
-            if !app.detached && !app.killed {
+            if !app.killed {
                 work += app.drain_requests(&mut ctx);
             }
             work += app.collect_engine_events(&mut ctx);
@@ -195,10 +215,8 @@ impl AppSet {
             if app.outbox.take_new_clamps() > 0 {
                 app.record_violation(now, &"event ring head out of range");
             }
-            if !app.detached {
-                app.wake_if_published();
-            }
-            if app.killed && !was_killed && !app.detached {
+            app.wake_if_published();
+            if app.killed && !was_killed {
                 self.killed.push(*id);
             }
         }
@@ -222,9 +240,7 @@ impl AppSet {
         // Dekker with the apps' request pushes: either a ring re-check below
         // sees the request, or the app sees SLEEPING and rings the doorbell.
         fence(Ordering::SeqCst);
-        let busy = self.apps.values().any(|app| {
-            (!app.detached && !app.killed && app.requests.is_ready()) || app.has_pending_work()
-        });
+        let busy = self.attached().any(|(_, app)| (!app.killed && app.requests.is_ready()) || app.has_pending_work());
         if !busy {
             block();
         }
@@ -239,7 +255,7 @@ impl AppSet {
     /// while this is true should bound its sleep (a few milliseconds) to
     /// hand them over soon after the app catches up.
     pub fn waiting_for_event_space(&self) -> bool {
-        self.apps.values().any(|app| app.outbox.is_waiting())
+        self.attached().any(|(_, app)| app.outbox.is_waiting())
     }
 
     /// Apps killed for protocol violations since the last call; the worker

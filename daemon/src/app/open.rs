@@ -48,8 +48,9 @@ impl App {
             let _ = ctx.stack.tcp_unlisten(ctx.now, id);
             return Err(libc::ENOMEM);
         };
-        let session = Session { desc, words, role: Role::Listener(Listener::new(id, credit)), backlog: Default::default() };
-        if self.sessions.insert(handle, session).is_err() {
+        let session =
+            Session { desc, words, role: Role::Listener(Listener::new(id, credit)), backlog: Default::default() };
+        if !self.sessions.insert(handle, session) {
             let _ = ctx.stack.tcp_unlisten(ctx.now, id);
             return Err(libc::ENOMEM);
         }
@@ -72,7 +73,8 @@ impl App {
         let span = u32::from(high.saturating_sub(low)) + 1;
         for i in 0..span {
             let port = low + ((u32::from(self.port_cursor) + i) % span) as u16;
-            match ctx.stack.tcp_listen(self.consumer, SocketAddrV4::new(*local.ip(), port), credit as usize, reuse_port) {
+            match ctx.stack.tcp_listen(self.consumer, SocketAddrV4::new(*local.ip(), port), credit as usize, reuse_port)
+            {
                 Ok(id) => {
                     self.port_cursor = ((u32::from(port - low) + 1) % span) as u16;
                     return Ok(id);
@@ -123,7 +125,7 @@ impl App {
                 role: Role::Conn(Conn::new(id, slot.rx, slot.tx)),
                 backlog: Default::default(),
             };
-            self.sessions.insert(handle, session).is_ok()
+            self.sessions.insert(handle, session)
         });
         if installed {
             self.by_socket.insert(SocketId::Conn(id), handle);
@@ -139,15 +141,17 @@ impl App {
     /// the rest stay in the engine's accept queue. Returns how many.
     pub(super) fn accept_ready(&mut self, ctx: &mut Ctx<'_>, handle: SessionHandle) -> usize {
         let mut accepted = 0;
-        loop {
-            let Some(session) = self.sessions.get_mut(handle) else { break };
+        while let Some(session) = self.sessions.get_mut(handle) {
             let taken = session.words.word(app_words::ACCEPT_TAKEN).load(Ordering::Acquire);
             let Role::Listener(listener) = &mut session.role else { break };
             let valid = listener.update_taken(taken);
             let (id, has_credit) = (listener.id, listener.outstanding() < listener.credit);
             let inherited = listener.inherited.clone();
             if !valid {
-                self.record_violation(ctx.now, &format_args!("listener {}: ACCEPT_TAKEN beyond ACCEPT_PUSHED", handle.index));
+                self.record_violation(
+                    ctx.now,
+                    &format_args!("listener {}: ACCEPT_TAKEN beyond ACCEPT_PUSHED", handle.index),
+                );
             }
             if !has_credit {
                 break;

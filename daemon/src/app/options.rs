@@ -41,7 +41,13 @@ impl App {
     }
 
     /// Applies one option to engine connection `conn`.
-    pub(super) fn apply_option(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, option: SockOption, value: u64) -> Result<(), i32> {
+    pub(super) fn apply_option(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        conn: ConnId,
+        option: SockOption,
+        value: u64,
+    ) -> Result<(), i32> {
         let mut config = ctx.stack.tcp_config(conn).map_err(errno)?;
         apply(&mut config, option, value)?;
         ctx.stack.tcp_set_config(ctx.now, conn, config).map_err(errno)
@@ -51,12 +57,12 @@ impl App {
 /// `option = value` on `config`; EINVAL for a value out of the kernel's range.
 /// Boolean options take any non-zero value as on, as `setsockopt(2)` does.
 fn apply(config: &mut TcpConfig, option: SockOption, value: u64) -> Result<(), i32> {
-    let seconds = |v: u64| {
-        (1..=MAX_KEEP_SECONDS).contains(&v).then(|| Duration::from_secs(v)).ok_or(libc::EINVAL)
-    };
+    let seconds = |v: u64| (1..=MAX_KEEP_SECONDS).contains(&v).then(|| Duration::from_secs(v)).ok_or(libc::EINVAL);
     match option {
         SockOption::NoDelay => config.nodelay = value != 0,
-        SockOption::KeepAlive => config.keepalive = (value != 0).then(|| config.keepalive.unwrap_or(config.keepalive_defaults)),
+        SockOption::KeepAlive => {
+            config.keepalive = (value != 0).then(|| config.keepalive.unwrap_or(config.keepalive_defaults))
+        }
         SockOption::KeepIdle => {
             let idle = seconds(value)?;
             set_keepalive(config, |k| k.idle = idle);

@@ -49,7 +49,11 @@ impl Segments {
     }
 
     /// Publishes a listener bound to `local` in `handle`'s slot.
-    pub fn publish_listener(&self, handle: SessionHandle, local: SocketAddrV4) -> Option<(SessionDesc, SessionAppWords)> {
+    pub fn publish_listener(
+        &self,
+        handle: SessionHandle,
+        local: SocketAddrV4,
+    ) -> Option<(SessionDesc, SessionAppWords)> {
         let (desc, words) = self.views(handle)?;
         reset_app_words(&words);
         for word in [desc::RX_TAIL, desc::TX_HEAD] {

@@ -59,11 +59,12 @@ impl SessionTable {
         SessionHandle::new(next, SessionHandle::FIRST_GEN)
     }
 
-    /// Occupies the slot [`vacant`](Self::vacant) named. Returns the
-    /// session back if `handle` is not that slot.
-    pub fn insert(&mut self, handle: SessionHandle, session: Session) -> Result<(), Session> {
+    /// Occupies the slot [`vacant`](Self::vacant) named; false (and the
+    /// session dropped) if `handle` is not that slot.
+    #[must_use]
+    pub fn insert(&mut self, handle: SessionHandle, session: Session) -> bool {
         if self.vacant() != Some(handle) {
-            return Err(session);
+            return false;
         }
         if self.free.last() == Some(&handle.index) {
             self.free.pop();
@@ -72,7 +73,7 @@ impl SessionTable {
             self.slots.push(Slot { gen: handle.gen, session: Some(session) });
         }
         self.live += 1;
-        Ok(())
+        true
     }
 
     /// Why `handle` does not resolve, if it does not.
@@ -151,17 +152,17 @@ mod tests {
     fn freed_slots_are_reused_under_a_new_generation() {
         let mut t = SessionTable::new(2);
         let a = t.vacant().unwrap();
-        assert!(t.insert(a, session()).is_ok());
+        assert!(t.insert(a, session()));
         let b = t.vacant().unwrap();
         assert_ne!(a.index, b.index);
-        assert!(t.insert(b, session()).is_ok());
+        assert!(t.insert(b, session()));
         assert_eq!(t.vacant(), None, "full");
         let (_, gen) = t.remove(a).unwrap();
         assert_eq!(gen, SessionHandle::next_gen(a.gen));
         assert_eq!(t.check(a), Err(Stale::Free));
         let c = t.vacant().unwrap();
         assert_eq!((c.index, c.gen), (a.index, gen));
-        assert!(t.insert(c, session()).is_ok());
+        assert!(t.insert(c, session()));
         assert_eq!(t.check(a), Err(Stale::WrongGeneration));
         assert!(t.get(a).is_none() && t.get(c).is_some());
         assert_eq!(t.len(), 2);
@@ -171,13 +172,13 @@ mod tests {
     fn forged_handles_do_not_resolve() {
         let mut t = SessionTable::new(4);
         let a = t.vacant().unwrap();
-        assert!(t.insert(a, session()).is_ok());
+        assert!(t.insert(a, session()));
         assert_eq!(t.check(SessionHandle::new(3, 1).unwrap()), Err(Stale::Free), "never used");
         assert_eq!(t.check(SessionHandle::new(4, 1).unwrap()), Err(Stale::OutOfRange));
         assert_eq!(t.check(SessionHandle::new(u32::MAX, 1).unwrap()), Err(Stale::OutOfRange));
         assert_eq!(t.check(SessionHandle::new(a.index, a.gen + 1).unwrap()), Err(Stale::WrongGeneration));
         assert!(t.remove(SessionHandle::new(a.index, a.gen + 1).unwrap()).is_none());
-        assert!(t.insert(SessionHandle::new(3, 1).unwrap(), session()).is_err(), "only the vacant slot");
+        assert!(!t.insert(SessionHandle::new(3, 1).unwrap(), session()), "only the vacant slot");
         assert_eq!(t.handles(), vec![a]);
     }
 }

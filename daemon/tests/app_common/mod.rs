@@ -134,7 +134,7 @@ impl World {
                 }
                 // Nothing scheduled: let an idle millisecond pass, so tests
                 // that wait on nothing but their own steps still end.
-                self.now = self.now + Duration::from_millis(1);
+                self.now += Duration::from_millis(1);
             }
         }
     }
@@ -236,12 +236,7 @@ impl TestApp {
     /// Attaches an app worker with `identity` (pid and uid of this process
     /// unless overridden) and `geo` to the world's app set.
     pub fn attach(world: &mut World, id: u32, geo: Geometry) -> TestApp {
-        let identity = AppIdentity {
-            id: AppId(id),
-            pid: std::process::id() as i32,
-            uid: UNPRIVILEGED_UID,
-            gid: 0,
-        };
+        let identity = AppIdentity { id: AppId(id), pid: std::process::id() as i32, uid: UNPRIVILEGED_UID, gid: 0 };
         TestApp::attach_as(world, identity, geo)
     }
 
@@ -472,7 +467,13 @@ impl TestApp {
         self.push(Request::Shutdown { handle, how });
     }
 
-    pub fn set_option(&mut self, world: &mut World, handle: SessionHandle, option: SockOption, value: u64) -> Result<u64, i32> {
+    pub fn set_option(
+        &mut self,
+        world: &mut World,
+        handle: SessionHandle,
+        option: SockOption,
+        value: u64,
+    ) -> Result<u64, i32> {
         self.call(world, |req_id| Request::SetOption { req_id, handle, option, value })
     }
 
@@ -480,4 +481,3 @@ impl TestApp {
         &self.conns[&handle]
     }
 }
-
