@@ -299,3 +299,17 @@ fn the_worker_sleeps_only_without_work_and_wakes_a_sleeping_app() {
     world.run_until(Duration::from_millis(50), |_| false);
     assert_eq!(app.wake.drain().unwrap(), 0);
 }
+
+#[test]
+fn segments_without_a_ring_for_this_worker_are_refused() {
+    let mut world = World::new();
+    let mut geo = geometry(8, 4096);
+    geo.workers = 1;
+    let mut config = world.apps_config();
+    config.worker = 1;
+    world.apps = sluice_daemon::app::AppSet::new(config);
+    let app = TestApp::attach(&mut world, 9, geo);
+    assert_eq!(world.apps.take_killed(), vec![app.id]);
+    assert!(world.apps.doorbell_fds().is_empty());
+    assert!(world.apps.stats().is_empty());
+}

@@ -276,3 +276,15 @@ impl AppSet {
         self.apps.iter().filter(|(_, app)| !app.detached)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worker thread is spawned with its app set.
+    #[test]
+    fn an_app_set_can_move_to_its_worker_thread() {
+        fn is_send<T: Send>() {}
+        is_send::<AppSet>();
+    }
+}

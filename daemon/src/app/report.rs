@@ -74,12 +74,10 @@ impl App {
             }
             Role::Conn(conn) => {
                 row.remote = address(desc::REMOTE_IP, desc::REMOTE_PORT);
-                let word = |d: &sluice_shm::layout::SessionDesc, off| d.word(off).load(Ordering::Relaxed);
-                let app_word = |off| session.words.word(off).load(Ordering::Relaxed);
-                row.rx_fifo =
-                    fifo_bytes(word(&session.desc, desc::RX_TAIL), app_word(app_words::RX_HEAD), conn.rx.size());
-                row.tx_fifo =
-                    fifo_bytes(app_word(app_words::TX_TAIL), word(&session.desc, desc::TX_HEAD), conn.tx.size());
+                let desc_word = |offset| session.desc.word(offset).load(Ordering::Relaxed);
+                let app_word = |offset| session.words.word(offset).load(Ordering::Relaxed);
+                row.rx_fifo = fifo_bytes(desc_word(desc::RX_TAIL), app_word(app_words::RX_HEAD), conn.rx.size());
+                row.tx_fifo = fifo_bytes(app_word(app_words::TX_TAIL), desc_word(desc::TX_HEAD), conn.tx.size());
                 match stack.tcp_info(conn.id) {
                     Ok(info) => {
                         row.state = info.state.map_or("UNKNOWN", state_name).into();

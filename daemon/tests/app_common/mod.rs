@@ -64,16 +64,24 @@ impl World {
 
     pub fn with(daemon: StackConfig, peer: StackConfig) -> World {
         let now = Instant::from_secs(1);
-        let config = AppSetConfig { worker: 0, unprivileged_port_start: 1024, request_budget: 256 };
         World {
             daemon: Stack::new(daemon, now),
             peer: Stack::new(peer, now),
-            apps: AppSet::new(config),
+            apps: AppSet::new(World::default_apps_config()),
             now,
             to_peer: Vec::new(),
             to_daemon: Vec::new(),
             peer_events: VecDeque::new(),
         }
+    }
+
+    fn default_apps_config() -> AppSetConfig {
+        AppSetConfig { worker: 0, unprivileged_port_start: 1024, request_budget: 256 }
+    }
+
+    /// The app set's settings in these tests.
+    pub fn apps_config(&self) -> AppSetConfig {
+        World::default_apps_config()
     }
 
     /// One pass: the app set, then frames both ways until the link is
