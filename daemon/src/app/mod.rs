@@ -163,8 +163,9 @@ impl AppSet {
     pub fn attach(&mut self, app: NewApp) {
         let id = app.identity.id;
         if self.apps.contains_key(&id) {
-            log::error!("app worker {} attached twice; the second attach is refused", id.0);
-            self.killed.push(id);
+            // Ids are unique for the daemon's life: a caller bug. Reporting
+            // the id as killed would take down the app already attached.
+            log::error!("app worker {} attached twice; the second attach is dropped", id.0);
             return;
         }
         match App::new(app, &self.config) {
