@@ -30,6 +30,7 @@ pub mod handle;
 pub mod layout;
 pub mod os;
 pub mod protocol;
+pub mod punch;
 pub mod region;
 pub mod request_ring;
 pub mod unix_socket;

@@ -9,13 +9,55 @@
 //! app events (coalescing into a backlog when the ring is full, so none is
 //! ever lost), and wakes apps that sleep. The shared-memory rules are in
 //! `sluice_shm::protocol`; nothing read from an app's segment is trusted.
+//!
+//! The files, one job each:
+//! * `state` — one app worker's state (segments, rings, table, counters);
+//! * `session` — what the daemon keeps per session; `sessions` — the slot
+//!   table (free list, generations); `publish` — desc publication and
+//!   retirement (generation bump, hole punch);
+//! * `requests` — drain, decode, check and dispatch requests; `open` —
+//!   listen, connect, accept onto credit; `close` — shutdown, close, abort,
+//!   free; `options` — `SET_OPTION`;
+//! * `pump` — bytes between fifos and the engine, flow-control words;
+//! * `engine_events` — engine events to fifo work and app events;
+//!   `events` — the event ring, reply FIFO and coalescing backlog;
+//! * `reaper` — closing a departed app's sessions; `ports` — the
+//!   privileged-port rule; `violations` — counting and killing;
+//!   `errno` — engine errors as errno; `report` — stats and session rows.
 
-use std::os::fd::{OwnedFd, RawFd};
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{fence, Ordering};
 
 use serde::Serialize;
 use sluice_shm::layout::{DownSegment, UpSegment};
 use sluice_shm::os::EventFd;
+use sluice_shm::wake::{AWAKE, SLEEPING};
+use sluice_shm::FlagWord;
 use sluice_stack::{Instant, Stack};
+
+mod close;
+mod engine_events;
+mod errno;
+mod events;
+mod open;
+mod options;
+mod ports;
+mod publish;
+mod pump;
+mod reaper;
+mod report;
+mod requests;
+mod session;
+mod sessions;
+mod state;
+mod violations;
+
+use state::{App, Ctx};
+
+/// Size of the private buffer every copy between a fifo and the engine
+/// goes through.
+const BOUNCE_BYTES: usize = 64 * 1024;
 
 /// An attached app worker's id, unique for the daemon's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -102,19 +144,40 @@ pub struct SessionRow {
 
 /// All app workers one daemon worker serves.
 pub struct AppSet {
-    _todo: (),
+    config: AppSetConfig,
+    /// Attached apps, and detached ones whose last slots still drain.
+    apps: BTreeMap<AppId, App>,
+    /// Apps killed since the last `take_killed`.
+    killed: Vec<AppId>,
+    bounce: Box<[u8]>,
 }
 
 impl AppSet {
     pub fn new(config: AppSetConfig) -> AppSet {
-        let _ = config;
-        todo!()
+        AppSet { config, apps: BTreeMap::new(), killed: Vec::new(), bounce: vec![0; BOUNCE_BYTES].into_boxed_slice() }
     }
 
-    /// Starts serving an app worker.
+    /// Starts serving an app worker. Segments this worker cannot serve (no
+    /// request ring or sleep flag for it) are refused: the app is reported
+    /// through [`take_killed`](Self::take_killed) at once.
     pub fn attach(&mut self, app: NewApp) {
-        let _ = app;
-        todo!()
+        let id = app.identity.id;
+        if self.apps.contains_key(&id) {
+            // Ids are unique for the daemon's life: a caller bug. Reporting
+            // the id as killed would take down the app already attached.
+            log::error!("app worker {} attached twice; the second attach is dropped", id.0);
+            return;
+        }
+        match App::new(app, &self.config) {
+            Ok(state) => {
+                log::info!("app worker {} (pid {}, uid {}) attached", id.0, state.identity.pid, state.identity.uid);
+                self.apps.insert(id, state);
+            }
+            Err(why) => {
+                log::error!("app worker {} cannot be served: {why}", id.0);
+                self.killed.push(id);
+            }
+        }
     }
 
     /// The app worker is gone (its control connection closed, or it was
@@ -122,43 +185,107 @@ impl AppSet {
     /// process's sockets (RST when unread data is left, else FIN after what
     /// it had written), its listeners removed, its memory released.
     pub fn detach(&mut self, id: AppId, stack: &mut Stack, now: Instant) {
-        let _ = (id, stack, now);
-        todo!()
+        let Some(app) = self.apps.get_mut(&id).filter(|a| !a.detached) else { return };
+        let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config };
+        app.reap(&mut ctx);
+        log::info!("app worker {} detached, {} sessions still draining", id.0, app.sessions.len());
+        if app.sessions.is_empty() {
+            self.apps.remove(&id);
+        }
     }
 
     /// One iteration's work for every app; returns the amount done (0 when
     /// idle), which drives adaptive polling.
     pub fn poll(&mut self, stack: &mut Stack, now: Instant) -> usize {
-        let _ = (stack, now);
-        todo!()
+        let mut work = 0;
+        let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config };
+        for (id, app) in self.apps.iter_mut() {
+            if app.detached {
+                // Only slots draining towards their close are left.
+                work += app.collect_engine_events(&mut ctx);
+                continue;
+            }
+            let was_killed = app.killed;
+            work += app.outbox.flush(&mut app.sessions);
+            if !app.killed {
+                work += app.drain_requests(&mut ctx);
+            }
+            work += app.collect_engine_events(&mut ctx);
+            work += app.retry_starved(&mut ctx);
+            work += app.outbox.flush(&mut app.sessions);
+            if app.outbox.take_new_clamps() > 0 {
+                app.record_violation(now, &"event ring head out of range");
+            }
+            app.wake_if_published();
+            if app.killed && !was_killed {
+                self.killed.push(*id);
+            }
+        }
+        self.apps.retain(|_, app| !(app.detached && app.sessions.is_empty()));
+        work
     }
 
     /// Doorbell descriptors to watch (one per app); changes after
     /// `attach`/`detach`.
     pub fn doorbell_fds(&self) -> Vec<(AppId, RawFd)> {
-        todo!()
+        self.attached().map(|(id, app)| (*id, app.doorbell.as_raw_fd())).collect()
     }
 
     /// The worker's sleep (design §2.6, daemon side): announces the sleep in
     /// every app's down segment, fences, re-checks every request ring, and
     /// calls `block` only if none has work. Returns whether it blocked.
     pub fn sleep_unless_work(&self, block: impl FnOnce()) -> bool {
-        let _ = block;
-        todo!()
+        for (_, app) in self.attached() {
+            app.daemon_sleep.store(SLEEPING);
+        }
+        // Dekker with the apps' request pushes: either a ring re-check below
+        // sees the request, or the app sees SLEEPING and rings the doorbell.
+        fence(Ordering::SeqCst);
+        let busy = self.attached().any(|(_, app)| (!app.killed && app.requests.is_ready()) || app.has_pending_work());
+        if !busy {
+            block();
+        }
+        for (_, app) in self.attached() {
+            app.daemon_sleep.store(AWAKE);
+        }
+        !busy
+    }
+
+    /// Whether some app has events waiting for room in its event ring. The
+    /// app frees room without telling the daemon, so a worker that sleeps
+    /// while this is true should bound its sleep (a few milliseconds) to
+    /// hand them over soon after the app catches up.
+    pub fn waiting_for_event_space(&self) -> bool {
+        self.attached().any(|(_, app)| app.outbox.is_waiting())
     }
 
     /// Apps killed for protocol violations since the last call; the worker
     /// tells the control thread, which closes their control connections.
     pub fn take_killed(&mut self) -> Vec<AppId> {
-        todo!()
+        std::mem::take(&mut self.killed)
     }
 
     pub fn stats(&self) -> Vec<AppStats> {
-        todo!()
+        self.attached().map(|(_, app)| app.stats()).collect()
     }
 
     pub fn sessions(&self, stack: &Stack) -> Vec<SessionRow> {
-        let _ = stack;
-        todo!()
+        self.attached().flat_map(|(_, app)| app.rows(stack)).collect()
+    }
+
+    fn attached(&self) -> impl Iterator<Item = (&AppId, &App)> {
+        self.apps.iter().filter(|(_, app)| !app.detached)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worker thread is spawned with its app set.
+    #[test]
+    fn an_app_set_can_move_to_its_worker_thread() {
+        fn is_send<T: Send>() {}
+        is_send::<AppSet>();
     }
 }
