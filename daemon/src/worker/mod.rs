@@ -38,6 +38,11 @@ pub trait AppWork {
     /// Announces the sleep to every app, re-checks their request rings and
     /// calls `block` only if none has work; whether it blocked.
     fn sleep_unless_work(&self, block: &mut dyn FnMut()) -> bool;
+    /// Events wait for room in an app's event ring. The app frees room
+    /// without a doorbell, so a sleeping worker bounds its sleep meanwhile.
+    fn waiting_for_event_space(&self) -> bool {
+        false
+    }
     fn take_killed(&mut self) -> Vec<AppId>;
     fn stats(&self) -> Vec<AppStats>;
     fn sessions(&self, stack: &Stack) -> Vec<SessionRow>;
@@ -55,6 +60,9 @@ impl AppWork for AppSet {
     }
     fn sleep_unless_work(&self, block: &mut dyn FnMut()) -> bool {
         AppSet::sleep_unless_work(self, block)
+    }
+    fn waiting_for_event_space(&self) -> bool {
+        AppSet::waiting_for_event_space(self)
     }
     fn take_killed(&mut self) -> Vec<AppId> {
         AppSet::take_killed(self)

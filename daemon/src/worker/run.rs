@@ -34,6 +34,9 @@ use crate::app::{AppId, NewApp};
 use crate::device::{Device, RX_BATCH};
 use crate::stats::{format_mac, EngineStats, PollerCounters, WorkerStats};
 
+/// Longest sleep while events wait for room in an app's event ring.
+const EVENT_SPACE_POLL_MS: i32 = 2;
+
 /// Epoll token of the device's descriptor.
 const DEVICE_TOKEN: u64 = 0;
 /// Epoll token of the command eventfd.
@@ -248,6 +251,12 @@ impl<A: AppWork> Worker<A> {
     /// Sleeps in `epoll_wait` unless the app layer's final re-check finds
     /// work (design §2.6), then resets every eventfd that fired.
     fn sleep(&mut self, timeout_ms: i32) -> io::Result<()> {
+        // Events held back for ring room go out as soon as the app has read:
+        // look again every couple of milliseconds rather than at the next timer.
+        let timeout_ms = match self.apps.waiting_for_event_space() {
+            true if !(0..=EVENT_SPACE_POLL_MS).contains(&timeout_ms) => EVENT_SPACE_POLL_MS,
+            _ => timeout_ms,
+        };
         let epoll = &mut self.epoll;
         let fired = &mut self.fired;
         let mut result = Ok(());
