@@ -79,7 +79,11 @@ impl Attachment {
             identity,
             down: self.down,
             up: self.up,
-            down_fd: Some(self.down_fd),
+            // F_SEAL_FUTURE_WRITE (the app may only read the down segment)
+            // also refuses hole punching, so freed RX areas stay allocated
+            // and are reused by the next session in that slot (the free list
+            // is LIFO, so memory follows the peak number of sessions).
+            down_fd: None,
             up_fd: Some(self.up_fd),
             wake: self.wake,
             doorbell,
