@@ -185,6 +185,22 @@ impl Process {
         }
     }
 
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits for it, killing it if it
+    /// is still running after `timeout`.
+    pub fn terminate(self, timeout: Duration) -> Finished {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill(2) with a child's pid that has not been reaped yet
+            // (this Process still owns it), so the pid cannot name another process.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        self.wait(timeout)
+    }
+
     /// Wait for the process to exit, killing it if it is still running after `timeout`.
     pub fn wait(mut self, timeout: Duration) -> Finished {
         let (status, killed) = match self.child.wait_timeout(timeout) {

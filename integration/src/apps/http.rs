@@ -69,6 +69,12 @@ impl HttpConnection {
         self.parse_requests();
     }
 
+    /// The client half-closed: answer what was asked, then close.
+    pub fn on_eof(&mut self) {
+        self.closing = true;
+        self.input.clear();
+    }
+
     /// Whether more input is wanted now (false while too many responses
     /// wait, so a pipelining client is paced by its own reading).
     pub fn wants_input(&self) -> bool {
