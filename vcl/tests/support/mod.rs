@@ -6,6 +6,7 @@ pub mod fake_daemon;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
+#[allow(unused_imports)]
 pub use fake_daemon::{Config, Ended, FakeDaemon, Policy, DEADLINE};
 use sluice_vcl::{Socket, Vcl};
 
