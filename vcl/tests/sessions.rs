@@ -329,6 +329,7 @@ fn a_stale_socket_after_close_is_ebadf() {
 fn accept_credit_resumes_and_closing_a_listener_resets_its_queue() {
     let (d, vcl) = attached_with(Config { credit_cap: 2, ..Config::default() });
     let listener = vcl.listen(addr(0, 0, 0, 0, 8090), 8).unwrap();
+    bounded(&listener);
     let peers: Vec<_> = (0..6).map(|i| d.incoming(8090, addr(10, 0, 0, 4, 2000 + i))).collect();
     // Six connections through a credit of two: taking them must reopen it.
     for i in 0..6u16 {

@@ -35,6 +35,7 @@ fn eight_threads_each_echo_a_mebibyte_on_their_own_connection() {
             let (vcl, start) = (Arc::clone(&vcl), Arc::clone(&start));
             std::thread::spawn(move || {
                 let conn = vcl.connect(addr(10, 0, 0, 20, 7)).unwrap();
+                bounded(&conn);
                 let data = pattern(1 << 20, i);
                 start.wait();
                 // Chunks larger than a fifo exercise blocking on both sides.
@@ -54,12 +55,14 @@ fn eight_threads_each_echo_a_mebibyte_on_their_own_connection() {
 fn several_threads_blocked_in_accept_each_get_a_connection() {
     let (d, vcl) = attached();
     let listener = Arc::new(vcl.listen(addr(0, 0, 0, 0, 7100), 16).unwrap());
+    bounded(&listener);
     let (tx, rx) = mpsc::channel();
     let acceptors: Vec<_> = (0..4)
         .map(|_| {
             let (listener, tx) = (Arc::clone(&listener), tx.clone());
             std::thread::spawn(move || {
                 let (conn, peer) = listener.accept().unwrap();
+                bounded(&conn);
                 let mut buf = [0u8; 1];
                 assert_eq!(conn.read(&mut buf).unwrap(), 1);
                 tx.send((peer.port(), buf[0])).unwrap();
@@ -84,6 +87,7 @@ fn a_reader_and_a_writer_thread_share_one_connection() {
     let (d, vcl) = attached();
     d.set_policy(7, Policy::Echo);
     let conn = Arc::new(vcl.connect(addr(10, 0, 0, 21, 7)).unwrap());
+    bounded(&conn);
     let data = pattern(3 << 20, 77);
     let reader = {
         let (conn, len) = (Arc::clone(&conn), data.len());
@@ -128,5 +132,37 @@ fn closing_while_another_thread_is_blocked_reading_ends_its_read() {
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), Err(Errno::EBADF));
     reader.join().unwrap();
     assert_eq!(d.wait_ended(h), Ended::Close);
+    d.assert_clean();
+}
+
+#[test]
+fn a_leaving_leader_hands_the_wake_fd_to_a_sleeping_follower() {
+    let (d, vcl) = attached();
+    let (_l1, c1, h1) = accepted(&d, &vcl, 7102);
+    let (_l2, c2, h2) = accepted(&d, &vcl, 7103);
+    let spawn_reader = |conn: sluice_vcl::Socket| {
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (tx, rx) = mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tid_tx.send(sluice_shm::poll::gettid()).unwrap();
+            let mut buf = [0u8; 8];
+            tx.send(conn.read(&mut buf).map(|n| buf[..n].to_vec())).unwrap();
+        });
+        (tid_rx.recv().unwrap(), rx, t)
+    };
+    // The first reader to block is the leader, the second a follower.
+    let (tid1, rx1, t1) = spawn_reader(c1);
+    wait_blocked_in_ppoll(tid1);
+    d.wait_app_sleeping();
+    let (tid2, rx2, t2) = spawn_reader(c2);
+    wait_blocked_in_ppoll(tid2);
+    // The leader's data comes: it returns, leaving the follower alone.
+    d.peer_send(h1, b"first");
+    assert_eq!(rx1.recv_timeout(DEADLINE).unwrap().unwrap(), b"first");
+    // Only a follower that took over the lead can see this one arrive.
+    d.peer_send(h2, b"second");
+    assert_eq!(rx2.recv_timeout(DEADLINE).unwrap().unwrap(), b"second");
+    t1.join().unwrap();
+    t2.join().unwrap();
     d.assert_clean();
 }

@@ -117,6 +117,10 @@ struct Listener {
     taken_seen: u32,
     /// Connections waiting for credit (slot indices).
     pending: VecDeque<u32>,
+    /// Credit is looked at again only when something may have changed it
+    /// (a new connection, `SET_ACCEPTING`, `RX_SPACE` on the listener), as
+    /// the real daemon does: an app that never says it took one stalls.
+    recheck: bool,
 }
 
 struct Seg {
@@ -306,7 +310,9 @@ impl FakeDaemon {
         self.with(|st| {
             let local = st.listeners[&lindex].local;
             let h = st.publish(SessionKind::Connection, local, remote).expect("a free slot");
-            st.listeners.get_mut(&lindex).unwrap().pending.push_back(h.index);
+            let l = st.listeners.get_mut(&lindex).unwrap();
+            l.pending.push_back(h.index);
+            l.recheck = true;
             h
         })
     }
@@ -328,9 +334,12 @@ impl FakeDaemon {
         })
     }
 
-    /// Waits until every event produced so far is in the ring.
+    /// Waits for a whole worker pass that started after this call (so the
+    /// events of every change made before it are produced) and until every
+    /// event is in the ring.
     pub fn wait_events_flushed(&self) {
-        self.wait_for("events in the ring", |st| st.backlog.is_empty().then_some(()))
+        let start = self.with(|st| st.passes);
+        self.wait_for("events in the ring", |st| (st.passes > start && st.backlog.is_empty()).then_some(()))
     }
 
     /// Waits until the connection's TX fifo holds `n` bytes.
@@ -557,7 +566,16 @@ impl State {
                 let credit = backlog.clamp(1, self.credit_cap);
                 self.listeners.insert(
                     h.index,
-                    Listener { handle: h, local, credit, accepting: false, pushed: 0, taken_seen: 0, pending: VecDeque::new() },
+                    Listener {
+                        handle: h,
+                        local,
+                        credit,
+                        accepting: false,
+                        pushed: 0,
+                        taken_seen: 0,
+                        pending: VecDeque::new(),
+                        recheck: false,
+                    },
                 );
                 self.event(AppEvent::Reply { req_id, result: Ok(h.to_u64()) });
             }
@@ -585,7 +603,10 @@ impl State {
             Request::SetAccepting { handle, accepting } => {
                 if self.valid(handle) {
                     match self.listeners.get_mut(&handle.index) {
-                        Some(l) => l.accepting = accepting,
+                        Some(l) => {
+                            l.accepting = accepting;
+                            l.recheck = true;
+                        }
                         None => self.errors.push(format!("SET_ACCEPTING on a connection {handle:?}")),
                     }
                 }
@@ -608,6 +629,9 @@ impl State {
                     if let Some(c) = self.conns.get_mut(&handle.index) {
                         c.rx_blocked = false;
                         c.rx_space_requests += 1;
+                    }
+                    if let Some(l) = self.listeners.get_mut(&handle.index) {
+                        l.recheck = true;
                     }
                 }
             }
@@ -654,7 +678,7 @@ impl State {
         let mut pushed = Vec::new();
         let seg = self.seg.as_ref().unwrap();
         for (index, l) in self.listeners.iter_mut() {
-            if !l.accepting {
+            if !l.accepting || !std::mem::take(&mut l.recheck) {
                 continue;
             }
             let taken = seg.up.app_words(*index).unwrap().word(app_words::ACCEPT_TAKEN).load(Ordering::Acquire);

@@ -32,7 +32,30 @@ pub fn accepted(d: &FakeDaemon, vcl: &Arc<Vcl>, port: u16) -> (Socket, Socket, s
     let h = d.incoming(port, addr(10, 0, 0, 2, 50000));
     let (conn, peer) = listener.accept().unwrap();
     assert_eq!(peer, addr(10, 0, 0, 2, 50000));
+    bounded(&conn);
     (listener, conn, h)
+}
+
+/// Blocking calls on `s` fail (EAGAIN) instead of hanging past the deadline.
+pub fn bounded(s: &Socket) {
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.set_write_timeout(Some(DEADLINE)).unwrap();
+}
+
+/// Waits until thread `tid` of this process blocks in `ppoll` (read from
+/// `/proc/self/task/TID/syscall`, whose first field is the number of the
+/// system call the thread is blocked in).
+pub fn wait_blocked_in_ppoll(tid: i32) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let path = format!("/proc/self/task/{tid}/syscall");
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.split_whitespace().next() == Some(&libc::SYS_ppoll.to_string()) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "thread {tid} never blocked in ppoll ({text:?})");
+        std::thread::yield_now();
+    }
 }
 
 /// Deterministic test bytes.
