@@ -29,6 +29,7 @@ impl Vcl {
         let mut total = 0;
         while total < MAX_PER_CALL {
             let Some(mut consumer) = self.events.try_lock() else { return };
+            self.release_ended();
             if !consumer.is_ready() {
                 return;
             }
@@ -45,6 +46,17 @@ impl Vcl {
             }
             drop(consumer);
             total += n;
+        }
+    }
+
+    /// Makes the slots of ended lives allocatable (drain token held).
+    fn release_ended(&self) {
+        let mut released = self.released.lock();
+        if released.is_empty() {
+            return;
+        }
+        for key in released.drain(..) {
+            self.table.release(key);
         }
     }
 

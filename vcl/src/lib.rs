@@ -104,6 +104,10 @@ pub struct Vcl {
     /// Waiting threads that are not the leader.
     followers: WaitList,
     table: Table<Session>,
+    /// Slots whose life ended, made allocatable again only by the thread
+    /// holding the drain token: so a session the drain looked up cannot be
+    /// reused for a new life while the drain applies an event to it.
+    released: Mutex<Vec<table::Key>>,
     slots: DaemonSlots,
     replies: Replies,
     /// The daemon hung up: every call that needs it fails with `ENETDOWN`.
@@ -145,6 +149,7 @@ impl Vcl {
             leader: AtomicBool::new(false),
             followers: WaitList::default(),
             table: Table::new(MAX_SLOTS),
+            released: Mutex::new(Vec::new()),
             slots,
             replies: Replies::default(),
             dead: AtomicBool::new(false),
@@ -167,6 +172,7 @@ impl Vcl {
     /// A new, unconnected socket (the daemon hears of it at `listen` or
     /// `connect`). `EMFILE` when the process has too many.
     pub fn socket(self: &Arc<Self>) -> Result<Socket> {
+        self.drain();
         let (key, s) = self.table.alloc().ok_or(Errno::EMFILE)?;
         s.begin_life(key.gen);
         Ok(Socket::new(Arc::clone(self), key))

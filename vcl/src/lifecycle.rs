@@ -64,8 +64,9 @@ impl Vcl {
     }
 
     /// Ends `key`'s life: later uses are `EBADF`, threads blocked on it wake,
-    /// pollers drop it. Returns what the caller must release in the daemon;
-    /// `EBADF` if the life had already ended.
+    /// pollers drop it. The slot becomes allocatable at the next drain.
+    /// Returns what the caller must release in the daemon; `EBADF` if the
+    /// life had already ended.
     pub(crate) fn end_life(&self, key: Key) -> Result<Ended> {
         let s = self.table.retire(key).ok_or(Errno::EBADF)?;
         let handle = {
@@ -91,7 +92,7 @@ impl Vcl {
         let worker = s.worker();
         s.changed(key);
         s.watchers.lock().clear();
-        self.table.release(key);
+        self.released.lock().push(key);
         Ok(Ended { handle, worker, queued })
     }
 

@@ -175,7 +175,11 @@ impl Poller {
             let last_seq = s.seq.load(Ordering::Acquire).wrapping_sub(1);
             items.insert(key.pack(), Item { token, interest, last_seq, disabled: false });
         }
-        s.watchers.lock().push(Arc::downgrade(&self.shared));
+        {
+            let mut watchers = s.watchers.lock();
+            watchers.retain(|w| w.strong_count() > 0);
+            watchers.push(Arc::downgrade(&self.shared));
+        }
         if !self.vcl.table.is_live(key) {
             self.shared.items.lock().remove(&key.pack());
             return Err(Errno::EBADF);
@@ -320,6 +324,18 @@ impl Poller {
             let _ = self.shared.efd.notify();
         }
         n
+    }
+}
+
+impl Drop for Poller {
+    /// Leaves the watcher lists of the sessions still watched.
+    fn drop(&mut self) {
+        let items = std::mem::take(&mut *self.shared.items.lock());
+        for packed in items.keys() {
+            if let Some(s) = Key::unpack(*packed).and_then(|k| self.vcl.table.get(k)) {
+                s.watchers.lock().retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(&self.shared)));
+            }
+        }
     }
 }
 
