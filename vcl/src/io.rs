@@ -163,9 +163,11 @@ impl Vcl {
         match s.state() {
             State::Connecting => false,
             State::Connected => {
-                s.has_errno()
-                    || s.bits.load(Ordering::Acquire) & (bits::DEAD | bits::SHUT_WR) != 0
-                    || s.daemon().and_then(|h| self.slots.words(h.index)).map_or(true, |w| w.tx_free() > 0)
+                let room = match s.daemon().and_then(|h| self.slots.words(h.index)) {
+                    Some(w) => w.tx_free() > 0,
+                    None => true,
+                };
+                room || s.has_errno() || s.bits.load(Ordering::Acquire) & (bits::DEAD | bits::SHUT_WR) != 0
             }
             _ => true,
         }

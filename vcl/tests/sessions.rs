@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::io::{IoSlice, IoSliceMut};
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -421,4 +422,31 @@ fn a_dead_daemon_ends_blocked_calls_with_enetdown() {
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), Err(Errno::ENETDOWN));
     reader.join().unwrap();
     assert!(!vcl.is_attached());
+}
+
+#[test]
+fn peek_readv_writev_and_nread() {
+    let (d, vcl) = attached();
+    let (_l, conn, h) = accepted(&d, &vcl, 8094);
+    d.peer_send(h, b"0123456789");
+    let mut buf = [0u8; 4];
+    assert_eq!(conn.peek(&mut buf).unwrap(), 4);
+    assert_eq!(&buf, b"0123");
+    assert_eq!(conn.nread().unwrap(), 10, "peeking consumed nothing");
+    let (mut a, mut b) = ([0u8; 3], [0u8; 20]);
+    let n = conn.readv(&mut [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)]).unwrap();
+    assert_eq!(n, 10);
+    assert_eq!(&a, b"012");
+    assert_eq!(&b[..7], b"3456789");
+    assert_eq!(conn.nread().unwrap(), 0);
+    assert_eq!(conn.read(&mut []).unwrap(), 0, "an empty read returns at once");
+
+    // A writev larger than the fifo goes out whole and in order.
+    let big = pattern(40_000, 4);
+    let parts = [IoSlice::new(b"head:"), IoSlice::new(&big), IoSlice::new(b":tail")];
+    assert_eq!(conn.writev(&parts).unwrap(), 40_010);
+    let got = d.wait_received(h, 40_010);
+    assert_eq!(got.len(), 40_010);
+    assert!(got[..5] == *b"head:" && got[5..40_005] == big[..] && got[40_005..] == *b":tail");
+    d.assert_clean();
 }
