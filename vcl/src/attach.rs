@@ -69,7 +69,8 @@ fn protocol_error(path: &Path, what: impl std::fmt::Display) -> Error {
 pub(crate) fn attach(path: &Path) -> Result<Attachment, Error> {
     let control = unix_socket::connect(path).map_err(|e| io_error(path, "no Sluice daemon answers", &e))?;
     let hello = Message::Hello { pid: std::process::id(), role: Role::App };
-    unix_socket::send(control.as_fd(), &hello.encode(1), &[]).map_err(|e| io_error(path, "sending Hello failed", &e))?;
+    unix_socket::send(control.as_fd(), &hello.encode(1), &[])
+        .map_err(|e| io_error(path, "sending Hello failed", &e))?;
 
     let mut fds = [PollFd::new(control.as_fd(), POLLIN)];
     loop {

@@ -197,7 +197,8 @@ impl Vcl {
         let Some(s) = self.table.get(key) else {
             // Closed while the request was in flight: release what it made.
             if let Ok(handle) = handle {
-                let req = if opening == State::Connecting { Request::Abort { handle } } else { Request::Close { handle } };
+                let req =
+                    if opening == State::Connecting { Request::Abort { handle } } else { Request::Close { handle } };
                 self.send_or_log(home, &req);
             }
             return;
@@ -209,7 +210,8 @@ impl Vcl {
                 }
             }
             Ok(handle) => {
-                let req = if opening == State::Connecting { Request::Abort { handle } } else { Request::Close { handle } };
+                let req =
+                    if opening == State::Connecting { Request::Abort { handle } } else { Request::Close { handle } };
                 self.send_or_log(home, &req);
             }
             Err(e) if opening == State::Connecting => {

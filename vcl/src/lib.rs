@@ -136,8 +136,8 @@ impl Vcl {
             Error::new(Errno::EPROTO, format!("daemon at {} sent unusable segments: {what}", control_socket.display()))
         };
         let link = Link::new(&att).map_err(broken)?;
-        let events =
-            EventConsumer::new(layout::event_ring(&att.down, &att.up)).map_err(|e| broken(format!("event ring: {e}")))?;
+        let events = EventConsumer::new(layout::event_ring(&att.down, &att.up))
+            .map_err(|e| broken(format!("event ring: {e}")))?;
         let sleep_flag = SleepFlag::new(att.up.app_sleep_flag());
         let slots = DaemonSlots::new(att.down.clone(), att.up.clone());
         log::debug!("attached to {} as app worker {}", control_socket.display(), att.app_worker_id);

@@ -53,9 +53,11 @@ pub struct Interest {
 
 impl Interest {
     /// Readable, level-triggered.
-    pub const READABLE: Interest = Interest { readable: true, writable: false, rdhup: false, edge: false, oneshot: false };
+    pub const READABLE: Interest =
+        Interest { readable: true, writable: false, rdhup: false, edge: false, oneshot: false };
     /// Writable, level-triggered.
-    pub const WRITABLE: Interest = Interest { readable: false, writable: true, rdhup: false, edge: false, oneshot: false };
+    pub const WRITABLE: Interest =
+        Interest { readable: false, writable: true, rdhup: false, edge: false, oneshot: false };
     /// Readable and writable, level-triggered.
     pub const BOTH: Interest = Interest { readable: true, writable: true, rdhup: false, edge: false, oneshot: false };
 

@@ -139,7 +139,8 @@ impl Socket {
             s.transition(State::ListenPending, State::Candidate);
             return Err(e);
         }
-        let waited = vcl.wait_until(&[&vcl.replies.waiters], WaitOpts::uninterruptible(), || vcl.replies.is_done(req_id));
+        let waited =
+            vcl.wait_until(&[&vcl.replies.waiters], WaitOpts::uninterruptible(), || vcl.replies.is_done(req_id));
         if let Err(e) = waited {
             vcl.replies.abandon(req_id);
             return Err(e);
@@ -469,7 +470,9 @@ impl Socket {
             }
             req_id
         };
-        if let Err(e) = vcl.wait_until(&[&vcl.replies.waiters], WaitOpts::uninterruptible(), || vcl.replies.is_done(req_id)) {
+        if let Err(e) =
+            vcl.wait_until(&[&vcl.replies.waiters], WaitOpts::uninterruptible(), || vcl.replies.is_done(req_id))
+        {
             vcl.replies.abandon(req_id);
             return Err(e);
         }

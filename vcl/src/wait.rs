@@ -172,7 +172,12 @@ impl Vcl {
     /// what `ready` looks at changes. Returns `Ok(true)` when ready,
     /// `Ok(false)` at the deadline, `Err(EINTR)` on a signal (if
     /// interruptible), `Err(ENETDOWN)` when the daemon is gone.
-    pub(crate) fn wait_until(&self, lists: &[&WaitList], opts: WaitOpts<'_>, mut ready: impl FnMut() -> bool) -> Result<bool> {
+    pub(crate) fn wait_until(
+        &self,
+        lists: &[&WaitList],
+        opts: WaitOpts<'_>,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<bool> {
         let parker = Parker::current()?;
         let _registration = Registration::new(lists, &parker);
         let mut leading = false;

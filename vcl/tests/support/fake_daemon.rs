@@ -38,7 +38,9 @@ use sluice_shm::layout::{self, app_words, desc, DownSegment, Geometry, SessionKi
 use sluice_shm::os::{self, Access, EventFd, Mapping};
 use sluice_shm::poll::{ppoll, PollFd, POLLIN};
 use sluice_shm::protocol::{ready, AppEvent, Request, ShutdownHow, SockOption};
-use sluice_shm::{unix_socket, EventProducer, FifoConsumer, FifoProducer, Region, RequestConsumer, SessionHandle, SleepFlag, Waker};
+use sluice_shm::{
+    unix_socket, EventProducer, FifoConsumer, FifoProducer, Region, RequestConsumer, SessionHandle, SleepFlag, Waker,
+};
 
 /// How long a test waits for any condition before failing.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -178,8 +180,11 @@ impl FakeDaemon {
     }
 
     pub fn start_with(config: Config) -> FakeDaemon {
-        let dir = std::env::temp_dir()
-            .join(format!("sluice-vcl-test-{}-{}", std::process::id(), DIRS.fetch_add(1, Ordering::Relaxed)));
+        let dir = std::env::temp_dir().join(format!(
+            "sluice-vcl-test-{}-{}",
+            std::process::id(),
+            DIRS.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("control.sock");
@@ -241,9 +246,9 @@ impl FakeDaemon {
             if let Some(v) = f(&mut st) {
                 return v;
             }
-            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_else(|| {
-                panic!("fake daemon: timed out waiting for {what}; errors: {:?}", st.errors)
-            });
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("fake daemon: timed out waiting for {what}; errors: {:?}", st.errors));
             // Re-checked at least every 2 ms too: some conditions (fifo
             // indices the app moves) change without a worker pass.
             st = self.shared.changed.wait_timeout(st, left.min(Duration::from_millis(2))).unwrap().0;
@@ -295,9 +300,7 @@ impl FakeDaemon {
                 Ok(()) => ready::CONNECTED | ready::WRITABLE,
                 Err(_) => ready::RESET | ready::ERROR | ready::CLOSED,
             };
-            st.backlog.push_back(
-                AppEvent::Session { handle: h, bits, errno: result.err().unwrap_or(0) }.encode(),
-            );
+            st.backlog.push_back(AppEvent::Session { handle: h, bits, errno: result.err().unwrap_or(0) }.encode());
         });
     }
 
@@ -434,7 +437,17 @@ impl FakeDaemon {
         self.wait_for("a connection", |st| {
             st.conns
                 .values()
-                .find(|c| st.seg.as_ref().unwrap().down.desc(c.handle.index).unwrap().word(desc::REMOTE_PORT).load(Ordering::Relaxed) == u32::from(port))
+                .find(|c| {
+                    st.seg
+                        .as_ref()
+                        .unwrap()
+                        .down
+                        .desc(c.handle.index)
+                        .unwrap()
+                        .word(desc::REMOTE_PORT)
+                        .load(Ordering::Relaxed)
+                        == u32::from(port)
+                })
                 .map(|c| c.handle)
         })
     }
@@ -540,7 +553,9 @@ impl State {
 
     /// The handle names a live session of this app.
     fn valid(&mut self, h: SessionHandle) -> bool {
-        let ok = (h.index as usize) < self.gens.len() && self.in_use[h.index as usize] && self.gens[h.index as usize] == h.gen;
+        let ok = (h.index as usize) < self.gens.len()
+            && self.in_use[h.index as usize]
+            && self.gens[h.index as usize] == h.gen;
         if !ok {
             self.errors.push(format!("request with stale or unknown handle {h:?}"));
         }
@@ -559,7 +574,8 @@ impl State {
                     self.event(AppEvent::Reply { req_id, result: Err(libc::EADDRINUSE) });
                     return;
                 }
-                let Some(h) = self.publish(SessionKind::Listener, local, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)) else {
+                let Some(h) = self.publish(SessionKind::Listener, local, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
+                else {
                     self.event(AppEvent::Reply { req_id, result: Err(libc::ENOBUFS) });
                     return;
                 };
@@ -582,7 +598,10 @@ impl State {
             Request::Connect { req_id, remote, local } => {
                 let port = self.ephemeral();
                 let local = local.map_or(SocketAddrV4::new(DAEMON_IP, port), |l| {
-                    SocketAddrV4::new(if l.ip().is_unspecified() { DAEMON_IP } else { *l.ip() }, if l.port() == 0 { port } else { l.port() })
+                    SocketAddrV4::new(
+                        if l.ip().is_unspecified() { DAEMON_IP } else { *l.ip() },
+                        if l.port() == 0 { port } else { l.port() },
+                    )
                 });
                 let Some(h) = self.publish(SessionKind::Connection, local, remote) else {
                     self.event(AppEvent::Reply { req_id, result: Err(libc::ENOBUFS) });
@@ -595,9 +614,11 @@ impl State {
                         self.conn(h).echo = self.policies.get(&remote.port()) == Some(&Policy::Echo);
                         self.event(AppEvent::Session { handle: h, bits: ready::CONNECTED | ready::WRITABLE, errno: 0 });
                     }
-                    Policy::Refuse(errno) => {
-                        self.event(AppEvent::Session { handle: h, bits: ready::RESET | ready::ERROR | ready::CLOSED, errno })
-                    }
+                    Policy::Refuse(errno) => self.event(AppEvent::Session {
+                        handle: h,
+                        bits: ready::RESET | ready::ERROR | ready::CLOSED,
+                        errno,
+                    }),
                 }
             }
             Request::SetAccepting { handle, accepting } => {
@@ -846,7 +867,8 @@ fn handshake(shared: &Shared, listener: &OwnedFd, geo: Geometry) -> Option<Seg> 
     let wake = EventFd::new().unwrap();
     let doorbell = Arc::new(EventFd::new().unwrap());
     let reply = Message::AttachOk { app_worker_id: 7, geometry: geo }.encode(1);
-    unix_socket::send(control.as_fd(), &reply, &[down_fd.as_fd(), up_fd.as_fd(), wake.as_fd(), doorbell.as_fd()]).unwrap();
+    unix_socket::send(control.as_fd(), &reply, &[down_fd.as_fd(), up_fd.as_fd(), wake.as_fd(), doorbell.as_fd()])
+        .unwrap();
     let events = EventProducer::new(layout::event_ring(&down, &up)).unwrap();
     let requests = RequestConsumer::new(up.request_ring(0).unwrap().slots).unwrap();
     let app = Waker::new(up.app_sleep_flag());
