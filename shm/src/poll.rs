@@ -179,6 +179,8 @@ pub fn gettid() -> i32 {
 pub fn tgkill(tid: i32, signo: i32) -> io::Result<()> {
     // SAFETY: integer arguments only; getpid cannot fail.
     let pid = unsafe { libc::getpid() };
+    // Variadic arguments are passed as the `long`s the kernel reads.
+    let (pid, tid, signo) = (libc::c_long::from(pid), libc::c_long::from(tid), libc::c_long::from(signo));
     // SAFETY: integer arguments only.
     let res = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, signo) };
     if res == -1 {

@@ -124,8 +124,9 @@ impl Vcl {
 
     fn on_accepted(&self, listener: SessionHandle, conn: SessionHandle) {
         let home = self.link.home();
-        let Some((lkey, ls)) = self.lookup(listener) else {
-            // The listener was closed here after the daemon queued this one.
+        let Some((lkey, ls)) = self.lookup(listener).filter(|(_, ls)| ls.state() == State::Listening) else {
+            // The listener was closed here after the daemon queued this one
+            // (or the handle is no listener: the daemon's bug).
             self.send_or_log(home, &Request::Abort { handle: conn });
             return;
         };

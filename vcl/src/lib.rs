@@ -19,6 +19,22 @@
 //!
 //! Errors are [`Errno`] values, the ones the kernel would report.
 //!
+//! # API
+//! * [`Vcl`]: [`attach`](Vcl::attach), [`global`](Vcl::global),
+//!   [`socket`](Vcl::socket), [`listen`](Vcl::listen),
+//!   [`connect`](Vcl::connect), [`poller`](Vcl::poller).
+//! * [`Socket`]: `bind`, `listen`, `accept`, `connect` (blocking, or
+//!   `EINPROGRESS` then writable and [`take_error`](Socket::take_error)),
+//!   `read`/`readv`/`peek`/`recv`, `write`/`writev`/`send`, `shutdown`,
+//!   `close` (or drop), `set_option`, `local_addr`/`peer_addr`,
+//!   `set_nonblocking`, read/write timeouts, [`readiness`](Socket::readiness).
+//!   Every method takes `&self`: share a socket between threads in an `Arc`.
+//! * [`Poller`]: `add`/`modify`/`delete` with an [`Interest`], `wait`.
+//!
+//! Limits of this version: one daemon worker's ring is used for every
+//! request; a forked child must not use its parent's attachment (the
+//! segments are not mapped in children, `MADV_DONTFORK`).
+//!
 //! # Example: an echo server
 //! ```no_run
 //! use std::net::{Ipv4Addr, SocketAddrV4};
