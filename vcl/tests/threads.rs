@@ -166,3 +166,30 @@ fn a_leaving_leader_hands_the_wake_fd_to_a_sleeping_follower() {
     t2.join().unwrap();
     d.assert_clean();
 }
+
+#[test]
+fn tiny_rings_still_move_every_byte() {
+    // Two request slots and four event slots: pushes find the request ring
+    // full (the app waits for room) and the daemon's events back up.
+    let mut config = Config::default();
+    config.geometry.request_cap = 2;
+    config.geometry.event_cap = 4;
+    let (d, vcl) = attached_with(config);
+    d.set_policy(7, Policy::Echo);
+    let threads: Vec<_> = (0..4u8)
+        .map(|i| {
+            let vcl = Arc::clone(&vcl);
+            std::thread::spawn(move || {
+                let conn = vcl.connect(addr(10, 0, 0, 22, 7)).unwrap();
+                bounded(&conn);
+                let data = pattern(256 * 1024, i);
+                assert!(echo_through(&conn, &data, 5000) == data, "thread {i}: echo differs");
+                conn.set_option(sluice_vcl::SockOption::NoDelay, 1).unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    d.assert_clean();
+}
