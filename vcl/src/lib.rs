@@ -71,6 +71,7 @@ mod io;
 mod lifecycle;
 mod link;
 mod listener;
+mod open;
 mod poller;
 mod readiness;
 mod replies;
@@ -78,6 +79,7 @@ mod session;
 mod slots;
 mod socket;
 mod table;
+mod transfer;
 mod wait;
 
 use std::net::SocketAddrV4;
