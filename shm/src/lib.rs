@@ -15,6 +15,7 @@
 //! * [`wake`]: the sleep/wake protocol that signals an eventfd only when the
 //!   other side sleeps.
 //! * [`os`]: memfd, mmap, eventfd.
+//! * [`poll`]: `ppoll` with a signal mask, and signals, for the app side's waits.
 //! * [`layout`]: where everything is in an app worker's two segments.
 //! * [`protocol`]: requests and events the rings carry, and the flow-control words.
 //! * [`control`] and [`unix_socket`]: the control socket's messages and transport.
@@ -29,6 +30,7 @@ pub mod fifo;
 pub mod handle;
 pub mod layout;
 pub mod os;
+pub mod poll;
 pub mod protocol;
 pub mod punch;
 pub mod region;
