@@ -1,0 +1,166 @@
+//! The `hook!` macro: how every interposed C function is built (design §5.1).
+//!
+//! ```ignore
+//! hook! {
+//!     fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t;
+//!     kernel_if FDS.is_untracked(fd);
+//!     io::read(fd, buf, count)
+//! }
+//! ```
+//!
+//! generates `#[no_mangle] pub unsafe extern "C" fn read(..)` that:
+//!
+//! 1. tail-calls the real function when this thread is already inside the
+//!    interposer ([`guard`](crate::guard)), or when the `kernel_if`
+//!    expression says the call involves no tracked descriptor and tracing is
+//!    off: the fast path, one TLS read, one bounds check, one load;
+//! 2. otherwise runs the body (an expression of type
+//!    `Result<Outcome<R>, Errno>`) inside the guard and `catch_unwind`: a
+//!    panic becomes `EIO` (or `abort` with `SLUICE_PANIC=abort`) and one log
+//!    line, never an unwind into C;
+//! 3. turns the result into the C convention at this single edge: `Done(v)`
+//!    returns `v` and leaves `errno` as the caller had it, `Err(e)` sets
+//!    `errno` and returns -1, `Real` makes the real call with the original
+//!    arguments *after* leaving the guard (so a blocking kernel wait is
+//!    interruptible by signal handlers that use hooked functions);
+//! 4. writes the trace line when `SLUICE_TRACE` is set.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+use libc::{c_int, ssize_t};
+
+use crate::errno::Errno;
+use crate::guard::Entered;
+use crate::trace::{self, Arg};
+
+/// What a hook body decided.
+pub enum Outcome<R> {
+    /// The call is complete with this (successful) return value.
+    Done(R),
+    /// The descriptors involved are plain kernel ones (now): make the real
+    /// call with the original arguments.
+    Real,
+}
+
+/// A C return type whose failure value is -1.
+pub trait CRet: Copy {
+    const FAILED: Self;
+    fn is_failure(self) -> bool;
+    fn trace_arg(self) -> Arg;
+}
+
+impl CRet for c_int {
+    const FAILED: c_int = -1;
+    fn is_failure(self) -> bool {
+        self == -1
+    }
+    fn trace_arg(self) -> Arg {
+        Arg::from(self)
+    }
+}
+
+impl CRet for ssize_t {
+    const FAILED: ssize_t = -1;
+    fn is_failure(self) -> bool {
+        self == -1
+    }
+    fn trace_arg(self) -> Arg {
+        Arg::from(self)
+    }
+}
+
+/// Runs a hook's slow path; see the module docs.
+#[inline(never)]
+pub fn run<R: CRet>(
+    name: &'static str,
+    args: &[Arg],
+    kernel: bool,
+    body: impl FnOnce() -> Result<Outcome<R>, Errno>,
+    real: impl FnOnce() -> R,
+) -> R {
+    let saved = Errno::last();
+    let outcome = if kernel { Ok(Outcome::Real) } else { run_guarded(name, body) };
+    let (value, errno) = match outcome {
+        Ok(Outcome::Done(value)) => {
+            saved.set();
+            (value, None)
+        }
+        Ok(Outcome::Real) => {
+            let value = real();
+            (value, value.is_failure().then(Errno::last))
+        }
+        Err(err) => {
+            err.set();
+            (R::FAILED, Some(err))
+        }
+    };
+    if trace::enabled() {
+        trace::call(name, args, &trace::Outcome { value: value.trace_arg(), errno });
+    }
+    value
+}
+
+/// Runs `body` inside the guard, catching panics.
+pub fn run_guarded<T>(name: &'static str, body: impl FnOnce() -> Result<T, Errno>) -> Result<T, Errno> {
+    install_panic_hook();
+    let _inside = Entered::enter();
+    match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(result) => result,
+        Err(_) => {
+            if crate::policy::get().panic_abort {
+                std::process::abort();
+            }
+            log::error!("{name} failed with EIO after the panic above");
+            Err(Errno::EIO)
+        }
+    }
+}
+
+static PANIC_HOOK: Once = Once::new();
+
+/// Replaces the default panic message (which would write through `std`'s
+/// buffered stderr) with one log line. The `std` in this shared object is
+/// the preload's own copy, so a Rust host program's panic hook is untouched.
+fn install_panic_hook() {
+    PANIC_HOOK.call_once(|| {
+        panic::set_hook(Box::new(|info| log::error!("interposer panic: {info}")));
+    });
+}
+
+/// Builds one interposed C function; see the module docs.
+#[macro_export]
+macro_rules! hook {
+    (
+        $(#[$attr:meta])*
+        fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;
+        kernel_if $kernel:expr;
+        $body:expr
+    ) => {
+        $(#[$attr])*
+        ///
+        /// # Safety
+        /// As the C function of the same name: the caller upholds its contract.
+        #[no_mangle]
+        #[allow(non_snake_case)]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            if $crate::guard::inside() {
+                // SAFETY: the caller's arguments, forwarded unchanged.
+                return unsafe { $crate::real::$name($($arg),*) };
+            }
+            let kernel: bool = $kernel;
+            if kernel && !$crate::trace::enabled() {
+                // SAFETY: as above.
+                return unsafe { $crate::real::$name($($arg),*) };
+            }
+            $crate::hook::run(
+                stringify!($name),
+                &[$($crate::trace::Arg::from($arg)),*],
+                kernel,
+                || $body,
+                // SAFETY: as above; run by `hook::run` only for `Outcome::Real`.
+                || unsafe { $crate::real::$name($($arg),*) },
+            )
+        }
+    };
+}
