@@ -30,9 +30,12 @@
 //! handler, so a child never inherits it held.
 //!
 //! Limits (documented, not hidden): a candidate's descriptors in a forked
-//! child share the placeholder with the parent, and the first of them to
-//! decide converts only its own copy (on the kernel, both would see one
-//! socket). Sockets that are still candidates at `execve` and survive it are
+//! child share the placeholder with the parent, and a decision converts only
+//! the deciding process's copy. On the kernel both processes hold one socket
+//! (the parent's copy of a socket its child connected keeps that connection
+//! open); under the preload the other process's copy stays an undecided
+//! fresh socket. Programs close their copy after `fork`, which behaves the
+//! same either way. Sockets that are still candidates at `execve` and survive it are
 //! converted to kernel sockets first (see `hooks::process`), except through
 //! exec paths we cannot see (`system`, `popen`), where the new image finds a
 //! plain eventfd.

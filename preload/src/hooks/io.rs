@@ -123,9 +123,26 @@ unsafe fn iovecs<'a>(iov: *const libc::iovec, count: usize) -> Result<&'a [IoSli
 }
 
 fn recv_one(s: SessionRef, buf: *mut c_void, len: size_t, flags: c_int) -> Result<ssize_t, Errno> {
+    if buf.is_null() && len > 0 && flags & libc::MSG_TRUNC != 0 {
+        // TCP's MSG_TRUNC discards the bytes without touching the buffer,
+        // which may be NULL: give the backend one to discard into (at most
+        // 64 KiB per call).
+        let mut scratch = vec![0u8; len.min(1 << 16)];
+        return backend()?.recv(s, &mut [IoSliceMut::new(&mut scratch)], flags).map(ssize);
+    }
     // SAFETY: the caller's buffer, as the C call's contract gives it.
     let mut bufs = unsafe { buffer_mut(buf, len) }?;
     backend()?.recv(s, &mut bufs, flags).map(ssize)
+}
+
+/// `read`/`readv` of nothing return 0 at once on a socket (net/socket.c
+/// `sock_read_iter`, "Match SYS5 behaviour"), whereas `recv` of nothing waits
+/// for data like any receive.
+fn read_session(s: SessionRef, bufs: &mut [IoSliceMut<'_>]) -> Result<ssize_t, Errno> {
+    if bufs.iter().all(|b| b.is_empty()) {
+        return Ok(0);
+    }
+    backend()?.recv(s, bufs, 0).map(ssize)
 }
 
 fn send_one(s: SessionRef, buf: *const c_void, len: size_t, flags: c_int) -> Result<ssize_t, Errno> {
@@ -137,7 +154,11 @@ fn send_one(s: SessionRef, buf: *const c_void, len: size_t, flags: c_int) -> Res
 crate::hook! {
     fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t;
     kernel_if untracked(fd);
-    on_fd(fd, |_, s| recv_one(s, buf, count, 0))
+    on_fd(fd, |_, s| {
+        // SAFETY: the caller's buffer.
+        let mut bufs = unsafe { buffer_mut(buf, count) }?;
+        read_session(s, &mut bufs)
+    })
 }
 
 crate::hook! {
@@ -180,10 +201,10 @@ crate::hook! {
 crate::hook! {
     fn readv(fd: c_int, iov: *const libc::iovec, iovcnt: c_int) -> ssize_t;
     kernel_if untracked(fd);
-    on_fd(fd, |backend, s| {
+    on_fd(fd, |_, s| {
         // SAFETY: the caller's vector.
         let bufs = unsafe { iovecs_mut(iov, vector_len(iovcnt)?) }?;
-        backend.recv(s, bufs, 0).map(ssize)
+        read_session(s, bufs)
     })
 }
 

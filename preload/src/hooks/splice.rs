@@ -2,8 +2,11 @@
 //! (design §5.3), written so that no byte is lost when the other side takes
 //! less than was fetched.
 //!
-//! * session → pipe: peek from the session, `vmsplice` into the pipe (which
-//!   honours `SPLICE_F_NONBLOCK`), then consume exactly what the pipe took;
+//! * session → pipe: peek from the session, write the bytes into a private
+//!   pipe and `splice` them on into the target (which honours
+//!   `SPLICE_F_NONBLOCK`), then consume exactly what the target took
+//!   (`vmsplice` would not do: it maps the buffer's pages into the pipe
+//!   instead of copying them);
 //! * pipe → session: `tee` the pipe into a private pipe (a copy that leaves
 //!   the source untouched), send, then consume exactly what was sent.
 //!
@@ -74,40 +77,69 @@ fn session_to_pipe(s: SessionRef, pipe: c_int, offset: *mut loff_t, len: size_t,
     if peeked == 0 {
         return Ok(0);
     }
-    let iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: peeked };
-    // SAFETY: one iovec over a live buffer; vmsplice without SPLICE_F_GIFT
-    // copies the bytes into the pipe.
-    let moved = check(unsafe { libc::vmsplice(pipe, &iov, 1, flags & libc::SPLICE_F_NONBLOCK) })? as usize;
+    let private = PrivatePipe::new()?;
+    let mut written = 0;
+    while written < peeked {
+        // SAFETY: writing the peeked part of a live buffer. A fresh pipe
+        // holds 64 KiB, the most a bounce carries, so this never blocks.
+        let n = unsafe { real::write(private.write_end(), buf[written..peeked].as_ptr().cast(), peeked - written) };
+        written += check(n)? as usize;
+    }
+    // SAFETY: two pipe descriptors, no offsets.
+    let moved = unsafe {
+        libc::splice(private.read_end(), std::ptr::null_mut(), pipe, std::ptr::null_mut(), peeked, flags)
+    };
+    let moved = check(moved)? as usize;
     // The peeked bytes are still first in the session: consume what the
-    // pipe took.
+    // target took.
     let consumed = backend.recv(s, &mut [IoSliceMut::new(&mut buf[..moved])], libc::MSG_DONTWAIT)?;
     debug_assert_eq!(consumed, moved);
     Ok(ssize(moved))
 }
 
+/// A close-on-exec pipe of the interposer's own, closed on drop.
+struct PrivatePipe([c_int; 2]);
+
+impl PrivatePipe {
+    fn new() -> Result<PrivatePipe, Errno> {
+        let mut fds = [0 as c_int; 2];
+        // SAFETY: room for two descriptors.
+        check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+        Ok(PrivatePipe(fds))
+    }
+
+    fn read_end(&self) -> c_int {
+        self.0[0]
+    }
+
+    fn write_end(&self) -> c_int {
+        self.0[1]
+    }
+}
+
+impl Drop for PrivatePipe {
+    fn drop(&mut self) {
+        // SAFETY: closing the two descriptors this value owns.
+        unsafe {
+            real::close(self.0[0]);
+            real::close(self.0[1]);
+        }
+    }
+}
+
 fn pipe_to_session(pipe: c_int, offset: *mut loff_t, s: SessionRef, len: size_t, flags: c_uint) -> Result<ssize_t, Errno> {
     check_pipe_end(pipe, offset)?;
-    let mut private = [0 as c_int; 2];
-    // SAFETY: room for two descriptors.
-    check(unsafe { libc::pipe2(private.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    let copy = (|| {
-        // SAFETY: two pipes; tee duplicates without consuming the source.
-        let copied = check(unsafe { libc::tee(pipe, private[1], len.min(BOUNCE), flags & libc::SPLICE_F_NONBLOCK) })?;
-        let mut buf = vec![0u8; copied as usize];
-        let mut filled = 0;
-        while filled < buf.len() {
-            // SAFETY: reading into the unfilled tail of a live buffer.
-            let n = unsafe { real::read(private[0], buf[filled..].as_mut_ptr().cast(), buf.len() - filled) };
-            filled += check(n)? as usize;
-        }
-        Ok(buf)
-    })();
-    // SAFETY: closing the private pipe created above.
-    unsafe {
-        real::close(private[0]);
-        real::close(private[1]);
+    let private = PrivatePipe::new()?;
+    // SAFETY: two pipes; tee duplicates without consuming the source.
+    let copied = unsafe { libc::tee(pipe, private.write_end(), len.min(BOUNCE), flags & libc::SPLICE_F_NONBLOCK) };
+    let mut buf = vec![0u8; check(copied)? as usize];
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: reading into the unfilled tail of a live buffer.
+        let n = unsafe { real::read(private.read_end(), buf[filled..].as_mut_ptr().cast(), buf.len() - filled) };
+        filled += check(n)? as usize;
     }
-    let buf = copy?;
+    drop(private);
     if buf.is_empty() {
         return Ok(0);
     }
