@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine: the tools the
 # real-peer tests drive (namespaces, nft loss, ethtool, the Python kernel
-# peer, ping) and cargo-fuzz. Idempotent and quiet when all is present.
+# peer, ping), the C compiler and curl the preload tests use, and cargo-fuzz.
+# Idempotent and quiet when all is present.
 set -euo pipefail
 
 need_apt=()
-for pkg in iproute2 nftables ethtool python3 iputils-ping; do
+for pkg in iproute2 nftables ethtool python3 iputils-ping gcc libc6-dev curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
