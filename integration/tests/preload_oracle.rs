@@ -82,6 +82,8 @@ oracle_tests!(
     eintr_accept,
     sendfile_file,
     io_calls,
+    threads,
+    daemon_listen,
 );
 
 /// With `SLUICE_FALLBACK=kernel`, a policy that sends sockets to an

@@ -1,10 +1,10 @@
 //! The `hook!` macro: how every interposed C function is built (design §5.1).
 //!
-//! ```ignore
+//! ```text
 //! hook! {
 //!     fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t;
-//!     kernel_if FDS.is_untracked(fd);
-//!     io::read(fd, buf, count)
+//!     kernel_if untracked(fd);
+//!     on_fd(fd, |backend, session| ...)
 //! }
 //! ```
 //!

@@ -44,7 +44,7 @@ impl Log for StderrLogger {
 pub fn init() {
     INIT.call_once(|| {
         // SAFETY: NUL-terminated name; getenv returns NULL or a C string.
-        let value = unsafe { libc::getenv(b"SLUICE_LOG\0".as_ptr().cast()) };
+        let value = unsafe { libc::getenv(c"SLUICE_LOG".as_ptr()) };
         let (level, bad) = if value.is_null() {
             (LevelFilter::Warn, None)
         } else {

@@ -59,7 +59,7 @@ fn read_setting() -> u8 {
     }
     crate::logger::init();
     // SAFETY: the name is NUL-terminated; getenv returns NULL or a C string.
-    let value = unsafe { libc::getenv(b"SLUICE_TRACE\0".as_ptr().cast()) };
+    let value = unsafe { libc::getenv(c"SLUICE_TRACE".as_ptr()) };
     let state = if value.is_null() {
         OFF
     } else {

@@ -142,15 +142,32 @@ pub fn run(mut cmd: Command) -> Run {
             );
         }
     };
-    Run { code: status.code(), stdout: stdout.join().expect("stdout reader"), stderr: stderr.join().expect("stderr reader") }
+    // A program that daemonized leaves a descendant holding the pipes: the
+    // output ends when it does, within the same deadline.
+    Run { code: status.code(), stdout: stdout.finish("stdout"), stderr: stderr.finish("stderr") }
 }
 
-fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+/// A pipe being read to its end on a thread.
+struct Drain(std::sync::mpsc::Receiver<String>);
+
+impl Drain {
+    fn join(self) -> Result<String, std::sync::mpsc::RecvTimeoutError> {
+        self.0.recv_timeout(Duration::from_secs(1))
+    }
+
+    fn finish(self, what: &str) -> String {
+        self.0.recv_timeout(RUN_DEADLINE).unwrap_or_else(|e| panic!("{what} still open after {RUN_DEADLINE:?}: {e}"))
+    }
+}
+
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> Drain {
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
+        let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
+    });
+    Drain(rx)
 }
 
 pub fn kill(child: &mut Child) {

@@ -34,8 +34,13 @@ crate::hook! {
 }
 
 fn stream_fd(stream: *mut libc::FILE) -> RawFd {
+    // fileno sets errno for streams without a descriptor (fmemopen); the
+    // caller's errno must survive a successful fclose.
+    let saved = Errno::last();
     // SAFETY: a non-NULL stream the caller is about to fclose, so valid.
-    unsafe { libc::fileno(stream) }
+    let fd = unsafe { libc::fileno(stream) };
+    saved.set();
+    fd
 }
 
 /// Closes a descriptor with `closer` (the real `close`/`fclose`) and

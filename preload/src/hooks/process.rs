@@ -109,11 +109,11 @@ fn daemonize(nochdir: c_int, noclose: c_int) -> Result<c_int, Errno> {
     check(unsafe { libc::setsid() })?;
     if nochdir == 0 {
         // SAFETY: a NUL-terminated path.
-        let _ = unsafe { libc::chdir(b"/\0".as_ptr().cast()) };
+        let _ = unsafe { libc::chdir(c"/".as_ptr()) };
     }
     if noclose == 0 {
         // SAFETY: a NUL-terminated path; open is not hooked.
-        let null = check(unsafe { libc::open(b"/dev/null\0".as_ptr().cast(), libc::O_RDWR, 0) })?;
+        let null = check(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR, 0) })?;
         // SAFETY: an all-zero stat is a valid out-buffer.
         let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
         // SAFETY: fstat64 of the descriptor just opened into a local.
