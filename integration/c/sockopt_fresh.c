@@ -95,6 +95,14 @@ int main(void) {
     len = sizeof a;
     TRY(getsockname(fd, SA(a), &len));
     printf("getsockname len %u family %d port %d addr %s\n", len, a.sin_family, ntohs(a.sin_port), inet_ntoa(a.sin_addr));
+    struct sockaddr *volatile no_addr = NULL;
+    socklen_t *volatile no_len = NULL;
+    len = sizeof a;
+    TRY(getsockname(fd, no_addr, &len));
+    len = 0;
+    TRY(getsockname(fd, no_addr, &len));
+    printf("getsockname into nothing: len %u\n", len);
+    TRY(getsockname(fd, SA(a), no_len));
     len = sizeof a;
     TRY(getpeername(fd, SA(a), &len));
     int q = -1;

@@ -31,17 +31,15 @@ pub unsafe fn read_v4(addr: *const sockaddr, len: socklen_t) -> Option<SocketAdd
     Some(SocketAddrV4::new(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)), u16::from_be(sin.sin_port)))
 }
 
-/// Stores `value` for a `getsockname`-style call: `*len` bytes at most are
-/// copied, `*len` becomes the full size. `addr` NULL with `len` NULL is the
-/// caller's choice for `accept` (nothing stored).
+/// Stores `value` for a `getsockname`-style call as the kernel's
+/// `move_addr_to_user` does: `*len` bytes at most are copied, `*len` becomes
+/// the full size; a NULL `len` is `EFAULT`, a negative one `EINVAL`, a NULL
+/// `addr` with room to copy into `EFAULT`.
 ///
 /// # Safety
 /// `len` is NULL or a valid `socklen_t`; `addr` is NULL or writable for
 /// `*len` bytes.
 pub unsafe fn write_v4(value: SocketAddrV4, addr: *mut sockaddr, len: *mut socklen_t) -> Result<(), Errno> {
-    if addr.is_null() {
-        return Ok(());
-    }
     if len.is_null() {
         return Err(Errno::EFAULT);
     }
@@ -50,11 +48,16 @@ pub unsafe fn write_v4(value: SocketAddrV4, addr: *mut sockaddr, len: *mut sockl
     if room < 0 {
         return Err(Errno::EINVAL);
     }
-    let sin = to_sockaddr_in(value);
     let take = (room as usize).min(SIN_LEN);
-    // SAFETY: `addr` is writable for `room >= take` bytes; `sin` is a local of
-    // SIN_LEN >= take bytes; the regions cannot overlap.
-    unsafe { std::ptr::copy_nonoverlapping((&sin as *const sockaddr_in).cast::<u8>(), addr.cast::<u8>(), take) };
+    if take > 0 {
+        if addr.is_null() {
+            return Err(Errno::EFAULT);
+        }
+        let sin = to_sockaddr_in(value);
+        // SAFETY: `addr` is writable for `room >= take` bytes; `sin` is a
+        // local of SIN_LEN >= take bytes; the regions cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping((&sin as *const sockaddr_in).cast::<u8>(), addr.cast::<u8>(), take) };
+    }
     // SAFETY: as above.
     unsafe { *len = SIN_LEN as socklen_t };
     Ok(())
@@ -102,6 +105,14 @@ mod tests {
         assert_eq!(len as usize, SIN_LEN, "the full length is reported");
         assert_eq!(out[4], 0xAA, "nothing past the caller's length is written");
         assert_eq!(u16::from_ne_bytes([out[0], out[1]]), libc::AF_INET as u16);
+
+        let mut len: socklen_t = 16;
+        // SAFETY: NULL address with a valid length: the kernel's EFAULT.
+        assert_eq!(unsafe { write_v4(value, std::ptr::null_mut(), &mut len) }, Err(Errno::EFAULT));
+        let mut len: socklen_t = 0;
+        // SAFETY: nothing is copied for a zero length.
+        assert_eq!(unsafe { write_v4(value, std::ptr::null_mut(), &mut len) }, Ok(()));
+        assert_eq!(len as usize, SIN_LEN);
     }
 
     #[test]

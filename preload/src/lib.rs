@@ -5,7 +5,7 @@
 //!
 //! How a call flows: the program calls `read(fd, ..)`; our `read` (built by
 //! [`hook!`]) finds `fd` untracked in the [`fdtable`] and tail-calls libc's
-//! `read` ([`real`]): for kernel descriptors that is the whole cost. A TCP/IPv4
+//! `read` ([`real`](mod@real)): for kernel descriptors that is the whole cost. A TCP/IPv4
 //! `socket()` instead returns a placeholder eventfd registered as a
 //! [`candidate`]; its first `bind`/`connect`/`listen` asks the [`policy`]
 //! ([`decide`]), and the socket either becomes a kernel socket at the same
@@ -13,11 +13,11 @@
 //! every later call on it is routed to.
 //!
 //! Modules, one job each:
-//! * [`hook`]: the `hook!` macro (guard, `catch_unwind`, errno at the edge,
+//! * [`hook`](mod@hook): the `hook!` macro (guard, `catch_unwind`, errno at the edge,
 //!   trace) every interposed function is built with;
 //! * [`hooks`]: the interposed functions, by topic (`socket`, `io`, `opts`,
 //!   `fd`, `epoll`, `poll`, `splice`, `stat`, `process`, `exec_varargs`);
-//! * [`real`]: the next definition of each hooked symbol (`dlsym(RTLD_NEXT)`,
+//! * [`real`](mod@real): the next definition of each hooked symbol (`dlsym(RTLD_NEXT)`,
 //!   cached, raw-syscall fallback during resolution);
 //! * [`guard`]: the per-thread re-entrancy flag;
 //! * [`fdtable`]: descriptor → kernel / candidate / session / epoll instance;
