@@ -24,25 +24,52 @@ pub enum Route {
 
 /// Decides the candidate `fd` names, for a call whose deciding address
 /// (local for bind/listen, remote for connect) is `addr`.
+///
+/// The candidate store's lock is not held while the backend creates the
+/// session (attaching to the daemon may take up to its connect timeout);
+/// afterwards the candidate is looked up again, so a close, dup, option or
+/// competing decision made meanwhile by another thread is honoured.
 pub fn decide(fd: RawFd, decision: Decision, addr: SocketAddrV4) -> Result<Route, Errno> {
     let policy = policy::get();
-    let mut store = candidate::lock();
-    let id = match FDS.get(fd) {
-        Entry::Candidate(id) => id,
-        // Another thread decided first.
-        Entry::Session(s) => return Ok(Route::Session(s)),
-        _ => return Ok(Route::Kernel),
+    let (id, backend) = {
+        let mut store = candidate::lock();
+        let id = match current(fd) {
+            Ok(id) => id,
+            Err(route) => return Ok(route),
+        };
+        match (policy.verdict(decision, addr), &policy.backend) {
+            (Verdict::Kernel, _) => return to_kernel(&mut store, fd),
+            (Verdict::Sluice, Err(why)) => return fall_back(&mut store, fd, policy, why),
+            (Verdict::Sluice, Ok(backend)) => (id, *backend),
+        }
     };
-    match policy.verdict(decision, addr) {
-        Verdict::Kernel => to_kernel(&mut store, fd),
-        Verdict::Sluice => match policy.backend {
-            Ok(backend) => match to_session(&mut store, fd, id, backend) {
-                Ok(route) => Ok(route),
-                Err(OpenError::Unreachable(why)) => fall_back(&mut store, fd, policy, &why),
-                Err(OpenError::Failed(err)) => Err(err),
-            },
-            Err(ref why) => fall_back(&mut store, fd, policy, why),
+    // SAFETY: F_GETFL on the placeholder, no third argument.
+    let status = check(unsafe { real::fcntl(fd, libc::F_GETFL, 0) })?;
+    let opened = backend.open_stream(status & libc::O_NONBLOCK != 0);
+    let mut store = candidate::lock();
+    match opened {
+        Ok(session) => {
+            if current(fd) != Ok(id) {
+                backend.release(session);
+                return Ok(current(fd).err().unwrap_or(Route::Kernel));
+            }
+            install(&mut store, fd, id, backend, session)
+        }
+        Err(OpenError::Unreachable(why)) => match current(fd) {
+            Ok(_) => fall_back(&mut store, fd, policy, &why),
+            Err(route) => Ok(route),
         },
+        Err(OpenError::Failed(err)) => Err(err),
+    }
+}
+
+/// The candidate `fd` names, or where the call goes if it no longer names
+/// one (another thread decided, or closed it).
+fn current(fd: RawFd) -> Result<CandidateId, Route> {
+    match FDS.get(fd) {
+        Entry::Candidate(id) => Ok(id),
+        Entry::Session(s) => Err(Route::Session(s)),
+        _ => Err(Route::Kernel),
     }
 }
 
@@ -57,10 +84,10 @@ fn to_kernel(store: &mut Store, fd: RawFd) -> Result<Route, Errno> {
     convert::to_kernel(store, fd).map(|()| Route::Kernel)
 }
 
-fn to_session(store: &mut Store, fd: RawFd, id: CandidateId, backend: &dyn Backend) -> Result<Route, OpenError> {
-    // SAFETY: F_GETFL on the placeholder, no third argument.
-    let status = check(unsafe { real::fcntl(fd, libc::F_GETFL, 0) }).map_err(OpenError::Failed)?;
-    let session = backend.open_stream(status & libc::O_NONBLOCK != 0)?;
+/// Makes the candidate `id` (named by `fd`) the new `session`: replays its
+/// options into the session and points all its descriptors at it. The
+/// caller holds the store lock.
+fn install(store: &mut Store, fd: RawFd, id: CandidateId, backend: &dyn Backend, session: SessionRef) -> Result<Route, Errno> {
     let Some(candidate) = store.get_mut(id) else {
         backend.release(session);
         return Ok(Route::Kernel);
@@ -76,7 +103,7 @@ fn to_session(store: &mut Store, fd: RawFd, id: CandidateId, backend: &dyn Backe
                 backend.name()
             );
             backend.release(session);
-            return to_kernel(store, fd).map_err(OpenError::Failed);
+            return to_kernel(store, fd);
         }
     }
     let fds = std::mem::take(&mut candidate.fds);
