@@ -10,10 +10,11 @@
 //!
 //! generates `#[no_mangle] pub unsafe extern "C" fn read(..)` that:
 //!
-//! 1. tail-calls the real function when this thread is already inside the
-//!    interposer ([`guard`](crate::guard)), or when the `kernel_if`
-//!    expression says the call involves no tracked descriptor and tracing is
-//!    off: the fast path, one TLS read, one bounds check, one load;
+//! 1. tail-calls the real function when the `kernel_if` expression says the
+//!    call involves no tracked descriptor and tracing is off (the fast path:
+//!    one bounds check and one load of the fd table, one load of the trace
+//!    state; no TLS access), or when this thread is already inside the
+//!    interposer ([`guard`](crate::guard));
 //! 2. otherwise runs the body (an expression of type
 //!    `Result<Outcome<R>, Errno>`) inside the guard and `catch_unwind`: a
 //!    panic becomes `EIO` (or `abort` with `SLUICE_PANIC=abort`) and one log
@@ -144,23 +145,33 @@ macro_rules! hook {
         #[no_mangle]
         #[allow(non_snake_case)]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
-            if $crate::guard::inside() {
+            /// Everything but the fast path, kept out of line so the fast
+            /// path needs no stack frame of its own.
+            #[cold]
+            #[inline(never)]
+            #[allow(non_snake_case)]
+            unsafe fn slow($($arg: $ty,)* kernel: bool) -> $ret {
+                $crate::hook::run(
+                    stringify!($name),
+                    &[$($crate::trace::Arg::from($arg)),*],
+                    kernel,
+                    || $body,
+                    // SAFETY: the caller's arguments, forwarded unchanged;
+                    // run by `hook::run` only for `Outcome::Real`.
+                    || unsafe { $crate::real::$name($($arg),*) },
+                )
+            }
+            // The `kernel_if` expressions only load atomics and read the
+            // caller's arguments, so they are safe to evaluate inside the
+            // guard too; testing them first keeps the TLS access off the
+            // path of kernel descriptors.
+            let kernel: bool = $kernel;
+            if (kernel && !$crate::trace::enabled()) || $crate::guard::inside() {
                 // SAFETY: the caller's arguments, forwarded unchanged.
                 return unsafe { $crate::real::$name($($arg),*) };
             }
-            let kernel: bool = $kernel;
-            if kernel && !$crate::trace::enabled() {
-                // SAFETY: as above.
-                return unsafe { $crate::real::$name($($arg),*) };
-            }
-            $crate::hook::run(
-                stringify!($name),
-                &[$($crate::trace::Arg::from($arg)),*],
-                kernel,
-                || $body,
-                // SAFETY: as above; run by `hook::run` only for `Outcome::Real`.
-                || unsafe { $crate::real::$name($($arg),*) },
-            )
+            // SAFETY: the caller's arguments, under the caller's contract.
+            unsafe { slow($($arg,)* kernel) }
         }
     };
 }

@@ -48,11 +48,18 @@ impl Real {
 
     /// The next definition's address; `None` while this thread is already
     /// inside `dlsym`, or when no later object defines the symbol.
+    #[inline(always)]
     pub fn get(&self) -> Option<*mut c_void> {
         let cached = self.addr.load(Ordering::Acquire);
         if !cached.is_null() {
             return Some(cached);
         }
+        self.resolve()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resolve(&self) -> Option<*mut c_void> {
         if RESOLVING.with(Cell::get) {
             return None;
         }
