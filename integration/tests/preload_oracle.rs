@@ -86,6 +86,24 @@ oracle_tests!(
     daemon_listen,
 );
 
+/// `SLUICE_RULES=kernel:*` sends every socket to the kernel from `socket()`
+/// on (no candidates at all), silently; and a policy that sends loopback to
+/// the kernel-proxy backend explicitly by rule agrees with the kernel too.
+#[test]
+fn rules_choose_kernel_or_sessions() {
+    let exe = c_program("connect_loopback");
+    let kernel = run(command(&exe, Mode::Kernel));
+    let mut all_kernel = command(&exe, Mode::Preload);
+    all_kernel.env("SLUICE_RULES", "kernel:*");
+    let mut by_rule = command(&exe, Mode::Proxy);
+    by_rule.env("SLUICE_LOOPBACK", "on").env("SLUICE_RULES", "kernel:*:22,sluice:127.0.0.0/8,kernel:*");
+    for (what, cmd) in [("kernel:*", all_kernel), ("sluice:127.0.0.0/8", by_rule)] {
+        let under = run(cmd);
+        assert_eq!(under.stdout, kernel.stdout, "{what}:\n{}", first_difference(&kernel.stdout, &under.stdout));
+        assert!(under.sluice_lines().is_empty(), "{what}: {}", under.stderr);
+    }
+}
+
 /// With `SLUICE_FALLBACK=kernel`, a policy that sends sockets to an
 /// unreachable Sluice behaves as the kernel, after one notice.
 #[test]

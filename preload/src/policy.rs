@@ -18,6 +18,9 @@
 //!
 //! `SLUICE_LOOPBACK=off` acts as a leading `kernel:127.0.0.0/8` rule (and, for
 //! `connect`, `0.0.0.0`, which Linux treats as the local host).
+//!
+//! A socket is decided once, by the first of `bind`, `connect` and `listen`:
+//! a client that binds before connecting is decided by its local address.
 
 pub mod rules;
 
@@ -204,6 +207,14 @@ mod tests {
         assert_eq!(policy.verdict(Decision::Remote, at("10.0.0.1:80")), Verdict::Sluice);
         assert_eq!(policy.fallback, Fallback::Fail);
         assert!(!policy.panic_abort);
+    }
+
+    #[test]
+    fn all_kernel_only_when_the_first_rule_takes_everything() {
+        assert!(parse_env(&[("SLUICE_RULES", "kernel:*")]).0.all_kernel());
+        assert!(parse_env(&[("SLUICE_RULES", "kernel:0.0.0.0/0:*,sluice:*")]).0.all_kernel());
+        assert!(!parse_env(&[("SLUICE_RULES", "kernel:*:22,kernel:*")]).0.all_kernel());
+        assert!(!parse_env(&[]).0.all_kernel());
     }
 
     #[test]
