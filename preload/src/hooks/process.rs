@@ -19,8 +19,9 @@
 //!   image starts with an empty one. If exec returns, the backend hears
 //!   [`Backend::exec_failed`]. `posix_spawn` gets the same preparation (the
 //!   child execs; the parent carries on as after a failed exec). Exec paths
-//!   inside libc that bypass these symbols (`system`, `popen`) skip the
-//!   preparation; see [`crate::candidate`].
+//!   that bypass these symbols (libc's own `system` and `popen`, runtimes
+//!   that `clone` and exec with raw system calls) skip the preparation; see
+//!   [`crate::candidate`].
 
 use std::os::fd::RawFd;
 
