@@ -32,6 +32,13 @@
 //!   `SLUICE_LOG` messages, and writing them without allocating;
 //! * [`spinlock`]: the fork-safe lock of the candidate store;
 //! * [`errno`]: the `Errno` every internal function returns.
+//!
+//! What an interposer cannot see, and so does not handle: calls libc makes
+//! internally (stdio on a descriptor from `fdopen`, `system`/`popen`'s exec,
+//! `getaddrinfo`'s own sockets, which are UDP/Unix and the kernel's anyway),
+//! raw `syscall(2)`s, and exec by runtimes that bypass libc. For kernel
+//! sockets (every socket today, converted at its decision) this changes
+//! nothing; for backend sessions it means such paths see the placeholder.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
