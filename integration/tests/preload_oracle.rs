@@ -39,7 +39,8 @@ fn oracle(program: &str) {
 /// backend is reachable (and only in `Preload` mode, where that is the truth).
 fn check_quiet(program: &str, mode: Mode, under: &Run) {
     for line in under.sluice_lines() {
-        let notice = mode == Mode::Preload && line.contains("is unreachable") && line.contains("SLUICE_FALLBACK=kernel");
+        let notice =
+            mode == Mode::Preload && line.contains("is unreachable") && line.contains("SLUICE_FALLBACK=kernel");
         assert!(notice, "{program} under {mode:?}: unexpected interposer output: {line}\n{}", under.stderr);
     }
 }
@@ -162,7 +163,12 @@ fn bad_settings_print_one_line_each_and_change_nothing() {
         cmd.env(variable, value);
         let under = run(cmd);
         assert_eq!(under.code, Some(0), "{variable}={value}: {}", under.stderr);
-        assert_eq!(under.stdout, kernel.stdout, "{variable}={value}:\n{}", first_difference(&kernel.stdout, &under.stdout));
+        assert_eq!(
+            under.stdout,
+            kernel.stdout,
+            "{variable}={value}:\n{}",
+            first_difference(&kernel.stdout, &under.stdout)
+        );
         let lines = under.sluice_lines();
         let naming: Vec<_> = lines.iter().filter(|line| line.contains(&format!("{variable}: "))).collect();
         assert_eq!(naming.len(), 1, "{variable}={value}: one line naming it, got {lines:?}");

@@ -38,9 +38,7 @@ impl Drop for Server {
 /// `dir`, and waits for its "Serving HTTP on ... port N" line.
 fn start_server(dir: &Path, mode: Mode) -> Server {
     let mut cmd = command("python3", mode);
-    cmd.args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory"])
-        .arg(dir)
-        .stderr(Stdio::null());
+    cmd.args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory"]).arg(dir).stderr(Stdio::null());
     let mut child = cmd.spawn().expect("python3 (install it: scripts/install-deps.sh)");
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();

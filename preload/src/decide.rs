@@ -87,7 +87,13 @@ fn to_kernel(store: &mut Store, fd: RawFd) -> Result<Route, Errno> {
 /// Makes the candidate `id` (named by `fd`) the new `session`: replays its
 /// options into the session and points all its descriptors at it. The
 /// caller holds the store lock.
-fn install(store: &mut Store, fd: RawFd, id: CandidateId, backend: &dyn Backend, session: SessionRef) -> Result<Route, Errno> {
+fn install(
+    store: &mut Store,
+    fd: RawFd,
+    id: CandidateId,
+    backend: &dyn Backend,
+    session: SessionRef,
+) -> Result<Route, Errno> {
     let Some(candidate) = store.get_mut(id) else {
         backend.release(session);
         return Ok(Route::Kernel);

@@ -27,7 +27,6 @@
 //! 4. writes the trace line when `SLUICE_TRACE` is set.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
 
 use libc::{c_int, ssize_t};
 
@@ -118,8 +117,6 @@ pub fn run_guarded<T>(name: &'static str, body: impl FnOnce() -> Result<T, Errno
     }
 }
 
-static PANIC_HOOK: Once = Once::new();
-
 /// Replaces the default panic message (which would write through `std`'s
 /// buffered stderr) with one log line. The `std` in this shared object is
 /// the preload's own copy, so a Rust host program's panic hook is untouched.
@@ -127,56 +124,11 @@ fn install_panic_hook() {
     // The test harness keeps its own hook, which captures panic output per
     // test.
     #[cfg(not(test))]
-    PANIC_HOOK.call_once(|| {
-        panic::set_hook(Box::new(|info| log::error!("interposer panic: {info}")));
-    });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn done_keeps_the_callers_errno() {
-        Errno::EAGAIN.set();
-        let value: c_int = run("t", &[], false, || Ok(Outcome::Done(5)), || unreachable!("not a real call"));
-        assert_eq!(value, 5);
-        assert_eq!(Errno::last(), Errno::EAGAIN);
-    }
-
-    #[test]
-    fn errors_set_errno_at_the_edge() {
-        Errno(0).set();
-        let value: ssize_t = run("t", &[], false, || Err(Errno::ENOTCONN), || unreachable!("not a real call"));
-        assert_eq!(value, -1);
-        assert_eq!(Errno::last(), Errno::ENOTCONN);
-    }
-
-    #[test]
-    fn real_runs_after_the_body_outside_the_guard() {
-        let value: c_int = run(
-            "t",
-            &[],
-            false,
-            || {
-                assert!(crate::guard::inside(), "the body runs inside the guard");
-                Ok(Outcome::Real)
-            },
-            || {
-                assert!(!crate::guard::inside(), "the real call runs outside it");
-                7
-            },
-        );
-        assert_eq!(value, 7);
-        let value: c_int = run("t", &[], true, || unreachable!("kernel calls skip the body"), || 8);
-        assert_eq!(value, 8);
-    }
-
-    #[test]
-    fn a_panic_is_eio_and_releases_the_guard() {
-        let result: Result<(), Errno> = run_guarded("t", || panic!("deliberate"));
-        assert_eq!(result, Err(Errno::EIO));
-        assert!(!crate::guard::inside());
+    {
+        static PANIC_HOOK: std::sync::Once = std::sync::Once::new();
+        PANIC_HOOK.call_once(|| {
+            panic::set_hook(Box::new(|info| log::error!("interposer panic: {info}")));
+        });
     }
 }
 
@@ -225,4 +177,52 @@ macro_rules! hook {
             unsafe { slow($($arg,)* kernel) }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn done_keeps_the_callers_errno() {
+        Errno::EAGAIN.set();
+        let value: c_int = run("t", &[], false, || Ok(Outcome::Done(5)), || unreachable!("not a real call"));
+        assert_eq!(value, 5);
+        assert_eq!(Errno::last(), Errno::EAGAIN);
+    }
+
+    #[test]
+    fn errors_set_errno_at_the_edge() {
+        Errno(0).set();
+        let value: ssize_t = run("t", &[], false, || Err(Errno::ENOTCONN), || unreachable!("not a real call"));
+        assert_eq!(value, -1);
+        assert_eq!(Errno::last(), Errno::ENOTCONN);
+    }
+
+    #[test]
+    fn real_runs_after_the_body_outside_the_guard() {
+        let value: c_int = run(
+            "t",
+            &[],
+            false,
+            || {
+                assert!(crate::guard::inside(), "the body runs inside the guard");
+                Ok(Outcome::Real)
+            },
+            || {
+                assert!(!crate::guard::inside(), "the real call runs outside it");
+                7
+            },
+        );
+        assert_eq!(value, 7);
+        let value: c_int = run("t", &[], true, || unreachable!("kernel calls skip the body"), || 8);
+        assert_eq!(value, 8);
+    }
+
+    #[test]
+    fn a_panic_is_eio_and_releases_the_guard() {
+        let result: Result<(), Errno> = run_guarded("t", || panic!("deliberate"));
+        assert_eq!(result, Err(Errno::EIO));
+        assert!(!crate::guard::inside());
+    }
 }

@@ -28,8 +28,8 @@ use std::net::SocketAddrV4;
 use std::sync::OnceLock;
 
 use crate::backend::{self, Backend, Unreachable};
-pub use rules::Verdict;
 use rules::Rule;
+pub use rules::Verdict;
 
 /// What a Sluice verdict does when the backend cannot take the socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +199,13 @@ mod tests {
             ("SLUICE_BACKEND", "dpdk"),
         ]);
         assert_eq!(problems.len(), 5, "{problems:?}");
-        for (problem, var) in problems.iter().zip(["SLUICE_RULES", "SLUICE_LOOPBACK", "SLUICE_FALLBACK", "SLUICE_PANIC", "SLUICE_BACKEND"]) {
+        for (problem, var) in problems.iter().zip([
+            "SLUICE_RULES",
+            "SLUICE_LOOPBACK",
+            "SLUICE_FALLBACK",
+            "SLUICE_PANIC",
+            "SLUICE_BACKEND",
+        ]) {
             assert!(problem.starts_with(&format!("{var}: ")), "{problem}");
         }
         assert!(problems[0].contains("sluice:nowhere"));

@@ -100,9 +100,7 @@ pub fn command(program: impl AsRef<Path>, mode: Mode) -> Command {
             cmd.env("LD_PRELOAD", preload_lib()).env("SLUICE_FALLBACK", "kernel");
         }
         Mode::Proxy => {
-            cmd.env("LD_PRELOAD", preload_lib())
-                .env("SLUICE_BACKEND", "kernel-proxy")
-                .env("SLUICE_LOOPBACK", "on");
+            cmd.env("LD_PRELOAD", preload_lib()).env("SLUICE_BACKEND", "kernel-proxy").env("SLUICE_LOOPBACK", "on");
         }
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());

@@ -29,11 +29,11 @@ use std::time::Duration;
 use libc::{c_int, c_long, socklen_t};
 
 use super::{Backend, EpollRef, IntIoctl, OpenError, SessionRef};
+use crate::addr;
 use crate::errno::{check, Errno};
 use crate::fdtable::MAX_FDS;
 use crate::hooks::poll::timespec;
 use crate::real;
-use crate::addr;
 
 pub struct KernelProxy;
 

@@ -194,10 +194,8 @@ mod tests {
 
     #[test]
     fn scratch_sockets_carry_the_stored_options() {
-        let options = [
-            int_option(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 5),
-            int_option(libc::IPPROTO_TCP, libc::TCP_NODELAY, 1),
-        ];
+        let options =
+            [int_option(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 5), int_option(libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)];
         let scratch = Scratch::new(0, &options).unwrap();
         assert_eq!(get_int(scratch.fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1, "normalised by the kernel");
         assert_eq!(get_int(scratch.fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY), 1);

@@ -90,7 +90,11 @@ fn release(entry: Entry) {
 
 /// Closes every tracked descriptor in `first..=last` with `closer`, which
 /// closes the whole range (and so the untracked ones too).
-fn close_range_tracked(first: c_int, last: c_int, closer: impl FnOnce() -> Result<c_int, Errno>) -> Result<c_int, Errno> {
+fn close_range_tracked(
+    first: c_int,
+    last: c_int,
+    closer: impl FnOnce() -> Result<c_int, Errno>,
+) -> Result<c_int, Errno> {
     let mut store = candidate::lock();
     let mut closing = Vec::new();
     FDS.for_each_tracked(first..=last, |fd, entry| {

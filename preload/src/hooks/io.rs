@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use libc::{c_int, c_uint, c_void, size_t, sockaddr, socklen_t, ssize_t};
 
 use super::{backend, on_fd, ssize, untracked};
+use crate::addr;
 use crate::backend::SessionRef;
 use crate::errno::Errno;
 use crate::fdtable::{Entry, FDS};
 use crate::hook::Outcome;
 use crate::real;
-use crate::addr;
 
 /// `UIO_MAXIOV`: the kernel's limit on a vector's length.
 const IOV_MAX: c_int = 1024;

@@ -119,9 +119,7 @@ fn daemonize(nochdir: c_int, noclose: c_int) -> Result<c_int, Errno> {
         let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
         // SAFETY: fstat64 of the descriptor just opened into a local.
         let stat_ok = unsafe { real::fstat64(null, &mut st) } == 0;
-        let is_dev_null = stat_ok
-            && st.st_mode & libc::S_IFMT == libc::S_IFCHR
-            && st.st_rdev == libc::makedev(1, 3);
+        let is_dev_null = stat_ok && st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3);
         if !is_dev_null {
             // SAFETY: closing the descriptor opened above.
             unsafe { real::close(null) };

@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 use libc::{c_int, sockaddr, socklen_t};
 
 use super::{backend, commit, on_fd, untracked};
+use crate::addr;
 use crate::backend::SessionRef;
 use crate::candidate;
 use crate::decide::{self, Route};
@@ -15,7 +16,6 @@ use crate::fdtable::{Entry, FDS};
 use crate::hook::Outcome;
 use crate::policy::{self, Decision};
 use crate::real;
-use crate::addr;
 
 /// The `type` flags `socket`/`accept4` accept besides the socket type.
 const TYPE_FLAGS: c_int = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
@@ -24,9 +24,7 @@ const TYPE_FLAGS: c_int = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
 /// kind that may become a session. UDP stays on the kernel until a backend
 /// carries it (see `SLUICE_UDP` in [`crate::policy`]).
 fn is_tcp_v4(domain: c_int, ty: c_int, protocol: c_int) -> bool {
-    domain == libc::AF_INET
-        && ty & !TYPE_FLAGS == libc::SOCK_STREAM
-        && (protocol == 0 || protocol == libc::IPPROTO_TCP)
+    domain == libc::AF_INET && ty & !TYPE_FLAGS == libc::SOCK_STREAM && (protocol == 0 || protocol == libc::IPPROTO_TCP)
 }
 
 crate::hook! {
@@ -204,7 +202,8 @@ fn accept_session(s: SessionRef, addr: *mut sockaddr, len: *mut socklen_t, flags
         // SAFETY: the caller's address buffer and length.
         unsafe { addr::write_v4(peer, addr, len) }
     };
-    let registered = stored.and_then(|()| FDS.register(placeholder, Entry::Session(session)).map_err(|_| Errno::EMFILE));
+    let registered =
+        stored.and_then(|()| FDS.register(placeholder, Entry::Session(session)).map_err(|_| Errno::EMFILE));
     if let Err(err) = registered {
         backend.release(session);
         // SAFETY: closing the placeholder created above.

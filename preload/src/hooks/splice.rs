@@ -69,7 +69,13 @@ fn dontwait(flags: c_uint) -> c_int {
     }
 }
 
-fn session_to_pipe(s: SessionRef, pipe: c_int, offset: *mut loff_t, len: size_t, flags: c_uint) -> Result<ssize_t, Errno> {
+fn session_to_pipe(
+    s: SessionRef,
+    pipe: c_int,
+    offset: *mut loff_t,
+    len: size_t,
+    flags: c_uint,
+) -> Result<ssize_t, Errno> {
     check_pipe_end(pipe, offset)?;
     let backend = backend()?;
     let mut buf = vec![0u8; len.min(BOUNCE)];
@@ -86,9 +92,8 @@ fn session_to_pipe(s: SessionRef, pipe: c_int, offset: *mut loff_t, len: size_t,
         written += check(n)? as usize;
     }
     // SAFETY: two pipe descriptors, no offsets.
-    let moved = unsafe {
-        libc::splice(private.read_end(), std::ptr::null_mut(), pipe, std::ptr::null_mut(), peeked, flags)
-    };
+    let moved =
+        unsafe { libc::splice(private.read_end(), std::ptr::null_mut(), pipe, std::ptr::null_mut(), peeked, flags) };
     let moved = check(moved)? as usize;
     // The peeked bytes are still first in the session: consume what the
     // target took.
@@ -127,7 +132,13 @@ impl Drop for PrivatePipe {
     }
 }
 
-fn pipe_to_session(pipe: c_int, offset: *mut loff_t, s: SessionRef, len: size_t, flags: c_uint) -> Result<ssize_t, Errno> {
+fn pipe_to_session(
+    pipe: c_int,
+    offset: *mut loff_t,
+    s: SessionRef,
+    len: size_t,
+    flags: c_uint,
+) -> Result<ssize_t, Errno> {
     check_pipe_end(pipe, offset)?;
     let private = PrivatePipe::new()?;
     // SAFETY: two pipes; tee duplicates without consuming the source.

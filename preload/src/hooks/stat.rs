@@ -33,7 +33,12 @@ macro_rules! patch_socket {
 
 /// Runs a real stat call that filled `buf`, then patches it for a
 /// placeholder.
-fn stat_tracked<T>(fd: c_int, buf: *mut T, call: impl FnOnce() -> c_int, patch: impl FnOnce(&mut T)) -> Result<Outcome<c_int>, Errno> {
+fn stat_tracked<T>(
+    fd: c_int,
+    buf: *mut T,
+    call: impl FnOnce() -> c_int,
+    patch: impl FnOnce(&mut T),
+) -> Result<Outcome<c_int>, Errno> {
     let placeholder = is_placeholder(fd);
     let rc = check(call())?;
     if placeholder {

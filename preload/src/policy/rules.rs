@@ -160,7 +160,8 @@ mod tests {
 
     #[test]
     fn bad_rules_name_the_text() {
-        for text in ["kernel", "both:*", "kernel:10.0.0.0/33", "kernel:*:70000", "kernel:*:9-1", "kernel:1.2.3:80", ""] {
+        for text in ["kernel", "both:*", "kernel:10.0.0.0/33", "kernel:*:70000", "kernel:*:9-1", "kernel:1.2.3:80", ""]
+        {
             let err = parse(text).unwrap_err();
             assert_eq!(err.text, text.trim(), "{text}");
         }
