@@ -91,9 +91,9 @@ fn session_to_pipe(
         let n = unsafe { real::write(private.write_end(), buf[written..peeked].as_ptr().cast(), peeked - written) };
         written += check(n)? as usize;
     }
+    let (from, no_offset) = (private.read_end(), std::ptr::null_mut());
     // SAFETY: two pipe descriptors, no offsets.
-    let moved =
-        unsafe { libc::splice(private.read_end(), std::ptr::null_mut(), pipe, std::ptr::null_mut(), peeked, flags) };
+    let moved = unsafe { libc::splice(from, no_offset, pipe, no_offset, peeked, flags) };
     let moved = check(moved)? as usize;
     // The peeked bytes are still first in the session: consume what the
     // target took.
