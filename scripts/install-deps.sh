@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine: the tools the
 # real-peer tests drive (namespaces, nft loss, ethtool, the Python kernel
-# peer, ping), what the AF_XDP device's build needs, and cargo-fuzz.
+# peer, ping, the load client's python3), what the AF_XDP device's build
+# needs, the C compiler and curl the preload tests use, and cargo-fuzz.
 # Idempotent and quiet when all is present.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ pkgs=(iproute2 nftables ethtool python3 iputils-ping)
 # m4 expands libxdp's dispatcher source; make and pkg-config run the libbpf
 # build, which links libelf and zlib.
 pkgs+=(clang libelf-dev zlib1g-dev pkg-config m4 make)
+# The preload's oracle tests compile C programs; curl is a real client.
+pkgs+=(gcc libc6-dev curl)
 for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
