@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Seconds each cargo-fuzz target runs during `make test`.
 FUZZ_SECONDS ?= 60
 
-.PHONY: test deps test-cargo test-fuzz test-bench-smoke bench fuzz demo clean
+.PHONY: test deps test-cargo test-fuzz test-bench-smoke bench bench-daemon fuzz demo clean
 
 ## make test: install what the tests need, then run every test: unit, property,
 ## simulation, the engine against the Linux kernel over TAP (needs root), a
@@ -28,6 +28,14 @@ test-bench-smoke:
 ## The full engine benchmark (Sluice vs smoltcp); writes bench/results/engine.md.
 bench:
 	$(CARGO) run --release -p sluice-integration --bin sluice-bench -- --out bench/results/engine.md
+
+## The daemon benchmark (needs root): the HTTP test server on Sluice (AF_XDP)
+## vs on kernel sockets, same topology and pinning, plus idle CPU and wake-up
+## latency; writes bench/results/daemon.md.
+bench-daemon: deps
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	$(CARGO) build --release -p sluice-daemon --bin sluice -p sluice-integration --bin sluice-server
+	python3 scripts/bench-daemon.py --sluice target/release/sluice --server target/release/sluice-server --out bench/results/daemon.md
 
 ## Longer fuzzing: make fuzz FUZZ_SECONDS=600
 fuzz:
