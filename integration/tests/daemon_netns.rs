@@ -123,3 +123,37 @@ fn daemon_on_af_xdp_serves_kernel_clients_clean_and_at_5_percent_loss() {
 fn daemon_on_tap_serves_kernel_clients_clean_and_at_5_percent_loss() {
     serve_kernel_clients("sdt", "tap");
 }
+
+/// A hostile app scribbles over its shared memory, floods garbage requests
+/// and rings the doorbell non-stop while a well-behaved echo server serves
+/// kernel clients: every client byte still comes back, and the daemon
+/// lives on.
+#[test]
+fn a_hostile_app_cannot_disturb_a_well_behaved_one() {
+    let topo = Topology::up("sdh", "xdp", 0);
+    let tmp = TempDir::new("sdh");
+    let control = tmp.0.join("control.sock");
+    let daemon = start_daemon(&topo, &control, &[]);
+    let echo_server = start_server(SERVER, "echo", ECHO_PORT, Path::new("."), &control);
+
+    let mut hostile_cmd = Command::new(env!("CARGO_BIN_EXE_sluice-hostile"));
+    hostile_cmd.args(["--seconds", "20", "--seed", "7", "--control-socket"]).arg(&control);
+    let hostile = sluice_integration::netns::Process::spawn(hostile_cmd).expect("spawn sluice-hostile");
+    for _ in 0..3 {
+        echo(&topo, 100, 256 << 10);
+    }
+    let hostile = hostile.wait(Duration::from_secs(60)).expect_success("sluice-hostile");
+    let report: Value = serde_json::from_str(hostile.last_line_with("scribbles").expect("hostile report")).unwrap();
+    assert!(report["requests"].as_u64().unwrap_or(0) > 0, "the hostile app pushed nothing: {report}");
+
+    // The daemon still answers and still serves.
+    let after = stats(&control).expect("the daemon answers after the hostile app");
+    echo(&topo, 20, 64 << 10);
+    let apps = after["workers"][0]["apps"].as_array().cloned().unwrap_or_default();
+    let hostile_seen = report["cut_off"] == true
+        || apps.iter().any(|a| a["violations"].as_u64().unwrap_or(0) + a["bad_requests"].as_u64().unwrap_or(0) > 0);
+    assert!(hostile_seen, "the daemon neither cut the hostile app off nor counted its garbage: {after:#}\n{report}");
+
+    echo_server.terminate(Duration::from_secs(10)).expect_success("sluice-server echo");
+    daemon.terminate(Duration::from_secs(10)).expect_success("sluice daemon");
+}
