@@ -35,14 +35,15 @@ bench:
 bench-daemon: deps
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(CARGO) build --release -p sluice-daemon --bin sluice -p sluice-integration --bin sluice-server
-	python3 scripts/bench-daemon.py --sluice target/release/sluice --server target/release/sluice-server --out bench/results/daemon.md
+	python3 scripts/bench-daemon.py --sluice $${CARGO_TARGET_DIR:-target}/release/sluice --server $${CARGO_TARGET_DIR:-target}/release/sluice-server --out bench/results/daemon.md
 
 ## Longer fuzzing: make fuzz FUZZ_SECONDS=600
 fuzz:
 	bash stack/fuzz/run.sh $(FUZZ_SECONDS)
 
-## make demo: the engine on a TAP device serves a Linux client in another
-## namespace, clean and through 5% loss (nginx under the preload comes with issue 5).
+## make demo: the Sluice daemon (AF_XDP, else TAP) and an HTTP server on vcl
+## serve Linux clients in another namespace, clean and through 5% loss
+## (nginx under the preload takes the server's place with issue 5).
 demo:
 	@bash scripts/demo.sh
 
