@@ -19,7 +19,10 @@ work=$(mktemp -d)
 pids=()
 
 cleanup() {
-  for pid in "${pids[@]}"; do
+  # Apps first, then the daemon they are attached to.
+  local i pid
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid=${pids[i]}
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
