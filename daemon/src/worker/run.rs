@@ -34,6 +34,10 @@ use crate::app::{AppId, NewApp};
 use crate::device::{Device, RX_BATCH};
 use crate::stats::{format_mac, EngineStats, PollerCounters, WorkerStats};
 
+/// Most receive batches taken per loop iteration, so timers, apps and
+/// transmission still get their turn under a flood.
+const RX_BATCHES_PER_ITERATION: usize = 32;
+
 /// Longest sleep while events wait for room in an app's event ring.
 const EVENT_SPACE_POLL_MS: i32 = 2;
 
@@ -150,16 +154,30 @@ impl<A: AppWork> Worker<A> {
         }
     }
 
-    /// One batch from the device into the engine; frames received.
+    /// Frames from the device into the engine, batch by batch until the
+    /// device has no more or [`RX_BATCHES_PER_ITERATION`] batches came;
+    /// frames received. One transmit can send thousands of segments whose
+    /// ACKs all come back before the next iteration: taking a single batch
+    /// per iteration let the AF_XDP RX ring overflow (measured: 15% of
+    /// received frames dropped at 100 concurrent downloads).
     fn receive(&mut self, now: Instant) -> usize {
         let stack = &mut self.stack;
-        match self.device.receive(RX_BATCH, &mut |frames| stack.handle_frames(now, frames)) {
-            Ok(n) => n,
-            Err(e) => {
-                self.device_error("receive", &e);
-                0
+        let mut total = 0;
+        for _ in 0..RX_BATCHES_PER_ITERATION {
+            match self.device.receive(RX_BATCH, &mut |frames| stack.handle_frames(now, frames)) {
+                Ok(n) => {
+                    total += n;
+                    if n < RX_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    self.device_error("receive", &e);
+                    break;
+                }
             }
         }
+        total
     }
 
     /// Everything due from the engine into the device, then sent; frames emitted.
