@@ -41,6 +41,19 @@ pub enum Command {
         #[arg(long = "control-socket", value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+    /// Capture the frames the daemon receives and sends into a pcap file, until
+    /// Ctrl-C or COUNT frames (needs root or CAP_NET_RAW).
+    Capture {
+        /// The pcap file to write.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Stop after this many frames.
+        #[arg(short = 'c', long = "count", value_name = "COUNT")]
+        count: Option<u64>,
+        /// The daemon's control socket [default: $SLUICE_CONTROL_SOCKET, else the daemon's default].
+        #[arg(long = "control-socket", value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
 }
 
 /// `sluice daemon` flags, unchecked. Each field is named like its setting

@@ -19,6 +19,7 @@ use crate::control::admin::DaemonInfo;
 use crate::control::listener::ControlListener;
 use crate::control::signals::{TerminationSignals, Wake};
 use crate::control::{ControlHandle, ServerSetup};
+use crate::capture::CaptureTap;
 use crate::device::kernel_addr;
 use crate::device::tap::{locally_administered_mac, TapDevice};
 use crate::device::xdp::XdpDevice;
@@ -77,6 +78,7 @@ impl Daemon {
         let secret = random_secret()?;
         let unprivileged_port_start = unprivileged_port_start();
 
+        let capture = CaptureTap::new()?;
         let mut workers = Vec::with_capacity(devices.len());
         for (index, device) in (0u32..).zip(devices) {
             let setup = WorkerSetup {
@@ -87,6 +89,7 @@ impl Daemon {
                 idle_spin_us: config.idle_spin_us,
                 reports: reports.clone(),
                 failure: Arc::clone(&failure),
+                capture: Arc::clone(&capture),
             };
             let apps_config = AppSetConfig { worker: index, unprivileged_port_start, request_budget: REQUEST_BUDGET };
             let make_apps = make_apps.clone();
@@ -105,6 +108,7 @@ impl Daemon {
             reports: report_rx,
             report_bell,
             info: DaemonInfo { address: format!("{}/{}", config.ip, config.prefix), mtu: config.mtu },
+            capture,
         };
         let control = ControlHandle::spawn(setup, Arc::clone(&failure))?;
         info!("sluice daemon on {}/{}: control socket {}", config.ip, config.prefix, config.control_socket.display());

@@ -8,13 +8,16 @@
 //! * [`app`]: attached app workers: their requests, fifos and events, against the engine.
 //! * [`control`]: the control socket: attach, admin commands, app death.
 //! * [`daemon`]: starting and stopping the whole daemon; [`cli`]: the `sluice` command line.
-//! * [`stats`] and [`admin`]: `sluice stats`/`sluice sessions`, daemon and client side.
+//! * [`stats`] and [`admin`]: `sluice stats`/`sluice sessions`, daemon and client side;
+//!   [`capture`]: the frame tap behind `sluice capture`.
 //!
 //! The library is what the `sluice` binary runs, and what in-process tests
 //! start on the memory wire.
 
 pub mod admin;
 pub mod app;
+pub mod capture;
+pub mod capture_client;
 pub mod cli;
 pub mod config;
 pub mod control;

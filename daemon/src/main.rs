@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sluice_daemon::cli::{self, Command};
-use sluice_daemon::{admin, config, daemon};
+use sluice_daemon::{admin, capture_client, config, daemon};
 use sluice_shm::control::AdminCommand;
 
 const FAILED: u8 = 1;
@@ -35,6 +35,19 @@ fn main() -> ExitCode {
         }
         Command::Stats { json, socket } => admin_command(AdminCommand::Stats, json, socket),
         Command::Sessions { json, socket } => admin_command(AdminCommand::Sessions, json, socket),
+        Command::Capture { output, count, socket } => {
+            let path = config::control_socket_path(socket.as_deref());
+            match capture_client::run(&path, &output, count) {
+                Ok(frames) => {
+                    eprintln!("sluice: {frames} frames written to {}", output.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sluice: error: {e}");
+                    ExitCode::from(FAILED)
+                }
+            }
+        }
     }
 }
 

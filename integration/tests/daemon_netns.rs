@@ -70,6 +70,27 @@ fn curl_sha(topo: &Topology, path: &str) -> String {
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
 }
 
+/// The pcap file holds `frames` Ethernet frames of the test's traffic.
+fn check_capture(path: &Path, frames: usize) {
+    let file = std::fs::File::open(path).expect("open the capture");
+    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap file");
+    assert_eq!(reader.header().datalink, pcap_file::DataLink::ETHERNET);
+    let mut count = 0;
+    let mut tcp = 0;
+    while let Some(packet) = reader.next_packet() {
+        let packet = packet.expect("a whole pcap record");
+        assert_eq!(packet.orig_len as usize, packet.data.len(), "frames are captured whole");
+        let ethertype = u16::from_be_bytes([packet.data[12], packet.data[13]]);
+        assert!(ethertype == 0x0800 || ethertype == 0x0806, "not IPv4 or ARP: {ethertype:#x}");
+        if ethertype == 0x0800 && packet.data[23] == 6 {
+            tcp += 1;
+        }
+        count += 1;
+    }
+    assert_eq!(count, frames, "sluice capture -c {frames} wrote {count} frames");
+    assert!(tcp > frames / 2, "only {tcp} of {count} captured frames are TCP");
+}
+
 fn engine(stats: &Value) -> &Value {
     &stats["workers"][0]["engine"]
 }
@@ -87,8 +108,17 @@ fn serve_kernel_clients(prefix: &str, device: &'static str) {
     let echo_server = start_server(SERVER, "echo", ECHO_PORT, Path::new("."), &control);
     let http_server = start_server(SERVER, "http", HTTP_PORT, &www, &control);
 
+    // `sluice capture` records the first frames of the run.
+    let capture_file = tmp.0.join("capture.pcap");
+    let mut capture_cmd = Command::new(sluice_binary());
+    capture_cmd.args(["capture", "-c", "200", "-o"]).arg(&capture_file).arg("--control-socket").arg(&control);
+    let mut capture = sluice_integration::netns::Process::spawn(capture_cmd).expect("spawn sluice capture");
+    assert!(capture.wait_for_line("capturing to", READY).is_some(), "sluice capture never started");
+
     // Clean: many connections at once, every byte checked.
     echo(&topo, 200, 256 << 10);
+    capture.wait(Duration::from_secs(30)).expect_success("sluice capture");
+    check_capture(&capture_file, 200);
     http(&topo, "/64k.bin", &small, 64 << 10, 2000, 2);
     http(&topo, "/1m.bin", &big, 1 << 20, 100, 2);
     assert_eq!(curl_sha(&topo, "/1m.bin"), big, "curl's body differs");

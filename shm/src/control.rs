@@ -15,6 +15,7 @@
 //! | `Admin` | client → daemon | command u8, json u8 | – |
 //! | `Text` | daemon → admin | last u8, UTF-8 bytes | – |
 //! | `Error` | daemon → client | errno i32, UTF-8 message | – |
+//! | `CaptureFrame` | daemon → admin | timestamp ns u64, original length u32, frame bytes | – |
 
 use crate::layout::{Geometry, GeometryError, GEOMETRY_BYTES};
 
@@ -43,6 +44,9 @@ pub enum Role {
 pub enum AdminCommand {
     Stats = 1,
     Sessions = 2,
+    /// Stream every frame the workers receive and send as `CaptureFrame`s
+    /// until the client hangs up.
+    Capture = 3,
 }
 
 /// One control message.
@@ -53,7 +57,13 @@ pub enum Message {
     Admin { command: AdminCommand, json: bool },
     Text { last: bool, text: String },
     Error { errno: i32, message: String },
+    /// One captured frame: wall-clock time (ns since the Unix epoch), its
+    /// length on the wire, and its bytes (at most [`MAX_CAPTURE_BYTES`]).
+    CaptureFrame { timestamp_ns: u64, orig_len: u32, data: Vec<u8> },
 }
+
+/// Most bytes of a frame a `CaptureFrame` carries (the snap length).
+pub const MAX_CAPTURE_BYTES: usize = MAX_MESSAGE - HEADER_BYTES - 12;
 
 /// Why a datagram is not a valid message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +100,7 @@ mod kind {
     pub const ADMIN: u8 = 3;
     pub const TEXT: u8 = 4;
     pub const ERROR: u8 = 5;
+    pub const CAPTURE_FRAME: u8 = 6;
 }
 
 fn u32_at(b: &[u8], at: usize) -> Result<u32, ControlError> {
@@ -131,6 +142,12 @@ impl Message {
                 let mut b = errno.to_le_bytes().to_vec();
                 b.extend_from_slice(truncate(message, MAX_TEXT_CHUNK - 3).as_bytes());
                 (kind::ERROR, b)
+            }
+            Message::CaptureFrame { timestamp_ns, orig_len, data } => {
+                let mut b = timestamp_ns.to_le_bytes().to_vec();
+                b.extend_from_slice(&orig_len.to_le_bytes());
+                b.extend_from_slice(&data[..data.len().min(MAX_CAPTURE_BYTES)]);
+                (kind::CAPTURE_FRAME, b)
             }
         };
         let mut out = Vec::with_capacity(HEADER_BYTES + body.len());
@@ -189,6 +206,7 @@ impl Message {
                 let command = match body[0] {
                     1 => AdminCommand::Stats,
                     2 => AdminCommand::Sessions,
+                    3 => AdminCommand::Capture,
                     _ => return Err(ControlError::BadField("command")),
                 };
                 let json = match body[1] {
@@ -210,6 +228,13 @@ impl Message {
                 errno: u32_at(body, 0)? as i32,
                 message: text_from(&body[4..], "message")?,
             },
+            kind::CAPTURE_FRAME => {
+                if body.len() < 12 {
+                    return Err(ControlError::BadLength);
+                }
+                let timestamp_ns = u64::from(u32_at(body, 0)?) | (u64::from(u32_at(body, 4)?) << 32);
+                Message::CaptureFrame { timestamp_ns, orig_len: u32_at(body, 8)?, data: body[12..].to_vec() }
+            }
             other => return Err(ControlError::UnknownKind(other)),
         };
         Ok((request_id, msg))
@@ -256,6 +281,8 @@ mod tests {
             Message::Admin { command: AdminCommand::Sessions, json: true },
             Message::Text { last: false, text: "héllo".into() },
             Message::Error { errno: 13, message: "port 80 needs CAP_NET_BIND_SERVICE".into() },
+            Message::Admin { command: AdminCommand::Capture, json: false },
+            Message::CaptureFrame { timestamp_ns: 1_700_000_000_123_456_789, orig_len: 60, data: vec![0xab; 60] },
         ] {
             assert_eq!(Message::decode(&m.encode(77)), Ok((77, m.clone())));
         }

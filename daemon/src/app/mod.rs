@@ -42,7 +42,7 @@ mod errno;
 mod events;
 mod open;
 mod options;
-mod ports;
+pub(crate) mod ports;
 mod publish;
 mod pump;
 mod reaper;

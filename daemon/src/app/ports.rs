@@ -12,17 +12,20 @@ const CAP_NET_BIND_SERVICE: u32 = 10;
 /// Whether the app may bind `port`. Port 0 (any port) is never privileged:
 /// the daemon picks an ephemeral one.
 pub(super) fn may_bind(identity: &AppIdentity, port: u16, unprivileged_port_start: u16) -> bool {
-    port == 0 || port >= unprivileged_port_start || identity.uid == 0 || has_bind_capability(identity.pid)
+    port == 0
+        || port >= unprivileged_port_start
+        || identity.uid == 0
+        || has_capability(identity.pid, CAP_NET_BIND_SERVICE)
 }
 
-/// Whether process `pid` has `CAP_NET_BIND_SERVICE` in its effective set.
+/// Whether process `pid` has capability number `cap` in its effective set.
 /// A process that is gone, or whose status cannot be read, has none.
-fn has_bind_capability(pid: i32) -> bool {
+pub(crate) fn has_capability(pid: i32, cap: u32) -> bool {
     if pid <= 0 {
         return false;
     }
     match std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        Ok(status) => effective_capabilities(&status).is_some_and(|caps| caps & (1 << CAP_NET_BIND_SERVICE) != 0),
+        Ok(status) => effective_capabilities(&status).is_some_and(|caps| caps & (1u64 << cap) != 0),
         Err(e) => {
             log::debug!("cannot read the capabilities of pid {pid}: {e}");
             false

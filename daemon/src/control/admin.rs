@@ -44,5 +44,8 @@ pub fn respond(
             }
             Ok(if json { stats::to_json(&list) } else { stats::render_sessions(&list.sessions) })
         }
+        // A stream, not one answer: the server turns the client into a
+        // capture client before it gets here.
+        AdminCommand::Capture => Err("capture is a stream, not a reply".into()),
     }
 }

@@ -26,6 +26,8 @@ pub enum Role {
     App(AppId),
     /// `sluice stats`/`sessions`.
     Admin,
+    /// `sluice capture`: receives every captured frame.
+    Capture,
 }
 
 /// A control connection.
@@ -57,6 +59,11 @@ impl Client {
     /// Queues a reply (sent by [`Client::flush`]).
     pub fn queue(&mut self, message: &Message, request_id: u32) {
         self.outbox.push_back(message.encode(request_id));
+    }
+
+    /// Messages waiting to be sent.
+    pub fn queued(&self) -> usize {
+        self.outbox.len()
     }
 
     /// Sends queued replies until done or the socket is full. An error

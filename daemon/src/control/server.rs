@@ -7,7 +7,10 @@
 //!   app pushes before the worker has attached it wait in the ring (the app
 //!   rings the doorbell only when the worker's sleep flag, still zero in a
 //!   fresh segment, says so; the `Attach` command itself wakes the worker).
-//! * `Hello{Admin}` then `Admin{..}`: answered from the workers' snapshots.
+//! * `Hello{Admin}` then `Admin{..}`: answered from the workers' snapshots;
+//!   `Admin{Capture}` (uid 0 or `CAP_NET_RAW`, as for a packet socket) turns
+//!   the client into a capture client that gets every frame the workers
+//!   record until it hangs up.
 //! * A client that hangs up (EPOLLHUP, or a read of length 0) is closed; an
 //!   app's worker is told to reap it.
 //! * A message that is malformed or unexpected gets an `Error` reply and the
@@ -21,7 +24,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
-use sluice_shm::control::{text_chunks, ControlError, Message, Role as HelloRole, MAX_MESSAGE};
+use sluice_shm::control::{text_chunks, AdminCommand, ControlError, Message, Role as HelloRole, MAX_MESSAGE};
 use sluice_shm::layout::Geometry;
 use sluice_shm::os::EventFd;
 use sluice_shm::unix_socket;
@@ -30,13 +33,23 @@ use super::admin::{self, DaemonInfo};
 use super::attach::Attachment;
 use super::client::{Client, Flushed, Role};
 use super::listener::ControlListener;
+use crate::app::ports::has_capability;
 use crate::app::{AppId, AppIdentity};
+use crate::capture::CaptureTap;
 use crate::worker::epoll::{self, Epoll};
 use crate::worker::{WorkerCommand, WorkerLink, WorkerReport};
 
 const LISTENER_TOKEN: u64 = 0;
 const STOP_TOKEN: u64 = 1;
 const REPORTS_TOKEN: u64 = 2;
+const CAPTURE_TOKEN: u64 = 3;
+
+/// Captured frames waiting for one capture client at most; beyond that its
+/// frames are dropped (and counted), so a slow reader costs bounded memory.
+const MAX_CAPTURE_BACKLOG: usize = 8192;
+
+/// `CAP_NET_RAW` (`capabilities(7)`): what capturing packets needs.
+const CAP_NET_RAW: u32 = 13;
 const FIRST_CLIENT_TOKEN: u64 = 16;
 
 /// The worker every app is homed on (v1 has one; design §3.4).
@@ -60,6 +73,9 @@ pub struct Server {
     workers: Vec<WorkerLink>,
     geometry: Geometry,
     info: DaemonInfo,
+    capture: Arc<CaptureTap>,
+    /// Frames not sent to a capture client because its backlog was full.
+    capture_dropped: u64,
     clients: HashMap<u64, Client>,
     /// The connection of each attached app.
     apps: HashMap<AppId, u64>,
@@ -78,6 +94,7 @@ pub struct ServerSetup {
     pub reports: mpsc::Receiver<WorkerReport>,
     pub report_bell: Arc<EventFd>,
     pub info: DaemonInfo,
+    pub capture: Arc<CaptureTap>,
 }
 
 fn errno_of(e: &io::Error) -> i32 {
@@ -92,6 +109,7 @@ fn kind_name(m: &Message) -> &'static str {
         Message::Admin { .. } => "Admin",
         Message::Text { .. } => "Text",
         Message::Error { .. } => "Error",
+        Message::CaptureFrame { .. } => "CaptureFrame",
     }
 }
 
@@ -106,6 +124,7 @@ impl Server {
             epoll.add(setup.listener.as_fd().as_raw_fd(), LISTENER_TOKEN, epoll::IN)?;
             epoll.add(stop.as_raw_fd(), STOP_TOKEN, epoll::IN)?;
             epoll.add(setup.report_bell.as_raw_fd(), REPORTS_TOKEN, epoll::IN)?;
+            epoll.add(setup.capture.bell().as_raw_fd(), CAPTURE_TOKEN, epoll::IN)?;
             Ok(epoll)
         };
         let epoll = match watch() {
@@ -124,6 +143,8 @@ impl Server {
             workers: setup.workers,
             geometry: setup.geometry,
             info: setup.info,
+            capture: setup.capture,
+            capture_dropped: 0,
             clients: HashMap::new(),
             apps: HashMap::new(),
             next_token: FIRST_CLIENT_TOKEN,
@@ -157,6 +178,7 @@ impl Server {
                         return Ok(());
                     }
                     REPORTS_TOKEN => self.handle_reports(),
+                    CAPTURE_TOKEN => self.forward_captured(),
                     token => self.client_ready(token, r.events),
                 }
             }
@@ -291,6 +313,7 @@ impl Server {
                     c.role = Role::Admin;
                 }
             }
+            (Role::Admin, Message::Admin { command: AdminCommand::Capture, .. }) => self.start_capture(token, request_id),
             (Role::Admin, Message::Admin { command, json }) => {
                 let reply = admin::respond(command, json, &self.workers, &self.info, self.apps.len() as u32);
                 let Some(c) = self.clients.get_mut(&token) else { return };
@@ -312,6 +335,7 @@ impl Server {
                         Role::New => "new",
                         Role::App(_) => "attached app",
                         Role::Admin => "admin",
+                        Role::Capture => "capture",
                     }
                 );
                 self.refuse(token, request_id, libc::EPROTO, &what);
@@ -369,6 +393,46 @@ impl Server {
         info!("app worker {} attached: pid {}, uid {}, gid {}", id.0, cred.pid, cred.uid, cred.gid);
     }
 
+    /// Makes an admin client a capture client, if its process may capture.
+    fn start_capture(&mut self, token: u64, request_id: u32) {
+        let Some(client) = self.clients.get_mut(&token) else { return };
+        let allowed = match unix_socket::peer_cred(client.sock.as_fd()) {
+            Ok(cred) => cred.uid == 0 || has_capability(cred.pid, CAP_NET_RAW),
+            Err(_) => false,
+        };
+        if !allowed {
+            return self.refuse(token, request_id, libc::EPERM, "capturing packets needs root or CAP_NET_RAW");
+        }
+        client.role = Role::Capture;
+        // Acknowledged before any frame, so the client knows from when on
+        // frames are recorded.
+        client.queue(&Message::Text { last: true, text: "capture started".into() }, request_id);
+        self.capture.set_enabled(true);
+        self.flush(token);
+        info!("control: packet capture started");
+    }
+
+    /// Sends the frames the workers captured to every capture client.
+    fn forward_captured(&mut self) {
+        let mut frames = Vec::new();
+        self.capture.take(&mut frames);
+        let tokens: Vec<u64> =
+            self.clients.iter().filter(|(_, c)| c.role == Role::Capture).map(|(&t, _)| t).collect();
+        for &token in &tokens {
+            let Some(c) = self.clients.get_mut(&token) else { continue };
+            for f in &frames {
+                if c.queued() >= MAX_CAPTURE_BACKLOG {
+                    self.capture_dropped += 1;
+                    continue;
+                }
+                let message =
+                    Message::CaptureFrame { timestamp_ns: f.timestamp_ns, orig_len: f.orig_len, data: f.data.clone() };
+                c.queue(&message, 0);
+            }
+            self.flush(token);
+        }
+    }
+
     /// Sends an `Error` (best effort) and closes the connection.
     fn refuse(&mut self, token: u64, request_id: u32, errno: i32, message: &str) {
         debug!("control: refusing a client: {message}");
@@ -408,6 +472,14 @@ impl Server {
         let Some(client) = self.clients.remove(&token) else { return };
         // Removed while the descriptor is still open (see `Epoll::delete`).
         let _ = self.epoll.delete(client.sock.as_raw_fd());
+        if client.role == Role::Capture && !self.clients.values().any(|c| c.role == Role::Capture) {
+            self.capture.set_enabled(false);
+            info!(
+                "control: packet capture stopped ({} frames dropped by the workers' queue, {} by slow clients)",
+                self.capture.dropped(),
+                self.capture_dropped
+            );
+        }
         if let Role::App(id) = client.role {
             self.apps.remove(&id);
             info!("app worker {} detached", id.0);

@@ -183,6 +183,8 @@ pub struct WorkerSetup {
     /// Notified if the thread ends other than by `Shutdown` (an error or a
     /// panic), so the daemon does not keep running without it.
     pub failure: Arc<EventFd>,
+    /// Where frames go while `sluice capture` runs.
+    pub capture: Arc<crate::capture::CaptureTap>,
 }
 
 /// Notifies an eventfd if dropped while armed: a thread holds one so that

@@ -31,6 +31,7 @@ use super::epoll::{self, Epoll, Ready};
 use super::poller::{Poller, Step};
 use super::{AppWork, FailureGuard, ReportSender, WorkerCommand, WorkerReport, WorkerSetup};
 use crate::app::{AppId, NewApp};
+use crate::capture::{CaptureSink, CaptureTap};
 use crate::device::{Device, RX_BATCH};
 use crate::stats::{format_mac, EngineStats, PollerCounters, WorkerStats};
 
@@ -94,6 +95,7 @@ struct Worker<A> {
     poller: Poller,
     counters: PollerCounters,
     reports: ReportSender,
+    capture: Arc<CaptureTap>,
     /// What the last `epoll_wait` reported (kept to avoid allocating per sleep).
     fired: Vec<Ready>,
 }
@@ -115,6 +117,7 @@ impl<A: AppWork> Worker<A> {
             poller: Poller::new(setup.poll_mode, setup.idle_spin_us),
             counters: PollerCounters::default(),
             reports: setup.reports,
+            capture: setup.capture,
             fired: Vec::new(),
         }
     }
@@ -162,9 +165,16 @@ impl<A: AppWork> Worker<A> {
     /// received frames dropped at 100 concurrent downloads).
     fn receive(&mut self, now: Instant) -> usize {
         let stack = &mut self.stack;
+        let capture = &*self.capture;
         let mut total = 0;
         for _ in 0..RX_BATCHES_PER_ITERATION {
-            match self.device.receive(RX_BATCH, &mut |frames| stack.handle_frames(now, frames)) {
+            let mut deliver = |frames: &[&[u8]]| {
+                if capture.enabled() {
+                    frames.iter().for_each(|f| capture.record(f));
+                }
+                stack.handle_frames(now, frames)
+            };
+            match self.device.receive(RX_BATCH, &mut deliver) {
                 Ok(n) => {
                     total += n;
                     if n < RX_BATCH {
@@ -182,7 +192,12 @@ impl<A: AppWork> Worker<A> {
 
     /// Everything due from the engine into the device, then sent; frames emitted.
     fn transmit(&mut self, now: Instant) -> usize {
-        let frames = self.stack.poll_transmit(now, self.device.sink());
+        let frames = if self.capture.enabled() {
+            let mut sink = CaptureSink { inner: self.device.sink(), tap: &self.capture };
+            self.stack.poll_transmit(now, &mut sink)
+        } else {
+            self.stack.poll_transmit(now, self.device.sink())
+        };
         if let Err(e) = self.device.flush() {
             self.device_error("flush", &e);
         }

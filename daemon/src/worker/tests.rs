@@ -125,6 +125,7 @@ fn start<A: AppWork + 'static>(
         idle_spin_us: 50,
         reports,
         failure: Arc::clone(&failure),
+        capture: crate::capture::CaptureTap::new().unwrap(),
     };
     Running { worker: WorkerHandle::spawn(setup, apps).unwrap(), failure, _reports: rx }
 }
