@@ -88,7 +88,12 @@ impl Daemon {
                 reports: reports.clone(),
                 failure: Arc::clone(&failure),
             };
-            let apps_config = AppSetConfig { worker: index, unprivileged_port_start, request_budget: REQUEST_BUDGET, loopback: config.loopback };
+            let apps_config = AppSetConfig {
+                worker: index,
+                unprivileged_port_start,
+                request_budget: REQUEST_BUDGET,
+                loopback: config.loopback,
+            };
             let make_apps = make_apps.clone();
             match WorkerHandle::spawn(setup, move || make_apps(apps_config)) {
                 Ok(worker) => workers.push(worker),

@@ -297,6 +297,26 @@ fn a_full_accept_queue_makes_the_connect_wait_for_credit() {
 }
 
 #[test]
+fn a_connect_that_never_gets_credit_times_out() {
+    let mut world = World::new();
+    let (mut server, mut client, _) = two_apps(&mut world, 7000, 1, 64, 4096);
+    let remote = SocketAddrV4::new(DAEMON_IP, 7000);
+    let _first = connect_to(&mut client, &mut world, remote).unwrap();
+    let second = connect_to(&mut client, &mut world, remote).unwrap();
+    let start = world.now;
+    assert!(world.run_until(Duration::from_secs(200), |_| {
+        server.poll_events(usize::MAX);
+        client.poll_events(usize::MAX);
+        client.conn(second).bits & ready::ERROR != 0
+    }));
+    assert_eq!(client.conn(second).errno, libc::ETIMEDOUT);
+    // The kernel's SYN retries: 127 s, not sooner.
+    assert!(world.now - start >= Duration::from_secs(127), "{:?}", world.now - start);
+    client.close(second);
+    assert!(world.run_until(Duration::from_secs(5), |w| w.stats(client.id).sessions == 1));
+}
+
+#[test]
 fn the_death_of_one_app_closes_its_ends() {
     let mut world = World::new();
     let (mut server, mut client, _) = two_apps(&mut world, 7000, 16, 64, 4096);

@@ -274,8 +274,12 @@ impl AppSet {
     /// app frees room without telling the daemon, so a worker that sleeps
     /// while this is true should bound its sleep (a few milliseconds) to
     /// hand them over soon after the app catches up.
+    ///
+    /// Cut-through connects waiting for a listener's credit count too: their
+    /// `ETIMEDOUT` deadline has no engine timer behind it, so the same
+    /// bounded sleep lets them fail on time.
     pub fn waiting_for_event_space(&self) -> bool {
-        self.attached().any(|(_, app)| app.outbox.is_waiting())
+        self.attached().any(|(_, app)| app.outbox.is_waiting()) || self.cut.has_pending()
     }
 
     /// Apps killed for protocol violations since the last call; the worker

@@ -172,6 +172,11 @@ impl CutThrough {
         self.ports.remove(&addr);
     }
 
+    /// Whether connects wait for a listener's credit (or their deadline).
+    pub(in crate::app) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     fn kick(&mut self, end: Endpoint) {
         self.kicked.push(end);
     }
