@@ -228,8 +228,8 @@ fn abort_and_close_with_unread_bytes_reset_the_peer() {
     // Writing after a reset drops the bytes instead of wedging.
     assert_eq!(server.write(s, b"into the void"), 13);
     server.close(s);
-    assert!(world.run_until(Duration::from_secs(5), |w| w.stats(server.id).sessions == 0
-        && w.stats(client.id).sessions == 0));
+    assert!(world
+        .run_until(Duration::from_secs(5), |w| w.stats(server.id).sessions == 0 && w.stats(client.id).sessions == 0));
 }
 
 #[test]
@@ -444,8 +444,8 @@ fn a_thousand_pairs() {
             world.pump();
         }
     }
-    assert!(world.run_until(Duration::from_secs(10), |w| w.stats(server.id).sessions == 0
-        && w.stats(client.id).sessions == 0));
+    assert!(world
+        .run_until(Duration::from_secs(10), |w| w.stats(server.id).sessions == 0 && w.stats(client.id).sessions == 0));
 }
 
 #[test]

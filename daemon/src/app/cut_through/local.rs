@@ -77,7 +77,8 @@ impl App {
         let installed = self.seg.publish_conn(handle, bound, remote).is_some_and(|slot| {
             let mut end = CutEnd::new(slot.rx, slot.tx, Phase::Connecting { remote, deadline });
             end.port = Some(bound);
-            let session = Session { desc: slot.desc, words: slot.words, role: Role::Cut(end), backlog: Default::default() };
+            let session =
+                Session { desc: slot.desc, words: slot.words, role: Role::Cut(end), backlog: Default::default() };
             self.sessions.insert(handle, session)
         });
         if !installed {

@@ -55,7 +55,10 @@ pub(super) struct Endpoint {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Phase {
     /// A client end waiting for a listener's credit (the SYN retries).
-    Connecting { remote: SocketAddrV4, deadline: Instant },
+    Connecting {
+        remote: SocketAddrV4,
+        deadline: Instant,
+    },
     Open,
     /// The connect failed (refused or timed out); only CLOSE is left.
     Failed,

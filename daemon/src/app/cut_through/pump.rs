@@ -125,8 +125,7 @@ fn move_bytes(
     dst: Endpoint,
 ) -> Result<usize, (Endpoint, Violation)> {
     let mut moved = 0usize;
-    loop {
-        let Some(s) = end_mut(apps, src) else { break };
+    while let Some(s) = end_mut(apps, src) {
         let limit = s.finish.map_or(ctx.bounce.len(), |f| (f.remaining as usize).min(ctx.bounce.len()));
         let available = s.tx.readable().map_err(|v| (src, v))? as usize;
         if limit == 0 || available == 0 {
@@ -219,7 +218,12 @@ fn answer_want_space(apps: &mut BTreeMap<AppId, App>, src: Endpoint) -> usize {
 
 /// Carries out `src`'s shutdown or close once its bytes have all moved:
 /// `PEER_CLOSED` to a reading peer, and a close frees the slot.
-fn finish_if_drained(apps: &mut BTreeMap<AppId, App>, ctx: &mut Ctx<'_>, src: Endpoint, dst: Option<Endpoint>) -> usize {
+fn finish_if_drained(
+    apps: &mut BTreeMap<AppId, App>,
+    ctx: &mut Ctx<'_>,
+    src: Endpoint,
+    dst: Option<Endpoint>,
+) -> usize {
     let Some(s) = end_mut(apps, src) else { return 0 };
     let Some(finish) = s.finish else { return 0 };
     if finish.remaining > 0 {
