@@ -147,7 +147,10 @@ impl App {
         }
         let unread = match end.rx.free() {
             Ok(free) => free < end.rx.size(),
-            Err(_) => true,
+            Err(violation) => {
+                self.record_violation(ctx.now, &format_args!("session {}: {violation}", handle.index));
+                return self.cut_abort(ctx, handle);
+            }
         };
         if unread || end.linger_zero {
             return self.cut_abort(ctx, handle);

@@ -235,8 +235,9 @@ fn finish_if_drained(
         }
     }
     s.finish = None;
-    s.write_shut = true;
-    if let Some(dst) = dst {
+    // A close after a shutdown has told the peer already.
+    let tell_peer = !std::mem::replace(&mut s.write_shut, true);
+    if let Some(dst) = dst.filter(|_| tell_peer) {
         if let Some(d) = end_mut(apps, dst) {
             d.peer_fin = true;
         }
