@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use app_common::*;
 use sluice_daemon::app::{AppSet, AppSetConfig};
-use sluice_shm::layout::desc;
+use sluice_shm::layout::{app_words, desc};
 use sluice_shm::protocol::{ready, Request, ShutdownHow, SockOption};
 use sluice_shm::SessionHandle;
 use sluice_stack::Duration;
@@ -457,4 +457,22 @@ fn without_loopback_interception_127_is_unreachable() {
     assert_eq!(connect_to(&mut client, &mut world, remote), Err(libc::ENETUNREACH));
     // The stack's own address is still served.
     pair(&mut world, &mut server, &mut client, SocketAddrV4::new(DAEMON_IP, 7000));
+}
+
+#[test]
+fn an_impossible_tx_tail_resets_the_pair_and_counts_a_violation() {
+    let mut world = World::new();
+    let (mut server, mut client, _) = two_apps(&mut world, 7000, 16, 64, 4096);
+    let (c, s) = pair(&mut world, &mut server, &mut client, SocketAddrV4::new(DAEMON_IP, 7000));
+    // The server claims far more bytes than its fifo holds.
+    server.conn(s).words.word(app_words::TX_TAIL).store(1 << 30, Ordering::Release);
+    server.push(Request::TxReady { handle: s });
+    assert!(world.run_until(Duration::from_secs(5), |_| {
+        client.poll_events(usize::MAX);
+        client.conn(c).bits & ready::RESET != 0
+    }));
+    assert_eq!(client.conn(c).received.len(), 0, "no garbage delivered");
+    assert!(world.stats(server.id).violations >= 1);
+    assert_eq!(world.stats(client.id).violations, 0);
+    assert_eq!(world.stats(server.id).sessions, 0, "the violating end is freed");
 }

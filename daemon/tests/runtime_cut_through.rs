@@ -105,3 +105,35 @@ fn a_vcl_client_and_echo_server_talk_through_127_0_0_1() {
     listener.close().unwrap();
     daemon.stop();
 }
+
+#[test]
+fn without_loopback_interception_127_is_unreachable_but_the_stack_address_is_served() {
+    let dir = TempDir::new("cut-through-off");
+    let cfg = config(dir.path());
+    assert!(!cfg.loopback);
+    let (dev, wire) = MemoryDevice::pair("wire", DAEMON_MAC).unwrap();
+    let daemon = Daemon::start(cfg, vec![Box::new(dev) as Box<dyn Device>]).unwrap();
+    let server_vcl = Vcl::attach(daemon.control_socket()).unwrap();
+    let client_vcl = Vcl::attach(daemon.control_socket()).unwrap();
+    let listener = server_vcl.listen(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 16).unwrap();
+
+    assert_eq!(client_vcl.connect(SocketAddrV4::new(LOOPBACK, PORT)).unwrap_err(), Errno(libc::ENETUNREACH));
+
+    let conn = client_vcl.connect(SocketAddrV4::new(DAEMON_IP, PORT)).unwrap();
+    let (accepted, peer) = listener.accept().unwrap();
+    assert_eq!(peer, conn.local_addr().unwrap());
+    assert_eq!(*peer.ip(), DAEMON_IP);
+    write_all(&conn, b"ping");
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        got += accepted.read(&mut buf[got..]).unwrap();
+    }
+    assert_eq!(&buf, b"ping");
+    conn.close().unwrap();
+    assert_eq!(accepted.read(&mut buf).unwrap(), 0, "EOF after the client's close");
+    accepted.close().unwrap();
+    listener.close().unwrap();
+    assert!(wire.recv().is_none(), "nothing crossed the wire");
+    daemon.stop();
+}
