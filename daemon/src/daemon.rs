@@ -91,7 +91,12 @@ impl Daemon {
                 failure: Arc::clone(&failure),
                 capture: Arc::clone(&capture),
             };
-            let apps_config = AppSetConfig { worker: index, unprivileged_port_start, request_budget: REQUEST_BUDGET };
+            let apps_config = AppSetConfig {
+                worker: index,
+                unprivileged_port_start,
+                request_budget: REQUEST_BUDGET,
+                loopback: config.loopback,
+            };
             let make_apps = make_apps.clone();
             match WorkerHandle::spawn(setup, move || make_apps(apps_config)) {
                 Ok(worker) => workers.push(worker),

@@ -323,6 +323,10 @@ pub fn render_sessions(rows: &[SessionRow]) -> String {
             format!("app={},pid={}", r.app, r.pid),
         ]);
         details.push((r.state != "LISTEN").then(|| {
+            if r.cut_through {
+                // No TCP below it: the peer is another app of this daemon.
+                return "\t cut-through".to_string();
+            }
             format!(
                 "\t cwnd:{} ssthresh:{} rtt:{:.3}/{:.3} rto:{:.0} bytes_acked:{} bytes_received:{} retrans:{}",
                 r.cwnd,
@@ -441,6 +445,21 @@ mod tests {
         assert!(lines[3].contains("cwnd:10") && lines[3].contains("rtt:1.500/"), "{text}");
         assert_eq!(lines[0].find("Local"), lines[2].find("10.0.0.2:80"));
         assert_eq!(lines[0].find("Process"), lines[1].find("app=1,pid=9"));
+    }
+
+    #[test]
+    fn cut_through_sessions_are_marked_instead_of_tcp_details() {
+        let row = SessionRow {
+            state: "ESTABLISHED".into(),
+            local: "127.0.0.1:40000".into(),
+            remote: "127.0.0.1:80".into(),
+            cut_through: true,
+            ..Default::default()
+        };
+        let text = render_sessions(&[row]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[2].trim(), "cut-through");
     }
 
     #[test]

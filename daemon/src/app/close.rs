@@ -5,7 +5,7 @@
 
 use sluice_shm::protocol::ShutdownHow;
 use sluice_shm::{SessionHandle, Violation};
-use sluice_stack::{Shutdown, SocketId};
+use sluice_stack::Shutdown;
 
 use super::pump::engine_has_data;
 use super::session::{Finish, FinishAction, Role};
@@ -15,6 +15,9 @@ impl App {
     /// `SHUTDOWN`: reading stops at once; writing ends with FIN after every
     /// byte already in the TX fifo. Returns the bits the drain raised.
     pub(super) fn shutdown(&mut self, ctx: &mut Ctx<'_>, handle: SessionHandle, how: ShutdownHow) -> u16 {
+        if let Some(bits) = self.cut_shutdown(ctx, handle, how) {
+            return bits;
+        }
         let Some(conn) = self.sessions.get_mut(handle).and_then(|s| s.conn_mut()) else { return 0 };
         let id = conn.id;
         if matches!(how, ShutdownHow::Read | ShutdownHow::Both) {
@@ -40,6 +43,9 @@ impl App {
     /// at once; otherwise the slot lives until the TX fifo has drained,
     /// then the engine closes it (FIN) and the slot is freed.
     pub(super) fn close(&mut self, ctx: &mut Ctx<'_>, handle: SessionHandle) {
+        if self.cut_close(ctx, handle) {
+            return;
+        }
         let Some(conn) = self.sessions.get_mut(handle).and_then(|s| s.conn_mut()) else { return };
         let id = conn.id;
         let unread = match conn.rx.free() {
@@ -63,6 +69,9 @@ impl App {
 
     /// `ABORT` of a connection: RST, and the slot is free at once.
     pub(super) fn abort(&mut self, ctx: &mut Ctx<'_>, handle: SessionHandle) {
+        if self.cut_abort(ctx, handle) {
+            return;
+        }
         let Some(conn) = self.sessions.get_mut(handle).and_then(|s| s.conn_mut()) else { return };
         let id = conn.id;
         if let Err(e) = ctx.stack.tcp_abort(ctx.now, id) {
@@ -116,9 +125,10 @@ impl App {
     pub(super) fn free(&mut self, handle: SessionHandle) {
         let Some((session, next_gen)) = self.sessions.remove(handle) else { return };
         self.outbox.forget(session.backlog.queued);
-        let socket = session.socket();
-        self.by_socket.remove(&socket);
-        let had_fifos = matches!(socket, SocketId::Conn(_));
+        if let Some(socket) = session.socket() {
+            self.by_socket.remove(&socket);
+        }
+        let had_fifos = !matches!(session.role, Role::Listener(_));
         self.seg.retire(&session.desc, handle.index, next_gen, had_fifos);
         if let Role::Listener(listener) = &session.role {
             self.credit_total -= u64::from(listener.credit);

@@ -21,6 +21,8 @@
 //! * `pump` — bytes between fifos and the engine, flow-control words;
 //! * `engine_events` — engine events to fifo work and app events;
 //!   `events` — the event ring, reply FIFO and coalescing backlog;
+//! * `cut_through` — connections between two apps of this worker, moved
+//!   fifo to fifo without the engine (design §3.7);
 //! * `reaper` — closing a departed app's sessions; `ports` — the
 //!   privileged-port rule; `violations` — counting and killing;
 //!   `errno` — engine errors as errno; `report` — stats and session rows.
@@ -37,6 +39,7 @@ use sluice_shm::FlagWord;
 use sluice_stack::{Instant, Stack};
 
 mod close;
+mod cut_through;
 mod engine_events;
 mod errno;
 mod events;
@@ -53,6 +56,7 @@ mod sessions;
 mod state;
 mod violations;
 
+use cut_through::CutThrough;
 use state::{App, Ctx};
 
 /// Size of the private buffer every copy between a fifo and the engine
@@ -99,6 +103,9 @@ pub struct AppSetConfig {
     pub unprivileged_port_start: u16,
     /// Requests taken from one app's ring per `poll`.
     pub request_budget: usize,
+    /// Connections to 127.0.0.0/8 are served as cut-through sessions
+    /// (`--loopback on`); when off they fail with `ENETUNREACH`.
+    pub loopback: bool,
 }
 
 /// Per-app counters for `sluice stats`.
@@ -140,6 +147,9 @@ pub struct SessionRow {
     /// Bytes waiting in the session's RX fifo (for the app) and TX fifo (for the engine).
     pub rx_fifo: u32,
     pub tx_fifo: u32,
+    /// A cut-through session: the peer is another app on this daemon, the
+    /// bytes never cross the NIC, and the TCP columns stay zero.
+    pub cut_through: bool,
 }
 
 /// All app workers one daemon worker serves.
@@ -150,11 +160,19 @@ pub struct AppSet {
     /// Apps killed since the last `take_killed`.
     killed: Vec<AppId>,
     bounce: Box<[u8]>,
+    /// Cut-through work that spans apps (connects, resets, pair pumping).
+    cut: CutThrough,
 }
 
 impl AppSet {
     pub fn new(config: AppSetConfig) -> AppSet {
-        AppSet { config, apps: BTreeMap::new(), killed: Vec::new(), bounce: vec![0; BOUNCE_BYTES].into_boxed_slice() }
+        AppSet {
+            config,
+            apps: BTreeMap::new(),
+            killed: Vec::new(),
+            bounce: vec![0; BOUNCE_BYTES].into_boxed_slice(),
+            cut: CutThrough::default(),
+        }
     }
 
     /// Starts serving an app worker. Segments this worker cannot serve (no
@@ -186,19 +204,19 @@ impl AppSet {
     /// it had written), its listeners removed, its memory released.
     pub fn detach(&mut self, id: AppId, stack: &mut Stack, now: Instant) {
         let Some(app) = self.apps.get_mut(&id).filter(|a| !a.detached) else { return };
-        let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config };
+        let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config, cut: &mut self.cut };
         app.reap(&mut ctx);
         log::info!("app worker {} detached, {} sessions still draining", id.0, app.sessions.len());
-        if app.sessions.is_empty() {
-            self.apps.remove(&id);
-        }
+        // Its cut-through peers hear of the closes now.
+        cut_through::run(&mut self.apps, &mut ctx);
+        self.apps.retain(|_, app| !(app.detached && app.sessions.is_empty()));
     }
 
     /// One iteration's work for every app; returns the amount done (0 when
     /// idle), which drives adaptive polling.
     pub fn poll(&mut self, stack: &mut Stack, now: Instant) -> usize {
         let mut work = 0;
-        let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config };
+        let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config, cut: &mut self.cut };
         for (id, app) in self.apps.iter_mut() {
             if app.detached {
                 // Only slots draining towards their close are left.
@@ -221,6 +239,7 @@ impl AppSet {
                 self.killed.push(*id);
             }
         }
+        work += cut_through::run(&mut self.apps, &mut ctx);
         self.apps.retain(|_, app| !(app.detached && app.sessions.is_empty()));
         work
     }
@@ -255,8 +274,12 @@ impl AppSet {
     /// app frees room without telling the daemon, so a worker that sleeps
     /// while this is true should bound its sleep (a few milliseconds) to
     /// hand them over soon after the app catches up.
+    ///
+    /// Cut-through connects waiting for a listener's credit count too: their
+    /// `ETIMEDOUT` deadline has no engine timer behind it, so the same
+    /// bounded sleep lets them fail on time.
     pub fn waiting_for_event_space(&self) -> bool {
-        self.attached().any(|(_, app)| app.outbox.is_waiting())
+        self.attached().any(|(_, app)| app.outbox.is_waiting()) || self.cut.has_pending()
     }
 
     /// Apps killed for protocol violations since the last call; the worker

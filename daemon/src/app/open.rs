@@ -19,7 +19,7 @@ const MAX_CREDIT: u32 = 65_535;
 
 /// `EMFILE`: every session slot of the app worker is in use, as a process
 /// out of descriptors.
-const OUT_OF_SLOTS: i32 = libc::EMFILE;
+pub(super) const OUT_OF_SLOTS: i32 = libc::EMFILE;
 
 impl App {
     /// `LISTEN`: replies with the listener's handle, or an errno.
@@ -98,6 +98,9 @@ impl App {
             if !may_bind(&self.identity, local.port(), ctx.config.unprivileged_port_start) {
                 return Err(libc::EACCES);
             }
+        }
+        if let Some(result) = self.cut_through_connect(ctx, remote, local) {
+            return result;
         }
         let handle = self.sessions.vacant().ok_or(OUT_OF_SLOTS)?;
         let id = ctx.stack.tcp_connect(ctx.now, self.consumer, remote, local, None).map_err(connect_errno)?;

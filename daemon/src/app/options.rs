@@ -36,6 +36,11 @@ impl App {
                 apply(&mut TcpConfig::default(), option, value)?;
                 listener.inherit(option, value);
             }
+            Role::Cut(end) => {
+                // Checked as for an engine connection, then kept by the end.
+                apply(&mut TcpConfig::default(), option, value)?;
+                end.set_option(option, value);
+            }
         }
         Ok(0)
     }

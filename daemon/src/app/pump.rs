@@ -83,6 +83,9 @@ impl App {
     /// Both words are cleared before the refill, so a refill that blocks
     /// again gets a fresh `RX_SPACE`.
     pub(super) fn rx_space(&mut self, ctx: &mut Ctx<'_>, handle: SessionHandle) -> u16 {
+        if let Some(bits) = self.cut_rx_space(ctx, handle) {
+            return bits;
+        }
         let Some(session) = self.sessions.get_mut(handle) else { return 0 };
         session.words.word(app_words::RX_NOTE_SENT).store(0, Ordering::Relaxed);
         session.desc.word(desc::RX_BLOCKED).store(0, Ordering::Relaxed);
@@ -95,6 +98,9 @@ impl App {
     /// `TX_READY`: clears `TX_PENDING` first (so bytes written after the
     /// drain bring a new `TX_READY`), then drains.
     pub(super) fn tx_ready(&mut self, ctx: &mut Ctx<'_>, handle: SessionHandle) -> u16 {
+        if let Some(bits) = self.cut_tx_ready(ctx, handle) {
+            return bits;
+        }
         let Some(session) = self.sessions.get(handle) else { return 0 };
         // A swap orders this before the fifo's tail load below, against the
         // app's tail store and its own swap (a plain store could be

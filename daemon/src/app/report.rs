@@ -93,6 +93,15 @@ impl App {
                     Err(_) => row.state = "CLOSED".into(),
                 }
             }
+            Role::Cut(end) => {
+                row.remote = address(desc::REMOTE_IP, desc::REMOTE_PORT);
+                let desc_word = |offset| session.desc.word(offset).load(Ordering::Relaxed);
+                let app_word = |offset| session.words.word(offset).load(Ordering::Relaxed);
+                row.rx_fifo = fifo_bytes(desc_word(desc::RX_TAIL), app_word(app_words::RX_HEAD), end.rx.size());
+                row.tx_fifo = fifo_bytes(app_word(app_words::TX_TAIL), desc_word(desc::TX_HEAD), end.tx.size());
+                row.state = end.state_name().into();
+                row.cut_through = true;
+            }
         }
         row
     }

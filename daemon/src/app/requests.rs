@@ -138,7 +138,7 @@ impl App {
         let resolved = match self.sessions.get(handle) {
             Some(s) if s.released() => None,
             Some(s) => match (&s.role, target) {
-                (Role::Conn(_), Target::Conn | Target::Any) => Some(Resolved::Conn),
+                (Role::Conn(_) | Role::Cut(_), Target::Conn | Target::Any) => Some(Resolved::Conn),
                 (Role::Listener(l), Target::Listener | Target::Any) => Some(Resolved::Listener(l.id)),
                 _ => None,
             },

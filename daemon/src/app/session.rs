@@ -10,6 +10,8 @@ use sluice_shm::protocol::SockOption;
 use sluice_shm::{FifoConsumer, FifoProducer, SessionHandle};
 use sluice_stack::{ConnId, ListenerId, SocketId};
 
+use super::cut_through::CutEnd;
+
 /// One live session slot.
 pub(super) struct Session {
     /// The slot's desc (daemon-written) and app words (app-written).
@@ -34,35 +36,49 @@ pub(super) struct BacklogEntry {
 pub(super) enum Role {
     Conn(Conn),
     Listener(Listener),
+    /// One end of a cut-through pair (no engine connection, `cut_through`).
+    Cut(CutEnd),
 }
 
 impl Session {
-    /// The engine socket behind the session.
-    pub fn socket(&self) -> SocketId {
+    /// The engine socket behind the session (none for a cut-through end).
+    pub fn socket(&self) -> Option<SocketId> {
         match &self.role {
-            Role::Conn(c) => SocketId::Conn(c.id),
-            Role::Listener(l) => SocketId::Listener(l.id),
+            Role::Conn(c) => Some(SocketId::Conn(c.id)),
+            Role::Listener(l) => Some(SocketId::Listener(l.id)),
+            Role::Cut(_) => None,
         }
     }
 
     pub fn conn_mut(&mut self) -> Option<&mut Conn> {
         match &mut self.role {
             Role::Conn(c) => Some(c),
-            Role::Listener(_) => None,
+            _ => None,
         }
     }
 
     pub fn listener_mut(&mut self) -> Option<&mut Listener> {
         match &mut self.role {
             Role::Listener(l) => Some(l),
-            Role::Conn(_) => None,
+            _ => None,
+        }
+    }
+
+    pub fn cut_mut(&mut self) -> Option<&mut CutEnd> {
+        match &mut self.role {
+            Role::Cut(c) => Some(c),
+            _ => None,
         }
     }
 
     /// The app has given the handle up (CLOSE, or its app worker is gone):
     /// the slot only waits for its TX fifo to drain.
     pub fn released(&self) -> bool {
-        matches!(&self.role, Role::Conn(c) if c.released)
+        match &self.role {
+            Role::Conn(c) => c.released,
+            Role::Cut(c) => c.released,
+            Role::Listener(_) => false,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use sluice_shm::os::EventFd;
 use sluice_shm::{RequestConsumer, SessionHandle, SharedU32, Waker};
 use sluice_stack::{ConsumerId, Instant, SocketId, Stack};
 
+use super::cut_through::CutThrough;
 use super::events::Outbox;
 use super::publish::Segments;
 use super::sessions::SessionTable;
@@ -22,6 +23,8 @@ pub(super) struct Ctx<'a> {
     pub now: Instant,
     pub bounce: &'a mut [u8],
     pub config: &'a AppSetConfig,
+    /// Cut-through work for after the app's turn (it spans apps).
+    pub cut: &'a mut CutThrough,
 }
 
 pub(super) struct App {

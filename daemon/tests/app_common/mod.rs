@@ -76,7 +76,7 @@ impl World {
     }
 
     fn default_apps_config() -> AppSetConfig {
-        AppSetConfig { worker: 0, unprivileged_port_start: 1024, request_budget: 256 }
+        AppSetConfig { worker: 0, unprivileged_port_start: 1024, request_budget: 256, loopback: true }
     }
 
     /// The app set's settings in these tests.
