@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sluice_daemon::cli::{self, Command};
-use sluice_daemon::{admin, config, daemon};
+use sluice_daemon::{admin, config, daemon, run};
 use sluice_shm::control::AdminCommand;
 
 const FAILED: u8 = 1;
@@ -35,6 +35,11 @@ fn main() -> ExitCode {
         }
         Command::Stats { json, socket } => admin_command(AdminCommand::Stats, json, socket),
         Command::Sessions { json, socket } => admin_command(AdminCommand::Sessions, json, socket),
+        Command::Run { socket, command } => {
+            // Returns only when the program could not be started.
+            eprintln!("sluice: error: {}", run::run(socket.as_deref(), &command));
+            ExitCode::from(FAILED)
+        }
     }
 }
 

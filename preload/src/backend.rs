@@ -9,9 +9,10 @@
 //!
 //! # Backends
 //!
-//! * None (the default today): there is no session library in this build, so
-//!   a Sluice verdict is treated as "daemon unreachable" and
-//!   `SLUICE_FALLBACK` decides (kernel socket, or `ENETUNREACH`).
+//! * [`vcl`] (the default, `SLUICE_BACKEND=vcl`): sessions of the Sluice
+//!   daemon through `sluice-vcl`. When the daemon cannot be attached to, a
+//!   Sluice verdict is "daemon unreachable" and `SLUICE_FALLBACK` decides
+//!   (kernel socket, or `ENETUNREACH`).
 //! * [`kernel_proxy`] (`SLUICE_BACKEND=kernel-proxy`): each session is a
 //!   private kernel socket kept at a high descriptor number. It exists so the
 //!   whole session path of the hooks (placeholders that are not sockets, fd
@@ -49,6 +50,7 @@
 //! * A backend never unwinds; the hooks catch panics anyway.
 
 pub mod kernel_proxy;
+pub mod vcl;
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddrV4;
@@ -243,9 +245,10 @@ pub trait Backend: Send + Sync {
 pub fn select(name: &str) -> Result<&'static dyn Backend, Unreachable> {
     match name {
         "kernel-proxy" => Ok(&kernel_proxy::KernelProxy),
+        "" | "vcl" => Ok(&vcl::VclBackend),
         _ => Err(Unreachable {
-            what: "the Sluice session library".to_string(),
-            why: "this build of the preload has none (SLUICE_BACKEND=kernel-proxy is the only backend)".to_string(),
+            what: format!("the session backend \"{name}\""),
+            why: "no such backend (expected vcl or kernel-proxy)".to_string(),
         }),
     }
 }
@@ -264,6 +267,7 @@ mod tests {
     #[test]
     fn unknown_backends_are_unreachable() {
         assert!(select("kernel-proxy").is_ok());
-        assert!(select("").is_err());
+        assert_eq!(select("").map(|b| b.name()).ok(), Some("vcl"));
+        assert!(select("dpdk").is_err());
     }
 }

@@ -251,7 +251,7 @@ impl Poller {
             if n > 0 || timeout == Some(Duration::ZERO) {
                 return Ok(n);
             }
-            let opts = WaitOpts { deadline, interruptible: true, sigmask };
+            let opts = WaitOpts { deadline, interruptible: true, sigmask, extra: None };
             if !self.vcl.wait_until(&[&self.shared.waiters], opts, || self.shared.has_candidates())? {
                 return Ok(self.collect(events, max_events));
             }
