@@ -223,7 +223,11 @@ fn session_events(inst: &Instance, out: &mut [libc::epoll_event], got: &mut Vec<
     }
     let n = inst.poller.wait_with(got, out.len(), Some(Duration::ZERO), None).map_err(vcl_errno)?;
     for (slot, ev) in out.iter_mut().zip(got.iter()).take(n) {
-        *slot = libc::epoll_event { events: bits_of(ev.readiness, u32::MAX), u64: ev.token };
+        // The poller filtered by interest already; epoll reports the plain
+        // bits (an interest in EPOLLRDNORM/EPOLLWRNORM is watched as
+        // EPOLLIN/EPOLLOUT and reported as those).
+        let plain = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP) as u32;
+        *slot = libc::epoll_event { events: bits_of(ev.readiness, plain), u64: ev.token };
     }
     Ok(n)
 }
