@@ -173,7 +173,7 @@ mod tests {
         assert!(problems.is_empty());
         assert_eq!(policy.fallback, Fallback::Fail);
         assert!(!policy.panic_abort);
-        assert!(policy.backend.is_err());
+        assert_eq!(policy.backend.as_ref().map(|b| b.name()).ok(), Some("vcl"));
         assert_eq!(policy.verdict(Decision::Local, at("0.0.0.0:80")), Verdict::Sluice);
         assert_eq!(policy.verdict(Decision::Remote, at("10.0.0.1:80")), Verdict::Sluice);
         assert_eq!(policy.verdict(Decision::Remote, at("127.0.0.1:80")), Verdict::Kernel);
