@@ -40,7 +40,9 @@ pub enum RunError {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RunError::NoCommand => write!(f, "no command to run (usage: sluice run [--control-socket P] [--] CMD ARGS...)"),
+            RunError::NoCommand => {
+                write!(f, "no command to run (usage: sluice run [--control-socket P] [--] CMD ARGS...)")
+            }
             RunError::NoPreload(tried) => {
                 let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
                 write!(f, "cannot find {PRELOAD_NAME} (looked at {}); set {PRELOAD_ENV} to its path", tried.join(", "))

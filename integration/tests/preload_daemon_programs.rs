@@ -230,10 +230,7 @@ fn socat_client_and_mixed_readiness_under_the_preload_match_the_kernel() {
     let sha = random_file(&bench.tmp.0, "in.bin", 777_777, 21);
     let before = bench.opened();
     let mut client = bench.run("sh");
-    client.arg("-c").arg(format!(
-        "socat -t 10 -T 30 - TCP:{PEER_IP}:9001 < {} | sha256sum",
-        input.display()
-    ));
+    client.arg("-c").arg(format!("socat -t 10 -T 30 - TCP:{PEER_IP}:9001 < {} | sha256sum", input.display()));
     let finished = run_done(client, "socat client").expect_success("socat client under the preload");
     assert_eq!(finished.stdout.split_whitespace().next(), Some(sha.as_str()), "socat's echo differs");
     assert!(bench.opened() > before, "socat's connection did not go through the daemon");

@@ -87,10 +87,7 @@ fn attachment() -> Result<&'static Attachment, Unreachable> {
             // SAFETY: just leaked.
             Ok(unsafe { &*fresh })
         }
-        Err(e) => Err(Unreachable {
-            what: format!("the Sluice daemon at {}", path.display()),
-            why: e.to_string(),
-        }),
+        Err(e) => Err(Unreachable { what: format!("the Sluice daemon at {}", path.display()), why: e.to_string() }),
     }
 }
 

@@ -55,8 +55,13 @@ fn remembered(level: c_int, name: c_int) -> bool {
         ),
         libc::IPPROTO_IP => matches!(
             name,
-            libc::IP_TOS | libc::IP_TTL | libc::IP_RECVERR | libc::IP_MTU_DISCOVER | libc::IP_FREEBIND
-                | libc::IP_BIND_ADDRESS_NO_PORT | libc::IP_TRANSPARENT
+            libc::IP_TOS
+                | libc::IP_TTL
+                | libc::IP_RECVERR
+                | libc::IP_MTU_DISCOVER
+                | libc::IP_FREEBIND
+                | libc::IP_BIND_ADDRESS_NO_PORT
+                | libc::IP_TRANSPARENT
         ),
         _ => false,
     }
@@ -92,7 +97,9 @@ fn daemon_option(h: &Handle, option: SockOption, value: u64) -> Result<(), Errno
 
 pub(super) fn set(h: &Handle, s: SessionRef, level: c_int, name: c_int, value: &[u8]) -> Result<(), Errno> {
     match (level, name) {
-        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => daemon_option(h, SockOption::KeepAlive, (int_of(value)? != 0) as u64)?,
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => {
+            daemon_option(h, SockOption::KeepAlive, (int_of(value)? != 0) as u64)?
+        }
         (libc::SOL_SOCKET, libc::SO_REUSEPORT) => h.set_reuse_port(int_of(value)? != 0).map_err(vcl_errno)?,
         (libc::SOL_SOCKET, libc::SO_RCVBUF | libc::SO_SNDBUF | libc::SO_RCVBUFFORCE | libc::SO_SNDBUFFORCE) => {
             // Fifo sizes are fixed per attachment: accepted, and getsockopt
@@ -138,7 +145,10 @@ pub(super) fn set(h: &Handle, s: SessionRef, level: c_int, name: c_int, value: &
                 return Err(Errno(libc::ENOENT));
             }
         }
-        (libc::SOL_SOCKET, libc::SO_TYPE | libc::SO_PROTOCOL | libc::SO_DOMAIN | libc::SO_ERROR | libc::SO_ACCEPTCONN) => {
+        (
+            libc::SOL_SOCKET,
+            libc::SO_TYPE | libc::SO_PROTOCOL | libc::SO_DOMAIN | libc::SO_ERROR | libc::SO_ACCEPTCONN,
+        ) => {
             return Err(Errno::ENOPROTOOPT);
         }
         _ if remembered(level, name) => {

@@ -35,7 +35,7 @@
 //! evaluates again.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, FromRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -204,7 +204,13 @@ fn kernel_events(epfd: RawFd, out: &mut [libc::epoll_event]) -> Result<usize, Er
     let mut buf = vec![libc::epoll_event { events: 0, u64: 0 }; out.len() + 1];
     // SAFETY: a local array of the stated length; zero timeout, no mask.
     let n = check(unsafe {
-        real::epoll_pwait2(epfd, buf.as_mut_ptr(), buf.len() as c_int, &libc::timespec { tv_sec: 0, tv_nsec: 0 }, std::ptr::null())
+        real::epoll_pwait2(
+            epfd,
+            buf.as_mut_ptr(),
+            buf.len() as c_int,
+            &libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            std::ptr::null(),
+        )
     })? as usize;
     let mut k = 0;
     for ev in buf[..n].iter().filter(|e| e.u64 != POLLER_TOKEN) {
@@ -239,7 +245,11 @@ pub(super) fn epoll_wait(
     timeout: Option<Duration>,
     sigmask: Option<&libc::sigset_t>,
 ) -> Result<usize, Errno> {
-    let inst = lookup(instance).ok_or(Errno::EINVAL)?;
+    let Some(inst) = lookup(instance) else {
+        // The instance's sessions are gone (a forked child forgot its
+        // parent's): what is left in the kernel epoll is all there is.
+        return kernel_wait(epfd, events, timeout, sigmask);
+    };
     let a = current().filter(|a| a.epoch == inst.epoch);
     let deadline = timeout.map(|t| Instant::now() + t);
     let mask = sigmask.map(sigset);
@@ -350,7 +360,12 @@ fn evaluate(fds: &mut [libc::pollfd], handles: &[Option<Handle>]) -> Result<usiz
     if !kernel.is_empty() {
         // SAFETY: a local array of the stated length; zero timeout.
         check(unsafe {
-            real::ppoll(kernel.as_mut_ptr(), kernel.len() as libc::nfds_t, &libc::timespec { tv_sec: 0, tv_nsec: 0 }, std::ptr::null())
+            real::ppoll(
+                kernel.as_mut_ptr(),
+                kernel.len() as libc::nfds_t,
+                &libc::timespec { tv_sec: 0, tv_nsec: 0 },
+                std::ptr::null(),
+            )
         })?;
         let mut k = kernel.iter();
         for (p, h) in fds.iter_mut().zip(handles) {
