@@ -43,6 +43,9 @@ use crate::spinlock::SpinLock;
 
 pub struct VclBackend;
 
+/// `net.core.somaxconn`'s default.
+const SOMAXCONN: c_int = 4096;
+
 /// The current attachment: a leaked box, replaced (and the old one leaked,
 /// never freed: a racing thread may still read it) on re-attach or fork.
 static ATTACHED: AtomicPtr<Attachment> = AtomicPtr::new(std::ptr::null_mut());
@@ -241,8 +244,9 @@ impl Backend for VclBackend {
     }
 
     fn listen(&self, s: SessionRef, backlog: c_int) -> Result<(), Errno> {
-        // The kernel clamps the backlog to [0, somaxconn] (`__sys_listen`).
-        let backlog = backlog.clamp(0, 4096) as u32;
+        // `__sys_listen`: a backlog above somaxconn (default 4096), or
+        // negative (compared unsigned), is somaxconn.
+        let backlog = if (0..=SOMAXCONN).contains(&backlog) { backlog as u32 } else { SOMAXCONN as u32 };
         Handle::get(s)?.listen(backlog).map_err(vcl_errno)?;
         records::set_listening(s);
         Ok(())
@@ -319,7 +323,10 @@ impl Backend for VclBackend {
                 // SAFETY: lseek on the caller's descriptor, no memory involved.
                 let pos = unsafe { libc::lseek(in_fd, 0, libc::SEEK_CUR) };
                 if pos < 0 {
-                    return Err(Errno::last());
+                    // sendfile(2): "EINVAL ... fd is not mmap-able": a pipe
+                    // or socket as the source.
+                    let e = Errno::last();
+                    return Err(if e == Errno(libc::ESPIPE) { Errno::EINVAL } else { e });
                 }
                 (pos, None)
             }
@@ -333,15 +340,17 @@ impl Backend for VclBackend {
             // SAFETY: pread into a live buffer of at least `want` bytes.
             let n = unsafe { libc::pread(in_fd, buf.as_mut_ptr().cast(), want, start + done as i64) };
             if n < 0 {
-                failure = Some(Errno::last());
+                let e = Errno::last();
+                failure = Some(if e == Errno(libc::ESPIPE) { Errno::EINVAL } else { e });
                 break;
             }
             if n == 0 {
                 break;
             }
             let n = n as usize;
-            let dont_wait = done > 0;
-            match h.send(&buf[..n], MsgFlags { peek: false, dont_wait }) {
+            // The socket's own O_NONBLOCK decides; a short write (no room,
+            // a signal) ends the call with what went out.
+            match h.send(&buf[..n], MsgFlags::default()) {
                 Ok(k) => {
                     done += k;
                     if k < n {
