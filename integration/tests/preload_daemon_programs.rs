@@ -120,6 +120,31 @@ fn wait_peer_listening(bench: &Bench, port: u16) {
     panic!("the peer's server on port {port} never listened");
 }
 
+/// `load-client.py http` from the peer namespace; every request must succeed.
+fn http_load(bench: &Bench, port: u16, path: &str, sha: &str, len: usize, connections: u32, requests: u32) {
+    let args: Vec<String> = vec![
+        "http".into(),
+        SLUICE_IP.into(),
+        port.to_string(),
+        path.into(),
+        "--sha256".into(),
+        sha.into(),
+        "--length".into(),
+        len.to_string(),
+        "--connections".into(),
+        connections.to_string(),
+        "--requests".into(),
+        requests.to_string(),
+    ];
+    let (finished, result) = load_client(&bench.topo, &args);
+    assert!(
+        !finished.killed && finished.status.success() && result["ok"] == connections * requests,
+        "http {path} {connections}x{requests}: {result}\n{}\n{}",
+        finished.stdout,
+        finished.stderr
+    );
+}
+
 /// A program stopped by the test's SIGTERM, after serving: it must not have
 /// died on its own before.
 fn stopped_by_us(finished: &Finished, what: &str) {
@@ -177,6 +202,10 @@ fn python_http_server_and_nginx_serve_curl_under_the_preload() {
     }
     let got = curl_sha(&bench, &format!("http://{SLUICE_IP}:8081/odd.bin"));
     assert_eq!(got.as_deref(), Some(odd.as_str()), "nginx /odd.bin");
+    // Many concurrent keep-alive clients, every body checked.
+    let small = random_file(&www, "16k.bin", 16 << 10, 13);
+    http_load(&bench, 8081, "/16k.bin", &small, 16 << 10, 400, 3);
+    http_load(&bench, 8081, "/1m.bin", &big, 1 << 20, 40, 2);
     let finished = nginx.terminate(Duration::from_secs(10));
     stopped_by_us(&finished, "nginx");
     bench.finish();
@@ -192,7 +221,8 @@ fn epoll_echo_server_in_c_serves_hundreds_of_connections_under_the_preload() {
     })
     .expect("spawn epoll_echo");
     assert!(server.wait_for_line("ready", READY).is_some(), "epoll_echo never listened");
-    for (connections, bytes) in [(400u32, 64u32 << 10), (50, 1 << 20)] {
+    for (loss, connections, bytes) in [(0u8, 400u32, 64u32 << 10), (0, 50, 1 << 20), (5, 30, 256 << 10)] {
+        bench.topo.set_loss(loss);
         let args: Vec<String> = vec![
             "echo".into(),
             SLUICE_IP.into(),
@@ -205,12 +235,13 @@ fn epoll_echo_server_in_c_serves_hundreds_of_connections_under_the_preload() {
         let (finished, result) = load_client(&bench.topo, &args);
         assert!(
             !finished.killed && finished.status.success() && result["ok"] == result["expected"],
-            "echo {connections}x{bytes}: {result}\n{}\n{}",
+            "echo {connections}x{bytes} at {loss}% loss: {result}\n{}\n{}",
             finished.stdout,
             finished.stderr
         );
         assert_eq!(result["ok"], connections, "{result}");
     }
+    bench.topo.set_loss(0);
     stopped_by_us(&server.terminate(Duration::from_secs(10)), "epoll_echo");
     bench.finish();
 }
