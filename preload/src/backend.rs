@@ -21,21 +21,9 @@
 //!   mode: if a program misbehaves here, the bug is in the interposer, not in
 //!   the daemon.
 //!
-//! # Plugging in vcl (the architect's job after merge)
-//!
-//! 1. Add `sluice-vcl` to `preload/Cargo.toml`.
-//! 2. Write `backend/vcl.rs`: a unit struct implementing [`Backend`] where
-//!    each method maps 1:1 to the vcl API of design §4.1: `open_stream` is
-//!    `Vcl::get()` + a new session (`Unreachable` when attach fails),
-//!    `bind/listen/accept/connect/recv/send/...` call the `Socket` methods,
-//!    `poll`/`epoll_*` call vcl's `poll.rs`/`epoll.rs` (whose instances are
-//!    keyed by [`EpollRef`]), `before_fork`/`after_fork_*` call `fork.rs`,
-//!    `prepare_exec` sends `EXEC_PREPARE`. `SessionRef` carries vcl's
-//!    `(table index, gen)` handle packed in 62 bits.
-//! 3. Return it from [`select`] for `SLUICE_BACKEND=vcl` and make that the
-//!    default.
-//!
-//! Nothing in the hooks changes: they already route every session entry here.
+//! The hooks route every session entry here; a backend never sees a kernel
+//! descriptor of the program except as an argument (`sendfile`'s source,
+//! the kernel descriptors of a mixed `poll`, the program's epoll instance).
 //!
 //! # Contract every method keeps
 //!

@@ -2,7 +2,7 @@
 //! the session library `sluice-vcl` (design §5).
 //!
 //! * The process attaches to the daemon at its first Sluice socket
-//!   ([`attachment`]); when that fails the socket is `Unreachable` and
+//!   (`attachment`); when that fails the socket is `Unreachable` and
 //!   `SLUICE_FALLBACK` applies. A daemon that died is attached to again by
 //!   the next new socket (the old sessions fail with `ENETDOWN`).
 //! * A [`SessionRef`] is a vcl [`SocketKey`] plus the attachment's epoch:
@@ -10,11 +10,11 @@
 //!   a reference from another attachment (the parent's, in a forked child;
 //!   one from before the daemon restarted) fails with `EBADF` instead of
 //!   reaching a session of the new one.
-//! * Per session the backend keeps a record ([`records`]): descriptor
+//! * Per session the backend keeps a record (`records.rs`): descriptor
 //!   references and the option values `getsockopt` reports. Only setup and
 //!   option calls take its lock; reads and writes go to vcl directly.
-//! * Readiness of mixed sets is in [`wait`] (`poll`, `epoll_*`); options in
-//!   [`options`].
+//! * Readiness of mixed sets is in `wait.rs` (`poll`, `epoll_*`); options in
+//!   `options.rs`.
 //!
 //! # fork
 //! vcl's shared memory is not mapped in a forked child (`MADV_DONTFORK`), so
@@ -22,6 +22,16 @@
 //! lands the child forgets the parent's attachment ([`Backend::after_fork_child`]
 //! bumps the epoch): its inherited Sluice sockets fail with `EBADF` (closing
 //! them does nothing to the parent's), and its own new sockets attach afresh.
+//! So a program whose children serve the listeners their parent opened
+//! (nginx with `master_process on`, pre-fork servers) does not work yet; one
+//! whose children only close what they inherited (redis's BGSAVE) does.
+//! With `sluice_vcl::fork`: `before_fork` calls `fork::prepare`,
+//! `after_fork_parent` `fork::parent(pid)`, `after_fork_child` `fork::child`
+//! and then re-creates each inherited listener (`recreate_inherited`) and
+//! re-points the fd-table entries naming it at the new session.
+//!
+//! The epoch has 9 bits: after 512 attachments in one process lineage an old
+//! reference could name a session again (generation and slot must match too).
 
 mod options;
 mod records;
