@@ -12,6 +12,8 @@
 //! * `remote_mix.c` (epoll LT/ET/ONESHOT/RDHUP/EXCLUSIVE, poll and select
 //!   over a session mixed with a pipe and an eventfd, timeouts, EINTR) prints
 //!   exactly what it prints on the kernel;
+//! * a forked child's use and close of an inherited connection leave the
+//!   parent's connection working;
 //! * `sluice run` without a daemon fails with a clear message.
 //!
 //! Needs root (namespaces, TAP). Every process runs under a deadline; the
@@ -277,6 +279,18 @@ fn socat_client_and_mixed_readiness_under_the_preload_match_the_kernel() {
     let sluice = run_done(sluice, "remote_mix under the preload").expect_success("remote_mix under the preload");
     assert!(kernel.stdout.contains("done"), "{kernel:#?}");
     assert_eq!(sluice.stdout, kernel.stdout, "remote_mix differs from the kernel\n--- stderr\n{}", sluice.stderr);
+
+    // A forked child cannot use its parent's connection yet (vcl's fork
+    // support is not in): it fails cleanly, and the child's close leaves
+    // the parent's connection working.
+    let mut fork = bench.run(preload_support::c_program("fork_remote"));
+    fork.args([PEER_IP, "9001"]);
+    let fork = run_done(fork, "fork_remote").expect_success("fork_remote under the preload");
+    assert_eq!(
+        fork.stdout,
+        "parent before fork: one\nchild send: EBADF\nchild close: 0\nchild exit: 0\nparent after child: two\ndone\n",
+        "{fork:#?}"
+    );
 
     echo.terminate(Duration::from_secs(10));
     bench.finish();
