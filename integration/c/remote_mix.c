@@ -16,8 +16,8 @@
 #include <sys/time.h>
 #include <time.h>
 
-enum { PIPE = 1, EVENT = 2, CLIENT = 3 };
-static const char *names[] = {"?", "pipe", "eventfd", "client"};
+enum { PIPE = 1, EVENT = 2, CLIENT = 3, INNER = 4 };
+static const char *names[] = {"?", "pipe", "eventfd", "client", "inner"};
 
 static int cmp(const void *a, const void *b) {
     const struct epoll_event *x = a, *y = b;
@@ -179,6 +179,20 @@ int main(int argc, char **argv) {
     wait_on(ep, -1, "epoll EINTR");
     arm_alarm();
     TRY(poll(idle, 2, -1));
+
+    /* The instance nested in another one, and polled itself. */
+    int outer = MUST(epoll_create1(EPOLL_CLOEXEC));
+    ctl(outer, EPOLL_CTL_ADD, ep, EPOLLIN, INNER, "nest");
+    wait_on(outer, 0, "outer idle");
+    TRY(send(c, "n", 1, 0));
+    wait_on(outer, 10000, "outer sees inner");
+    struct pollfd pe = {.fd = ep, .events = POLLIN};
+    TRY(poll(&pe, 1, 10000));
+    printf("poll on inner %#x\n", pe.revents);
+    TRY(recv(c, buf, 1, 0));
+    TRY(poll(&pe, 1, 0));
+    wait_on(outer, 0, "outer drained");
+    TRY(close(outer));
 
     /* The peer closes after our FIN: RDHUP, then EOF. */
     ctl(ep, EPOLL_CTL_MOD, c, EPOLLIN | EPOLLRDHUP | EPOLLET, CLIENT, "mod client ET|RDHUP");

@@ -194,6 +194,13 @@ pub trait Backend: Send + Sync {
         event: Option<libc::epoll_event>,
     ) -> Result<EpollRef, Errno>;
 
+    /// An epoll instance that holds sessions was added to the kernel epoll
+    /// instance `epfd` (whose backend state is `instance`, if any): returns
+    /// the state the fd table then records for `epfd`, so waits on it go
+    /// through [`Backend::epoll_wait`] too (a backend whose sessions change
+    /// only while it is called needs that for nested instances to work).
+    fn epoll_nest(&self, epfd: RawFd, instance: Option<EpollRef>) -> Result<EpollRef, Errno>;
+
     /// `epoll_pwait2` on an instance that has sessions: events of sessions
     /// and of the kernel descriptors registered directly in `epfd`, exactly
     /// as one kernel epoll would report them.

@@ -194,3 +194,37 @@ fn wait_fd_applies_daemon_events_while_it_sleeps_on_a_kernel_fd() {
     assert_eq!(tokens(&ev), [5]);
     d.assert_clean();
 }
+
+#[test]
+fn refresh_unlists_what_a_wait_would_not_report_and_keeps_edges() {
+    let (d, vcl) = attached();
+    let (_l, conn, h) = accepted(&d, &vcl, 7010);
+    let p = vcl.poller().unwrap();
+    let readable = |p: &sluice_vcl::Poller| {
+        let mut fds = [PollFd::new(p.as_fd(), POLLIN)];
+        ppoll(&mut fds, Some(Duration::ZERO), None).unwrap() == 1
+    };
+    p.add(&conn, 3, Interest::READABLE).unwrap();
+    d.peer_send(h, b"ab");
+    let mut ev = Vec::new();
+    assert_eq!(p.wait(&mut ev, Some(DEADLINE)).unwrap(), 1);
+    assert!(readable(&p), "level-triggered and still readable: listed");
+    let mut buf = [0u8; 8];
+    assert_eq!(conn.read(&mut buf).unwrap(), 2);
+    assert!(readable(&p), "only a wait or a refresh re-evaluates");
+    p.refresh();
+    assert!(!readable(&p), "nothing to report: unlisted");
+    // Edge-triggered: a refresh does not consume the edge.
+    p.modify(&conn, 4, Interest::READABLE.edge()).unwrap();
+    d.peer_send(h, b"c");
+    d.wait_events_flushed();
+    p.refresh();
+    assert!(readable(&p));
+    p.refresh();
+    assert!(readable(&p), "the edge is still unreported");
+    assert_eq!(p.wait(&mut ev, Some(Duration::ZERO)).unwrap(), 1);
+    assert_eq!(tokens(&ev), [4]);
+    p.refresh();
+    assert!(!readable(&p), "reported: the edge is consumed");
+    d.assert_clean();
+}

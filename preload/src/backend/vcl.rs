@@ -447,6 +447,10 @@ impl Backend for VclBackend {
         wait::epoll_ctl(epfd, instance, op, s, event)
     }
 
+    fn epoll_nest(&self, epfd: RawFd, instance: Option<EpollRef>) -> Result<EpollRef, Errno> {
+        wait::epoll_nest(epfd, instance)
+    }
+
     fn epoll_wait(
         &self,
         epfd: RawFd,

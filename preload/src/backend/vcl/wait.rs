@@ -21,10 +21,10 @@
 //! thread waiting on the instance, which a program must tolerate anyway
 //! (`epoll_ctl(2)`: "one or more" of the waiters are woken).
 //!
-//! Known limit: an epoll instance holding sessions that is itself waited on
-//! only through an enclosing epoll/poll with no session of its own sees the
-//! sessions' changes only while some thread of the process is in a Sluice
-//! call (nobody else applies the daemon's events).
+//! Nesting: an epoll instance with sessions added to another epoll instance
+//! gives that one an instance too ([`epoll_nest`], with an empty poller), and
+//! `poll`/`select` over an epoll descriptor with sessions come here as well,
+//! so every wait that can depend on sessions applies the daemon's events.
 //!
 //! # poll / select
 //! One pass evaluates sessions in user space ([`Socket::readiness`]) and the
@@ -46,6 +46,7 @@ use sluice_vcl::{Interest, PollEvent, Poller, Readiness, SigSet};
 use super::{current, vcl_errno, Handle};
 use crate::backend::{EpollRef, SessionRef};
 use crate::errno::{check, Errno};
+use crate::fdtable::{Entry, FDS};
 use crate::real;
 use crate::spinlock::SpinLock;
 
@@ -140,15 +141,7 @@ pub(super) fn epoll_ctl(
                 check_epoll(epfd)?;
                 return Err(Errno(libc::ENOENT));
             }
-            let poller = h.vcl().poller().map_err(vcl_errno)?;
-            let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: POLLER_TOKEN };
-            // SAFETY: a local event; the kernel checks that epfd is an epoll.
-            check(unsafe { real::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, poller.as_fd().as_raw_fd(), &mut ev) })?;
-            let raw = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
-            let id = EpollRef::new(raw).ok_or(Errno::ENOMEM)?;
-            let inst = Arc::new(Instance { poller, epoch: h.epoch, refs: AtomicU32::new(1), turn: AtomicU32::new(0) });
-            instances(|m| m.insert(raw, Arc::clone(&inst)));
-            (id, inst)
+            new_instance(epfd, h.vcl(), h.epoch)?
         }
     };
     match (op, event) {
@@ -184,6 +177,31 @@ pub(super) fn epoll_ctl(
     Ok(id)
 }
 
+/// A new instance for the kernel epoll `epfd`: a poller of `vcl` whose
+/// eventfd is registered in it.
+fn new_instance(epfd: RawFd, vcl: &Arc<sluice_vcl::Vcl>, epoch: u64) -> Result<(EpollRef, Arc<Instance>), Errno> {
+    let poller = vcl.poller().map_err(vcl_errno)?;
+    let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: POLLER_TOKEN };
+    // SAFETY: a local event; the kernel checks that epfd is an epoll.
+    check(unsafe { real::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, poller.as_fd().as_raw_fd(), &mut ev) })?;
+    let raw = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
+    let id = EpollRef::new(raw).ok_or(Errno::ENOMEM)?;
+    let inst = Arc::new(Instance { poller, epoch, refs: AtomicU32::new(1), turn: AtomicU32::new(0) });
+    instances(|m| m.insert(raw, Arc::clone(&inst)));
+    Ok((id, inst))
+}
+
+/// An instance with sessions was added to `epfd`: `epfd` gets an instance
+/// (with an empty poller) if it has none, so its waits keep the daemon's
+/// events applied and the inner instance can become readable.
+pub(super) fn epoll_nest(epfd: RawFd, instance: Option<EpollRef>) -> Result<EpollRef, Errno> {
+    let a = current().ok_or(Errno::EBADF)?;
+    if let Some(id) = instance.filter(|&i| lookup(i).is_some_and(|inst| inst.epoch == a.epoch)) {
+        return Ok(id);
+    }
+    new_instance(epfd, &a.vcl, a.epoch).map(|(id, _)| id)
+}
+
 /// `EINVAL` unless `epfd` is an epoll descriptor (a MOD of -1 tells).
 fn check_epoll(epfd: RawFd) -> Result<(), Errno> {
     let mut ev = libc::epoll_event { events: 0, u64: 0 };
@@ -195,11 +213,29 @@ fn check_epoll(epfd: RawFd) -> Result<(), Errno> {
     }
 }
 
+/// Brings the eventfds of the process's other instances up to date, so an
+/// instance nested in `except`'s kernel epoll reports readable exactly while
+/// a wait on it would report something (as Linux re-checks nested ready
+/// lists). Nothing to do with a single instance, the usual case.
+fn refresh_others(except: EpollRef) {
+    let others: Vec<Arc<Instance>> = instances(|m| {
+        if m.len() < 2 {
+            Vec::new()
+        } else {
+            m.iter().filter(|(&k, _)| k != except.raw()).map(|(_, i)| Arc::clone(i)).collect()
+        }
+    });
+    for inst in others {
+        inst.poller.refresh();
+    }
+}
+
 /// Zero-timeout kernel `epoll_wait` into `out`, without the poller's entry.
-fn kernel_events(epfd: RawFd, out: &mut [libc::epoll_event]) -> Result<usize, Errno> {
+fn kernel_events(epfd: RawFd, instance: EpollRef, out: &mut [libc::epoll_event]) -> Result<usize, Errno> {
     if out.is_empty() {
         return Ok(0);
     }
+    refresh_others(instance);
     // One more than asked: the poller's own entry may take a place.
     let mut buf = vec![libc::epoll_event { events: 0, u64: 0 }; out.len() + 1];
     // SAFETY: a local array of the stated length; zero timeout, no mask.
@@ -258,9 +294,9 @@ pub(super) fn epoll_wait(
         let sessions_first = inst.turn.fetch_add(1, Ordering::Relaxed) % 2 == 0;
         let n = if sessions_first {
             let n = session_events(&inst, events, &mut got)?;
-            n + kernel_events(epfd, &mut events[n..])?
+            n + kernel_events(epfd, instance, &mut events[n..])?
         } else {
-            let n = kernel_events(epfd, events)?;
+            let n = kernel_events(epfd, instance, events)?;
             n + session_events(&inst, &mut events[n..], &mut got)?
         };
         if n > 0 {
@@ -344,6 +380,21 @@ pub(super) fn forget_all() {
 
 // ---- poll / select --------------------------------------------------------
 
+/// A plain `ppoll` of the whole set (no attachment to keep up).
+fn kernel_poll(
+    fds: &mut [libc::pollfd],
+    timeout: Option<Duration>,
+    sigmask: Option<&libc::sigset_t>,
+) -> Result<usize, Errno> {
+    let ts = timeout.map(crate::hooks::poll::timespec);
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let mask_ptr = sigmask.map_or(std::ptr::null(), |m| m as *const libc::sigset_t);
+    // SAFETY: the caller's set of the stated length; timeout and mask NULL or
+    // valid.
+    let n = check(unsafe { real::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ts_ptr, mask_ptr) })?;
+    Ok(n as usize)
+}
+
 /// Readiness of one pass; fills every `revents`, returns how many are set.
 fn evaluate(fds: &mut [libc::pollfd], handles: &[Option<Handle>]) -> Result<usize, Errno> {
     let mut kernel: Vec<libc::pollfd> = Vec::new();
@@ -354,7 +405,16 @@ fn evaluate(fds: &mut [libc::pollfd], handles: &[Option<Handle>]) -> Result<usiz
                 Ok(r) => p.revents = bits_of(r, p.events as u16 as u32) as i16,
                 Err(_) => p.revents = libc::POLLNVAL,
             },
-            None => kernel.push(libc::pollfd { fd: p.fd, events: p.events, revents: 0 }),
+            None => {
+                if let Entry::Epoll(e) = FDS.get(p.fd) {
+                    // An epoll descriptor polls readable while its poller is
+                    // listed: list only what a wait would report.
+                    if let Some(inst) = lookup(e) {
+                        inst.poller.refresh();
+                    }
+                }
+                kernel.push(libc::pollfd { fd: p.fd, events: p.events, revents: 0 })
+            }
         }
     }
     if !kernel.is_empty() {
@@ -389,8 +449,14 @@ pub(super) fn poll(
     if n > 0 || timeout == Some(Duration::ZERO) {
         return Ok(n);
     }
-    let Some(vcl) = handles.iter().flatten().next().map(|h| Arc::clone(h.vcl())) else {
-        return Ok(n);
+    // Without sessions of its own the set holds an epoll instance that has
+    // some: the wait must keep the daemon's events applied all the same.
+    let vcl = match handles.iter().flatten().next() {
+        Some(h) => Arc::clone(h.vcl()),
+        None => match current() {
+            Some(a) => Arc::clone(&a.vcl),
+            None => return kernel_poll(fds, timeout, sigmask),
+        },
     };
     let deadline = timeout.map(|t| Instant::now() + t);
     let mask = sigmask.map(sigset);
