@@ -236,8 +236,11 @@ fn kernel_events(epfd: RawFd, instance: EpollRef, out: &mut [libc::epoll_event])
         return Ok(0);
     }
     refresh_others(instance);
-    // One more than asked: the poller's own entry may take a place.
-    let mut buf = vec![libc::epoll_event { events: 0, u64: 0 }; out.len() + 1];
+    // One more than asked: the poller's own entry may take a place. The
+    // buffer is the thread's, kept between calls (epoll_wait is hot).
+    let mut buf = KERNEL_EVENTS.try_with(|b| b.take()).unwrap_or_default();
+    buf.clear();
+    buf.resize(out.len() + 1, libc::epoll_event { events: 0, u64: 0 });
     // SAFETY: a local array of the stated length; zero timeout, no mask.
     let n = check(unsafe {
         real::epoll_pwait2(
@@ -256,7 +259,12 @@ fn kernel_events(epfd: RawFd, instance: EpollRef, out: &mut [libc::epoll_event])
         out[k] = *ev;
         k += 1;
     }
+    let _ = KERNEL_EVENTS.try_with(|b| b.set(buf));
     Ok(k)
+}
+
+thread_local! {
+    static KERNEL_EVENTS: std::cell::Cell<Vec<libc::epoll_event>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 fn session_events(inst: &Instance, out: &mut [libc::epoll_event], got: &mut Vec<PollEvent>) -> Result<usize, Errno> {
