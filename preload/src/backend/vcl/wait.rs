@@ -477,13 +477,14 @@ pub(super) fn poll(
             *wanted.entry(s.raw()).or_default() |= p.events as u16 as u32;
         }
     }
-    for (p, (h, s)) in fds.iter().zip(handles.iter().zip(sessions)) {
+    for (h, s) in handles.iter().zip(sessions) {
         if let (Some(h), Some(s)) = (h, s) {
+            // Once per session, with every entry's events (a session listed
+            // twice, as select's read and write sets do).
             if let Some(events) = wanted.remove(&s.raw()) {
                 poller.add(h, s.raw(), interest_of(events)).map_err(vcl_errno)?;
             }
         }
-        let _ = p;
     }
     // SAFETY: plain flags.
     let ep = check(unsafe { real::epoll_create1(libc::EPOLL_CLOEXEC) })?;
