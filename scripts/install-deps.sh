@@ -16,6 +16,8 @@ pkgs=(iproute2 nftables ethtool python3 iputils-ping)
 pkgs+=(clang libelf-dev zlib1g-dev pkg-config m4 make)
 # The preload's oracle tests compile C programs; curl is a real client.
 pkgs+=(gcc libc6-dev curl)
+# Real programs run under the preload against the daemon: socat, nginx.
+pkgs+=(socat nginx)
 for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

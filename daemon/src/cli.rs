@@ -32,6 +32,16 @@ pub enum Command {
         #[arg(long = "control-socket", value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+    /// Run a program with its TCP/IPv4 sockets on the running daemon
+    /// (LD_PRELOAD of libsluice_preload.so).
+    Run {
+        /// The daemon's control socket [default: $SLUICE_CONTROL_SOCKET, else the daemon's default].
+        #[arg(long = "control-socket", value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// The program and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
     /// List the running daemon's TCP sessions, like `ss -tin`.
     Sessions {
         /// Machine-readable output.

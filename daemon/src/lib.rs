@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod run;
 pub mod device;
 pub mod stats;
 pub mod worker;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sluice_daemon::cli::{self, Command};
-use sluice_daemon::{admin, capture_client, config, daemon};
+use sluice_daemon::{admin, capture_client, config, daemon, run};
 use sluice_shm::control::AdminCommand;
 
 const FAILED: u8 = 1;
@@ -47,6 +47,11 @@ fn main() -> ExitCode {
                     ExitCode::from(FAILED)
                 }
             }
+        }
+        Command::Run { socket, command } => {
+            // Returns only when the program could not be started.
+            eprintln!("sluice: error: {}", run::run(socket.as_deref(), &command));
+            ExitCode::from(FAILED)
         }
     }
 }

@@ -9,9 +9,10 @@
 //!
 //! # Backends
 //!
-//! * None (the default today): there is no session library in this build, so
-//!   a Sluice verdict is treated as "daemon unreachable" and
-//!   `SLUICE_FALLBACK` decides (kernel socket, or `ENETUNREACH`).
+//! * [`vcl`] (the default, `SLUICE_BACKEND=vcl`): sessions of the Sluice
+//!   daemon through `sluice-vcl`. When the daemon cannot be attached to, a
+//!   Sluice verdict is "daemon unreachable" and `SLUICE_FALLBACK` decides
+//!   (kernel socket, or `ENETUNREACH`).
 //! * [`kernel_proxy`] (`SLUICE_BACKEND=kernel-proxy`): each session is a
 //!   private kernel socket kept at a high descriptor number. It exists so the
 //!   whole session path of the hooks (placeholders that are not sockets, fd
@@ -20,21 +21,9 @@
 //!   mode: if a program misbehaves here, the bug is in the interposer, not in
 //!   the daemon.
 //!
-//! # Plugging in vcl (the architect's job after merge)
-//!
-//! 1. Add `sluice-vcl` to `preload/Cargo.toml`.
-//! 2. Write `backend/vcl.rs`: a unit struct implementing [`Backend`] where
-//!    each method maps 1:1 to the vcl API of design §4.1: `open_stream` is
-//!    `Vcl::get()` + a new session (`Unreachable` when attach fails),
-//!    `bind/listen/accept/connect/recv/send/...` call the `Socket` methods,
-//!    `poll`/`epoll_*` call vcl's `poll.rs`/`epoll.rs` (whose instances are
-//!    keyed by [`EpollRef`]), `before_fork`/`after_fork_*` call `fork.rs`,
-//!    `prepare_exec` sends `EXEC_PREPARE`. `SessionRef` carries vcl's
-//!    `(table index, gen)` handle packed in 62 bits.
-//! 3. Return it from [`select`] for `SLUICE_BACKEND=vcl` and make that the
-//!    default.
-//!
-//! Nothing in the hooks changes: they already route every session entry here.
+//! The hooks route every session entry here; a backend never sees a kernel
+//! descriptor of the program except as an argument (`sendfile`'s source,
+//! the kernel descriptors of a mixed `poll`, the program's epoll instance).
 //!
 //! # Contract every method keeps
 //!
@@ -49,6 +38,7 @@
 //! * A backend never unwinds; the hooks catch panics anyway.
 
 pub mod kernel_proxy;
+pub mod vcl;
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddrV4;
@@ -204,6 +194,13 @@ pub trait Backend: Send + Sync {
         event: Option<libc::epoll_event>,
     ) -> Result<EpollRef, Errno>;
 
+    /// An epoll instance that holds sessions was added to the kernel epoll
+    /// instance `epfd` (whose backend state is `instance`, if any): returns
+    /// the state the fd table then records for `epfd`, so waits on it go
+    /// through [`Backend::epoll_wait`] too (a backend whose sessions change
+    /// only while it is called needs that for nested instances to work).
+    fn epoll_nest(&self, epfd: RawFd, instance: Option<EpollRef>) -> Result<EpollRef, Errno>;
+
     /// `epoll_pwait2` on an instance that has sessions: events of sessions
     /// and of the kernel descriptors registered directly in `epfd`, exactly
     /// as one kernel epoll would report them.
@@ -243,9 +240,10 @@ pub trait Backend: Send + Sync {
 pub fn select(name: &str) -> Result<&'static dyn Backend, Unreachable> {
     match name {
         "kernel-proxy" => Ok(&kernel_proxy::KernelProxy),
+        "" | "vcl" => Ok(&vcl::VclBackend),
         _ => Err(Unreachable {
-            what: "the Sluice session library".to_string(),
-            why: "this build of the preload has none (SLUICE_BACKEND=kernel-proxy is the only backend)".to_string(),
+            what: format!("the session backend \"{name}\""),
+            why: "no such backend (expected vcl or kernel-proxy)".to_string(),
         }),
     }
 }
@@ -264,6 +262,7 @@ mod tests {
     #[test]
     fn unknown_backends_are_unreachable() {
         assert!(select("kernel-proxy").is_ok());
-        assert!(select("").is_err());
+        assert_eq!(select("").map(|b| b.name()).ok(), Some("vcl"));
+        assert!(select("dpdk").is_err());
     }
 }

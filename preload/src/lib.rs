@@ -26,7 +26,8 @@
 //! * [`decide`]: the lazy kernel-or-Sluice decision and the fallback;
 //! * [`policy`]: the `SLUICE_*` variables ([`policy::rules`]: `SLUICE_RULES`);
 //! * [`backend`]: the session interface the hooks call
-//!   ([`backend::kernel_proxy`]: sessions on private kernel sockets);
+//!   ([`backend::vcl`], the default: sessions of the Sluice daemon;
+//!   [`backend::kernel_proxy`]: sessions on private kernel sockets);
 //! * [`addr`]: IPv4 `struct sockaddr` in and out with the kernel's rules;
 //! * [`trace`], [`logger`], [`output`], [`linebuf`]: `SLUICE_TRACE` lines,
 //!   `SLUICE_LOG` messages, and writing them without allocating;
@@ -37,8 +38,8 @@
 //! internally (stdio on a descriptor from `fdopen`, `system`/`popen`'s exec,
 //! `getaddrinfo`'s own sockets, which are UDP/Unix and the kernel's anyway),
 //! raw `syscall(2)`s, and exec by runtimes that bypass libc. For kernel
-//! sockets (every socket today, converted at its decision) this changes
-//! nothing; for backend sessions it means such paths see the placeholder.
+//! sockets this changes nothing; for backend sessions it means such paths
+//! see the placeholder.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

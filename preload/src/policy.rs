@@ -9,7 +9,7 @@
 //! | `SLUICE_LOOPBACK` | `on`/`off`: may 127.0.0.0/8 go to Sluice? | `off` |
 //! | `SLUICE_FALLBACK` | `kernel`/`fail`: what a Sluice verdict does when the backend is unreachable | `fail` |
 //! | `SLUICE_UDP` | `on`/`off`: UDP sockets as candidates | `off` |
-//! | `SLUICE_BACKEND` | `kernel-proxy` (see [`crate::backend`]) | none in this build |
+//! | `SLUICE_BACKEND` | `vcl` (the daemon) or `kernel-proxy` (see [`crate::backend`]) | `vcl` |
 //! | `SLUICE_PANIC` | `eio`/`abort`: an interposer panic fails the call with `EIO`, or aborts | `eio` |
 //! | `SLUICE_LOG`, `SLUICE_TRACE` | see [`crate::logger`], [`crate::trace`] | |
 //!
@@ -129,7 +129,7 @@ pub fn parse(lookup: impl Fn(&str) -> Option<String>) -> (Policy, Vec<String>) {
     let backend = backend::select(&backend_name);
     if backend.is_err() && !backend_name.is_empty() {
         problems.push(format!(
-            "SLUICE_BACKEND: unknown backend \"{backend_name}\" (expected kernel-proxy); Sluice sockets are unreachable"
+            "SLUICE_BACKEND: unknown backend \"{backend_name}\" (expected vcl or kernel-proxy); Sluice sockets are unreachable"
         ));
     }
     if udp {
@@ -173,7 +173,7 @@ mod tests {
         assert!(problems.is_empty());
         assert_eq!(policy.fallback, Fallback::Fail);
         assert!(!policy.panic_abort);
-        assert!(policy.backend.is_err());
+        assert_eq!(policy.backend.as_ref().map(|b| b.name()).ok(), Some("vcl"));
         assert_eq!(policy.verdict(Decision::Local, at("0.0.0.0:80")), Verdict::Sluice);
         assert_eq!(policy.verdict(Decision::Remote, at("10.0.0.1:80")), Verdict::Sluice);
         assert_eq!(policy.verdict(Decision::Remote, at("127.0.0.1:80")), Verdict::Kernel);

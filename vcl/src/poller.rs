@@ -251,11 +251,40 @@ impl Poller {
             if n > 0 || timeout == Some(Duration::ZERO) {
                 return Ok(n);
             }
-            let opts = WaitOpts { deadline, interruptible: true, sigmask };
+            let opts = WaitOpts { deadline, interruptible: true, sigmask, extra: None };
             if !self.vcl.wait_until(&[&self.shared.waiters], opts, || self.shared.has_candidates())? {
                 return Ok(self.collect(events, max_events));
             }
         }
+    }
+
+    /// What `item` would report for `s` now, and `s`'s change counter. Asks
+    /// the daemon for a WRITABLE event where writability is wanted and
+    /// missing (protocol: TX space).
+    fn pending(&self, s: &Session, item: &Item) -> (u32, Option<Readiness>) {
+        let vcl = &self.vcl;
+        let seq = s.seq.load(Ordering::Acquire);
+        let mut r = vcl.readiness_of(s);
+        if item.interest.writable && !r.writable && s.state() == State::Connected {
+            // WRITABLE events come only when asked for; ask, then look again
+            // in case room appeared.
+            if let Some(w) = s.daemon().and_then(|h| vcl.slots.words(h.index)) {
+                w.want_tx_space.store(1, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                r = vcl.readiness_of(s);
+            }
+        }
+        let got = Readiness {
+            readable: r.readable && item.interest.readable,
+            writable: r.writable && item.interest.writable,
+            rdhup: r.rdhup && item.interest.rdhup,
+            hup: r.hup,
+            error: r.error,
+        };
+        if item.disabled || got.is_empty() || (item.interest.edge && seq == item.last_seq) {
+            return (seq, None);
+        }
+        (seq, Some(got))
     }
 
     /// Evaluates the listed sessions; reports up to `max` of them.
@@ -279,30 +308,7 @@ impl Poller {
                 items.remove(&key.pack());
                 continue;
             };
-            if item.disabled {
-                continue;
-            }
-            let seq = s.seq.load(Ordering::Acquire);
-            let mut r = vcl.readiness_of(s);
-            if item.interest.writable && !r.writable && s.state() == State::Connected {
-                // WRITABLE events come only when asked for (protocol: TX
-                // space); ask, then look again in case room appeared.
-                if let Some(w) = s.daemon().and_then(|h| vcl.slots.words(h.index)) {
-                    w.want_tx_space.store(1, Ordering::Relaxed);
-                    fence(Ordering::SeqCst);
-                    r = vcl.readiness_of(s);
-                }
-            }
-            let got = Readiness {
-                readable: r.readable && item.interest.readable,
-                writable: r.writable && item.interest.writable,
-                rdhup: r.rdhup && item.interest.rdhup,
-                hup: r.hup,
-                error: r.error,
-            };
-            if got.is_empty() || (item.interest.edge && seq == item.last_seq) {
-                continue;
-            }
+            let (seq, Some(got)) = self.pending(s, item) else { continue };
             item.last_seq = seq;
             events.push(PollEvent { token: item.token, readiness: got });
             n += 1;
@@ -312,8 +318,43 @@ impl Poller {
                 relist.push(key);
             }
         }
+        self.relist(relist);
+        n
+    }
+
+    /// Evaluates the listed sessions without reporting them: keeps listed
+    /// only those a [`wait`](Self::wait) would report now, so the eventfd
+    /// is readable exactly while a wait would report something. This is
+    /// what `poll` on an epoll descriptor does (Linux re-checks each item
+    /// of the ready list, `ep_read_events_proc`); edge and one-shot state
+    /// are left alone.
+    pub fn refresh(&self) {
+        self.vcl.drain();
+        let vcl = &self.vcl;
+        let mut items = self.shared.items.lock();
+        let candidates = {
+            let mut r = self.shared.ready.lock();
+            r.listed.clear();
+            std::mem::take(&mut r.queue)
+        };
+        let mut keep = Vec::new();
+        for key in candidates {
+            let Some(item) = items.get(&key.pack()) else { continue };
+            let Some(s) = vcl.table.get(key) else {
+                items.remove(&key.pack());
+                continue;
+            };
+            if self.pending(s, item).1.is_some() {
+                keep.push(key);
+            }
+        }
+        self.relist(keep);
+    }
+
+    /// Lists `keys` again and makes the eventfd say whether anything is listed.
+    fn relist(&self, keys: Vec<Key>) {
         let mut r = self.shared.ready.lock();
-        for key in relist {
+        for key in keys {
             if r.listed.insert(key.pack()) {
                 r.queue.push_back(key);
             }
@@ -325,7 +366,6 @@ impl Poller {
             r.efd_readable = true;
             let _ = self.shared.efd.notify();
         }
-        n
     }
 }
 

@@ -24,10 +24,10 @@
 //! timeout.
 
 use std::cell::RefCell;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use sluice_shm::os::EventFd;
@@ -153,17 +153,20 @@ pub(crate) struct WaitOpts<'a> {
     pub interruptible: bool,
     /// Signal mask for the sleeps (`ppoll`'s); `None` keeps the thread's.
     pub sigmask: Option<&'a SigSet>,
+    /// A kernel descriptor (and its poll events) every sleep also waits on,
+    /// leader's and followers' alike ([`Vcl::wait_fd`]).
+    pub extra: Option<(BorrowedFd<'a>, i16)>,
 }
 
 impl WaitOpts<'_> {
     /// A wait a signal interrupts, until `deadline`.
     pub(crate) fn interruptible(deadline: Option<Instant>) -> WaitOpts<'static> {
-        WaitOpts { deadline, interruptible: true, sigmask: None }
+        WaitOpts { deadline, interruptible: true, sigmask: None, extra: None }
     }
 
     /// A wait only the condition (or the daemon's death) ends.
     pub(crate) fn uninterruptible() -> WaitOpts<'static> {
-        WaitOpts { deadline: None, interruptible: false, sigmask: None }
+        WaitOpts { deadline: None, interruptible: false, sigmask: None, extra: None }
     }
 }
 
@@ -200,9 +203,9 @@ impl Vcl {
                 leading = self.try_lead();
             }
             let slept = if leading {
-                self.lead_sleep(&parker, timeout, opts.sigmask, &mut ready)
+                self.lead_sleep(&parker, timeout, opts.sigmask, opts.extra, &mut ready)
             } else {
-                self.follow_sleep(&parker, timeout, opts.sigmask, &mut leading)
+                self.follow_sleep(&parker, timeout, opts.sigmask, opts.extra, &mut leading)
             };
             match slept {
                 Err(Errno::EINTR) if !opts.interruptible => {}
@@ -241,6 +244,7 @@ impl Vcl {
         parker: &Arc<Parker>,
         timeout: Option<std::time::Duration>,
         sigmask: Option<&SigSet>,
+        extra: Option<(BorrowedFd<'_>, i16)>,
         ready: &mut impl FnMut() -> bool,
     ) -> Result<()> {
         let mut res = Ok(());
@@ -252,8 +256,16 @@ impl Vcl {
                     PollFd::new(self.att.wake.as_fd(), POLLIN),
                     PollFd::new(parker.efd.as_fd(), POLLIN),
                     PollFd::new(self.att.control.as_fd(), POLLIN),
+                    PollFd::new(parker.efd.as_fd(), POLLIN),
                 ];
-                res = ppoll(&mut fds, timeout, sigmask).map(|_| ()).map_err(|e| Errno::from_io(&e));
+                let used = match extra {
+                    Some((fd, events)) => {
+                        fds[3] = PollFd::new(fd, events);
+                        4
+                    }
+                    None => 3,
+                };
+                res = ppoll(&mut fds[..used], timeout, sigmask).map(|_| ()).map_err(|e| Errno::from_io(&e));
                 control_revents = fds[2].revents;
             },
         );
@@ -274,6 +286,7 @@ impl Vcl {
         parker: &Arc<Parker>,
         timeout: Option<std::time::Duration>,
         sigmask: Option<&SigSet>,
+        extra: Option<(BorrowedFd<'_>, i16)>,
         leading: &mut bool,
     ) -> Result<()> {
         self.followers.register(parker);
@@ -282,10 +295,42 @@ impl Vcl {
             *leading = true;
             return Ok(());
         }
-        let mut fds = [PollFd::new(parker.efd.as_fd(), POLLIN)];
-        let res = ppoll(&mut fds, timeout, sigmask);
+        let mut fds = [PollFd::new(parker.efd.as_fd(), POLLIN), PollFd::new(parker.efd.as_fd(), POLLIN)];
+        let used = match extra {
+            Some((fd, events)) => {
+                fds[1] = PollFd::new(fd, events);
+                2
+            }
+            None => 1,
+        };
+        let res = ppoll(&mut fds[..used], timeout, sigmask);
         self.followers.unregister(parker);
         parker.reset();
         res.map(|_| ()).map_err(|e| Errno::from_io(&e))
+    }
+}
+
+impl Vcl {
+    /// Blocks until the kernel descriptor `fd` polls ready for `events`
+    /// (`Ok(true)`), `timeout` passes (`Ok(false)`; `None` waits forever) or
+    /// a signal arrives (`EINTR`), while keeping the daemon's events applied:
+    /// so a [`Poller`](crate::Poller)'s eventfd, or a kernel epoll holding
+    /// it, becomes readable when a watched socket changes. This is how a
+    /// caller waits on vcl sockets and kernel descriptors together (the
+    /// preload's `poll` and `epoll_wait` over mixed sets). `sigmask` is the
+    /// signal mask while asleep, as `ppoll`'s.
+    pub fn wait_fd(
+        &self,
+        fd: BorrowedFd<'_>,
+        events: i16,
+        timeout: Option<Duration>,
+        sigmask: Option<&SigSet>,
+    ) -> Result<bool> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let opts = WaitOpts { deadline, interruptible: true, sigmask, extra: Some((fd, events)) };
+        self.wait_until(&[], opts, || {
+            let mut fds = [PollFd::new(fd, events)];
+            matches!(ppoll(&mut fds, Some(Duration::ZERO), None), Ok(n) if n > 0)
+        })
     }
 }

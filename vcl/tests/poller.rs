@@ -167,3 +167,64 @@ fn the_poller_fd_is_readable_while_sockets_are_listed() {
     assert!(!readable(&p), "edge-triggered and reported: nothing listed");
     d.assert_clean();
 }
+
+#[test]
+fn wait_fd_applies_daemon_events_while_it_sleeps_on_a_kernel_fd() {
+    let (d, vcl) = attached();
+    let (_l, conn, h) = accepted(&d, &vcl, 7009);
+    let p = vcl.poller().unwrap();
+    p.add(&conn, 5, Interest::READABLE).unwrap();
+    let mut ev = Vec::new();
+    assert_eq!(p.wait(&mut ev, Some(Duration::ZERO)).unwrap(), 0);
+    // Nothing happens: the wait ends at its timeout.
+    let started = std::time::Instant::now();
+    assert!(!vcl.wait_fd(p.as_fd(), POLLIN, Some(Duration::from_millis(100)), None).unwrap());
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    // Data arrives while the thread sleeps on the poller's fd alone: the
+    // sleeping thread applies the daemon's event, which makes the fd ready.
+    let sleeper = {
+        let vcl = std::sync::Arc::clone(&vcl);
+        let efd = p.as_fd().try_clone_to_owned().unwrap();
+        std::thread::spawn(move || vcl.wait_fd(efd.as_fd(), POLLIN, Some(DEADLINE), None))
+    };
+    d.wait_app_sleeping();
+    d.peer_send(h, b"x");
+    assert_eq!(sleeper.join().unwrap(), Ok(true));
+    assert_eq!(p.wait(&mut ev, Some(Duration::ZERO)).unwrap(), 1);
+    assert_eq!(tokens(&ev), [5]);
+    d.assert_clean();
+}
+
+#[test]
+fn refresh_unlists_what_a_wait_would_not_report_and_keeps_edges() {
+    let (d, vcl) = attached();
+    let (_l, conn, h) = accepted(&d, &vcl, 7010);
+    let p = vcl.poller().unwrap();
+    let readable = |p: &sluice_vcl::Poller| {
+        let mut fds = [PollFd::new(p.as_fd(), POLLIN)];
+        ppoll(&mut fds, Some(Duration::ZERO), None).unwrap() == 1
+    };
+    p.add(&conn, 3, Interest::READABLE).unwrap();
+    d.peer_send(h, b"ab");
+    let mut ev = Vec::new();
+    assert_eq!(p.wait(&mut ev, Some(DEADLINE)).unwrap(), 1);
+    assert!(readable(&p), "level-triggered and still readable: listed");
+    let mut buf = [0u8; 8];
+    assert_eq!(conn.read(&mut buf).unwrap(), 2);
+    assert!(readable(&p), "only a wait or a refresh re-evaluates");
+    p.refresh();
+    assert!(!readable(&p), "nothing to report: unlisted");
+    // Edge-triggered: a refresh does not consume the edge.
+    p.modify(&conn, 4, Interest::READABLE.edge()).unwrap();
+    d.peer_send(h, b"c");
+    d.wait_events_flushed();
+    p.refresh();
+    assert!(readable(&p));
+    p.refresh();
+    assert!(readable(&p), "the edge is still unreported");
+    assert_eq!(p.wait(&mut ev, Some(Duration::ZERO)).unwrap(), 1);
+    assert_eq!(tokens(&ev), [4]);
+    p.refresh();
+    assert!(!readable(&p), "reported: the edge is consumed");
+    d.assert_clean();
+}

@@ -305,6 +305,11 @@ impl Backend for KernelProxy {
         Ok(EpollRef::from_raw(EPOLL_INSTANCE))
     }
 
+    fn epoll_nest(&self, _epfd: RawFd, _instance: Option<EpollRef>) -> Result<EpollRef, Errno> {
+        // The kernel sees the private sockets in the inner instance itself.
+        Ok(EpollRef::from_raw(EPOLL_INSTANCE))
+    }
+
     fn epoll_wait(
         &self,
         epfd: RawFd,

@@ -16,7 +16,8 @@ use libc::{c_int, epoll_event};
 use super::poll::duration;
 use super::{backend, untracked};
 use crate::decide;
-use crate::errno::Errno;
+use crate::errno::{check, Errno};
+use crate::real;
 use crate::fdtable::{Entry, FDS};
 use crate::hook::Outcome;
 
@@ -61,6 +62,29 @@ crate::hook! {
                     if !FDS.replace(epfd, expected, Entry::Epoll(updated)) {
                         log::warn!("epoll descriptor {epfd} changed while a session was added to it");
                     }
+                }
+                Ok(Outcome::Done(0))
+            }
+            Entry::Epoll(_) if op == libc::EPOLL_CTL_ADD => {
+                // An instance with sessions nested in `epfd`: `epfd`'s waits
+                // must go through the backend too (see `Backend::epoll_nest`).
+                let instance = match FDS.get(epfd) {
+                    Entry::Epoll(e) => Some(e),
+                    Entry::Kernel => None,
+                    _ => return Ok(Outcome::Real),
+                };
+                // SAFETY: the caller's event, handed to the kernel, which
+                // checks it (EFAULT) and the descriptors.
+                check(unsafe { real::epoll_ctl(epfd, op, fd, event) })?;
+                match backend()?.epoll_nest(epfd, instance) {
+                    Ok(updated) if instance != Some(updated) => {
+                        let expected = instance.map_or(Entry::Kernel, Entry::Epoll);
+                        if !FDS.replace(epfd, expected, Entry::Epoll(updated)) {
+                            log::warn!("epoll descriptor {epfd} changed while an epoll instance was added to it");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => log::warn!("epoll descriptor {epfd}: nesting an instance with sessions: {e}"),
                 }
                 Ok(Outcome::Done(0))
             }

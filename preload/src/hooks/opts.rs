@@ -99,7 +99,17 @@ crate::hook! {
                 _ => Ok(Outcome::Real),
             }
         }
-        Entry::Candidate(_) => commit(fd),
+        Entry::Candidate(_) => {
+            // An option the kernel refuses on a TCP/IPv4 socket (IPv6-level
+            // ones such as Python's IPV6_V6ONLY, bad values) is answered
+            // with the kernel's error and leaves the candidate undecided;
+            // one it accepts commits the socket to the kernel, which keeps
+            // its semantics.
+            let scratch = options::Scratch::new(0, &[])?;
+            // SAFETY: the caller's buffer, checked by the kernel (EFAULT).
+            check(unsafe { real::setsockopt(scratch.fd(), level, name, value, len) })?;
+            commit(fd)
+        }
         Entry::Session(s) => {
             if (len as i32) < 0 {
                 return Err(Errno::EINVAL);

@@ -3,7 +3,8 @@
 //!
 //! A set without tracked descriptors is the kernel's. Candidates in a set are
 //! converted first (a fresh kernel socket reports `POLLOUT | POLLHUP`, which
-//! a placeholder would not). A set with sessions goes to the backend's
+//! a placeholder would not). A set with sessions, or with an epoll
+//! descriptor that holds sessions, goes to the backend's
 //! `poll`, which waits in a real `ppoll` with the caller's timeout and
 //! signal mask. `select`/`pselect` with sessions are evaluated as `ppoll`
 //! (placeholders are ordinary numbers below `FD_SETSIZE`), with the kernel's
@@ -70,11 +71,18 @@ unsafe fn poll_tracked(
             _ => None,
         })
         .collect();
-    if sessions.iter().all(Option::is_none) {
+    if sessions.iter().all(Option::is_none) && !set.iter().any(|p| names_epoll(p.fd)) {
         return Ok(Outcome::Real);
     }
     let ready = backend()?.poll(set, &sessions, timeout, sigmask)?;
     Ok(Outcome::Done(ready as c_int))
+}
+
+/// An epoll instance holding sessions: it polls readable only while the
+/// daemon's events are applied, so a wait on it goes through the backend
+/// (which waits on it as a kernel descriptor, applying them).
+fn names_epoll(fd: c_int) -> bool {
+    matches!(FDS.get(fd), Entry::Epoll(_))
 }
 
 fn millis(timeout: c_int) -> Option<Duration> {
@@ -225,7 +233,7 @@ unsafe fn select_tracked(
             _ => None,
         })
         .collect();
-    if sessions.iter().all(Option::is_none) {
+    if sessions.iter().all(Option::is_none) && !members.iter().any(|&fd| names_epoll(fd as c_int)) {
         return Ok(Outcome::Real);
     }
     const IN: c_short = libc::POLLIN | libc::POLLRDNORM | libc::POLLRDBAND;

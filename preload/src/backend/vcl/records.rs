@@ -1,0 +1,102 @@
+//! Per-session bookkeeping of the vcl backend: how many descriptors name a
+//! session (it closes at the last), whether it listens, and the option
+//! values `getsockopt` reports back. Taken only by setup, option and close
+//! calls, never by reads and writes.
+
+use std::collections::HashMap;
+
+use crate::backend::SessionRef;
+use crate::spinlock::SpinLock;
+
+/// Options a program set, as `getsockopt` reports them: `(level, name)` →
+/// the bytes given to `setsockopt`.
+pub(super) type Stored = HashMap<(i32, i32), Vec<u8>>;
+
+#[derive(Default)]
+struct Record {
+    refs: u32,
+    listening: bool,
+    options: Stored,
+}
+
+static RECORDS: SpinLock<Option<HashMap<u64, Record>>> = SpinLock::new(None);
+
+fn with<R>(f: impl FnOnce(&mut HashMap<u64, Record>) -> R) -> R {
+    let mut guard = RECORDS.lock();
+    f(guard.get_or_insert_with(HashMap::new))
+}
+
+pub(super) fn create(s: SessionRef) {
+    with(|m| m.insert(s.raw(), Record { refs: 1, ..Record::default() }));
+}
+
+/// An accepted connection inherits the options a listener's socket passes
+/// on in Linux (`sk_clone_lock` copies the socket, so `TCP_NODELAY`,
+/// `SO_KEEPALIVE`, buffer sizes and the like carry over).
+pub(super) fn create_accepted(s: SessionRef, listener: SessionRef) {
+    with(|m| {
+        let options = m.get(&listener.raw()).map(|r| r.options.clone()).unwrap_or_default();
+        m.insert(s.raw(), Record { refs: 1, listening: false, options });
+    });
+}
+
+pub(super) fn add_ref(s: SessionRef) {
+    with(|m| {
+        if let Some(r) = m.get_mut(&s.raw()) {
+            r.refs += 1;
+        }
+    });
+}
+
+/// Drops one reference; true when it was the last (the session must close).
+pub(super) fn release(s: SessionRef) -> bool {
+    with(|m| match m.get_mut(&s.raw()) {
+        Some(r) if r.refs > 1 => {
+            r.refs -= 1;
+            false
+        }
+        Some(_) => {
+            m.remove(&s.raw());
+            true
+        }
+        None => false,
+    })
+}
+
+pub(super) fn set_listening(s: SessionRef) {
+    with(|m| {
+        if let Some(r) = m.get_mut(&s.raw()) {
+            r.listening = true;
+        }
+    });
+}
+
+pub(super) fn is_listening(s: SessionRef) -> bool {
+    with(|m| m.get(&s.raw()).is_some_and(|r| r.listening))
+}
+
+pub(super) fn store_option(s: SessionRef, level: i32, name: i32, value: &[u8]) {
+    with(|m| {
+        if let Some(r) = m.get_mut(&s.raw()) {
+            r.options.insert((level, name), value.to_vec());
+        }
+    });
+}
+
+pub(super) fn option(s: SessionRef, level: i32, name: i32) -> Option<Vec<u8>> {
+    with(|m| m.get(&s.raw()).and_then(|r| r.options.get(&(level, name)).cloned()))
+}
+
+pub(super) fn lock_for_fork() {
+    RECORDS.acquire();
+}
+
+pub(super) fn unlock_after_fork() {
+    // SAFETY: taken by `lock_for_fork` in the prepare step of this fork.
+    unsafe { RECORDS.release() };
+}
+
+/// In a forked child: the parent's sessions are not this process's.
+pub(super) fn forget_all() {
+    with(|m| m.clear());
+}
