@@ -97,7 +97,12 @@ pub fn command(program: impl AsRef<Path>, mode: Mode) -> Command {
     match mode {
         Mode::Kernel => {}
         Mode::Preload => {
-            cmd.env("LD_PRELOAD", preload_lib()).env("SLUICE_FALLBACK", "kernel");
+            // No daemon answers there, whatever runs on this machine: the
+            // Sluice verdict falls back to the kernel, which this mode tests.
+            let nowhere = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-daemon/control.sock");
+            cmd.env("LD_PRELOAD", preload_lib())
+                .env("SLUICE_FALLBACK", "kernel")
+                .env("SLUICE_CONTROL_SOCKET", nowhere);
         }
         Mode::Proxy => {
             cmd.env("LD_PRELOAD", preload_lib()).env("SLUICE_BACKEND", "kernel-proxy").env("SLUICE_LOOPBACK", "on");
