@@ -21,6 +21,10 @@
 //! * `pump` — bytes between fifos and the engine, flow-control words;
 //! * `engine_events` — engine events to fifo work and app events;
 //!   `events` — the event ring, reply FIFO and coalescing backlog;
+//! * `listen_groups` — listeners on one address shared by app workers,
+//!   handed out only to accepting members with credit; `group_accept` —
+//!   moving connections to members and back; `holders` — forked children
+//!   that keep a group alive (design §3.5, §4.5);
 //! * `reaper` — closing a departed app's sessions; `ports` — the
 //!   privileged-port rule; `violations` — counting and killing;
 //!   `errno` — engine errors as errno; `report` — stats and session rows.
@@ -40,6 +44,9 @@ mod close;
 mod engine_events;
 mod errno;
 mod events;
+mod group_accept;
+mod holders;
+mod listen_groups;
 mod open;
 mod options;
 mod ports;
@@ -53,6 +60,7 @@ mod sessions;
 mod state;
 mod violations;
 
+use listen_groups::ListenGroups;
 use state::{App, Ctx};
 
 /// Size of the private buffer every copy between a fifo and the engine
@@ -150,11 +158,19 @@ pub struct AppSet {
     /// Apps killed since the last `take_killed`.
     killed: Vec<AppId>,
     bounce: Box<[u8]>,
+    /// Listen groups: every listener of these app workers is a member of one.
+    groups: ListenGroups,
 }
 
 impl AppSet {
     pub fn new(config: AppSetConfig) -> AppSet {
-        AppSet { config, apps: BTreeMap::new(), killed: Vec::new(), bounce: vec![0; BOUNCE_BYTES].into_boxed_slice() }
+        AppSet {
+            config,
+            apps: BTreeMap::new(),
+            killed: Vec::new(),
+            bounce: vec![0; BOUNCE_BYTES].into_boxed_slice(),
+            groups: ListenGroups::default(),
+        }
     }
 
     /// Starts serving an app worker. Segments this worker cannot serve (no
@@ -186,11 +202,17 @@ impl AppSet {
     /// it had written), its listeners removed, its memory released.
     pub fn detach(&mut self, id: AppId, stack: &mut Stack, now: Instant) {
         let Some(app) = self.apps.get_mut(&id).filter(|a| !a.detached) else { return };
-        let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config };
+        let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config, groups: &mut self.groups };
         app.reap(&mut ctx);
         log::info!("app worker {} detached, {} sessions still draining", id.0, app.sessions.len());
         if app.sessions.is_empty() {
             self.apps.remove(&id);
+        }
+        // Connections it was given but never took go to other members now.
+        self.serve_groups(stack, now);
+        for app in self.apps.values_mut() {
+            app.outbox.flush(&mut app.sessions);
+            app.wake_if_published();
         }
     }
 
@@ -198,7 +220,7 @@ impl AppSet {
     /// idle), which drives adaptive polling.
     pub fn poll(&mut self, stack: &mut Stack, now: Instant) -> usize {
         let mut work = 0;
-        let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config };
+        let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config, groups: &mut self.groups };
         for (id, app) in self.apps.iter_mut() {
             if app.detached {
                 // Only slots draining towards their close are left.
@@ -220,6 +242,12 @@ impl AppSet {
             if app.killed && !was_killed {
                 self.killed.push(*id);
             }
+        }
+        work += self.serve_groups(stack, now);
+        for app in self.apps.values_mut() {
+            // ACCEPTED events the groups pushed.
+            work += app.outbox.flush(&mut app.sessions);
+            app.wake_if_published();
         }
         self.apps.retain(|_, app| !(app.detached && app.sessions.is_empty()));
         work

@@ -75,9 +75,14 @@ impl App {
     fn dispatch(&mut self, ctx: &mut Ctx<'_>, request: Request) {
         match request {
             Request::Listen { req_id, local, backlog, reuse_port } => {
-                let result = self.listen(ctx, local, backlog, reuse_port);
+                let result = self.listen(ctx, local, backlog, reuse_port, false);
                 self.reply(req_id, result);
             }
+            Request::ListenInherited { req_id, local, backlog, reuse_port } => {
+                let result = self.listen(ctx, local, backlog, reuse_port, true);
+                self.reply(req_id, result);
+            }
+            Request::Forked { child_pid } => self.forked(ctx, child_pid as i32),
             Request::Connect { req_id, remote, local } => {
                 let result = self.connect(ctx, remote, local);
                 self.reply(req_id, result);
@@ -91,10 +96,7 @@ impl App {
             }
             Request::SetAccepting { handle, accepting } => {
                 if let Some(id) = self.resolve(handle, Target::Listener).and_then(|r| r.listener()) {
-                    let _ = ctx.stack.tcp_listener_set_accepting(id, accepting);
-                    if accepting {
-                        self.accept_ready(ctx, handle);
-                    }
+                    ctx.groups.set_accepting(id, self.identity.id, handle, accepting);
                 }
             }
             Request::TxReady { handle } => {

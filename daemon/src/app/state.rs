@@ -9,6 +9,7 @@ use sluice_shm::{RequestConsumer, SessionHandle, SharedU32, Waker};
 use sluice_stack::{ConsumerId, Instant, SocketId, Stack};
 
 use super::events::Outbox;
+use super::listen_groups::ListenGroups;
 use super::publish::Segments;
 use super::sessions::SessionTable;
 use super::violations::ViolationLog;
@@ -22,6 +23,8 @@ pub(super) struct Ctx<'a> {
     pub now: Instant,
     pub bounce: &'a mut [u8],
     pub config: &'a AppSetConfig,
+    /// The worker's listen groups (design §3.5), shared by its app workers.
+    pub groups: &'a mut ListenGroups,
 }
 
 pub(super) struct App {
