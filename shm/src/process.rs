@@ -72,8 +72,11 @@ mod tests {
 
     #[test]
     fn a_pidfd_sees_its_process_exit() {
-        let mut child = std::process::Command::new("sh").args(["-c", "read x"]).stdin(std::process::Stdio::piped())
-            .spawn().unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read x"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
         let pidfd = PidFd::open(child.id() as i32).unwrap();
         assert!(!pidfd.has_exited());
         drop(child.stdin.take());

@@ -40,14 +40,19 @@ impl AppSet {
                 }
             }
         }
-        for (id, group) in self.groups.take_abandoned() {
-            log::info!("listen group {} abandoned: its last holder exited", group.local);
-            reset_group(stack, now, id, group.returned);
-        }
         for id in self.groups.take_dirty() {
             work += self.hand_out(stack, now, id);
         }
         work
+    }
+
+    /// Releases groups without members whose holders have all exited (run
+    /// before requests, so a `LISTEN` finds their port free).
+    pub(super) fn release_abandoned(&mut self, stack: &mut Stack, now: Instant) {
+        for (id, group) in self.groups.take_abandoned() {
+            log::info!("listen group {} released: its last holder exited", group.local);
+            reset_group(stack, now, id, group.returned);
+        }
     }
 
     /// Gives group `id`'s waiting connections to members that can take them.
@@ -55,7 +60,8 @@ impl AppSet {
         let mut handed = 0;
         loop {
             let apps = &mut self.apps;
-            let Some(member) = self.groups.pick(id, |m| apps.get_mut(&m.app).is_some_and(|a| a.can_take(now, m.handle)))
+            let Some(member) =
+                self.groups.pick(id, |m| apps.get_mut(&m.app).is_some_and(|a| a.can_take(now, m.handle)))
             else {
                 break;
             };
@@ -104,10 +110,7 @@ impl App {
         let valid = listener.update_taken(taken);
         let has_credit = listener.outstanding() < listener.credit;
         if !valid {
-            self.record_violation(
-                now,
-                &format_args!("listener {}: ACCEPT_TAKEN beyond ACCEPT_PUSHED", handle.index),
-            );
+            self.record_violation(now, &format_args!("listener {}: ACCEPT_TAKEN beyond ACCEPT_PUSHED", handle.index));
         }
         if !has_credit {
             return false;

@@ -220,6 +220,7 @@ impl AppSet {
     /// idle), which drives adaptive polling.
     pub fn poll(&mut self, stack: &mut Stack, now: Instant) -> usize {
         let mut work = 0;
+        self.release_abandoned(stack, now);
         let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config, groups: &mut self.groups };
         for (id, app) in self.apps.iter_mut() {
             if app.detached {
