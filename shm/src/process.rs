@@ -3,7 +3,7 @@
 //! programs that use the session library without the preload.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// A pidfd (`pidfd_open(2)`): refers to one process for its whole life,
 /// never to a later process that reuses its pid, and polls readable once
@@ -66,6 +66,49 @@ pub fn register_atfork(prepare: extern "C" fn(), parent: extern "C" fn(), child:
     Ok(())
 }
 
+/// Makes descriptor `fd` refer to what `replacement` refers to
+/// (`dup2(2)`), dropping its old open file description in this process
+/// only. Async-signal-safe, so a fork child handler may call it: the child
+/// lets go of an inherited socket (the daemon then sees the parent's own
+/// hang-up) while the descriptor number stays valid for the code that
+/// still owns it and will close it later.
+pub fn replace_fd(fd: RawFd, replacement: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 takes two integers; on a bad descriptor it fails with
+    // EBADF and changes nothing.
+    let rc = unsafe { libc::dup2(replacement, fd) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Opens `/dev/null` read-only, close-on-exec: the harmless file that
+/// [`replace_fd`] puts in place of a descriptor given up in a fork child.
+pub fn open_dev_null() -> io::Result<OwnedFd> {
+    Ok(std::fs::File::options().read(true).open("/dev/null")?.into())
+}
+
+/// What [`fork`] returned in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forked {
+    /// In the parent, with the child's pid.
+    Parent(i32),
+    Child,
+}
+
+/// `fork(2)`. In a multi-threaded parent the child may only make
+/// async-signal-safe calls until it execs or has re-initialised what it
+/// uses (`fork(2)`, `signal-safety(7)`); the caller is responsible for that.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: fork has no arguments; its effects on the child's state are
+    // the caller's documented responsibility above.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +125,18 @@ mod tests {
         drop(child.stdin.take());
         child.wait().unwrap();
         assert!(pidfd.has_exited());
+    }
+
+    #[test]
+    fn a_replaced_fd_lets_go_of_its_old_file() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let null = open_dev_null().unwrap();
+        replace_fd(a.as_raw_fd(), null.as_raw_fd()).unwrap();
+        // `a`'s number now names /dev/null: the socket's only other end is
+        // gone, so `b` reads end of stream.
+        let mut buf = [0u8; 1];
+        assert_eq!(std::io::Read::read(&mut &b, &mut buf).unwrap(), 0);
+        drop(a);
     }
 
     #[test]
