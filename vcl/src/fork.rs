@@ -47,7 +47,8 @@ use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 
-use sluice_shm::process::{self, Forked};
+use sluice_shm::process;
+pub use sluice_shm::process::Forked;
 use sluice_shm::protocol::Request;
 
 use crate::error::{Errno, Result};
