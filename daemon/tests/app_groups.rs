@@ -221,7 +221,7 @@ fn a_forked_child_holds_the_group_until_it_re_creates_its_listener() {
     let mut parent =
         TestApp::attach_as(&mut world, AppIdentity { id: AppId(1), pid: me, uid: UNPRIVILEGED_UID, gid: 0 }, geo);
     let listener = listen(&mut world, &mut parent, false, false, false).unwrap();
-    parent.push(Request::Forked { child_pid: kid_pid as u32 });
+    assert_eq!(parent.call(&mut world, |req_id| Request::Forked { req_id, child_pid: kid_pid as u32 }), Ok(1));
     // P0 of nginx's daemon() chain exits: its listener closes, but the
     // child still holds the port.
     parent.close(listener);
@@ -249,7 +249,7 @@ fn a_group_is_released_when_its_last_holder_exits() {
     let mut parent =
         TestApp::attach_as(&mut world, AppIdentity { id: AppId(1), pid: me, uid: UNPRIVILEGED_UID, gid: 0 }, geo);
     let listener = listen(&mut world, &mut parent, false, false, true).unwrap();
-    parent.push(Request::Forked { child_pid: kid.id() });
+    assert_eq!(parent.call(&mut world, |req_id| Request::Forked { req_id, child_pid: kid.id() }), Ok(1));
     parent.close(listener);
     world.run_until(Duration::from_millis(10), |_| false);
     let mut other = TestApp::attach(&mut world, 2, geo);
@@ -266,7 +266,7 @@ fn forked_must_name_the_apps_own_child() {
     let mut app = TestApp::attach(&mut world, 1, geo);
     let listener = listen(&mut world, &mut app, false, false, true).unwrap();
     let before = world.stats(app.id).bad_requests;
-    app.push(Request::Forked { child_pid: 1 });
+    assert_eq!(app.call(&mut world, |req_id| Request::Forked { req_id, child_pid: 1 }), Err(libc::ECHILD));
     app.close(listener);
     world.run_until(Duration::from_millis(10), |_| false);
     assert_eq!(world.stats(app.id).bad_requests, before + 1);

@@ -139,9 +139,11 @@ pub enum Request {
     ListenInherited { req_id: u32, local: SocketAddrV4, backlog: u32, reuse_port: bool },
     /// The app worker's process forked `child_pid` (design §4.5): the child
     /// holds every listener the process holds until it exits or re-creates
-    /// them. No reply: requests are served in ring order, so a `CLOSE` sent
-    /// after it finds the holder recorded.
-    Forked { child_pid: u32 },
+    /// them. Replies with the number of listen groups the child now holds.
+    /// The parent waits for the reply: the daemon checks that the child is
+    /// the app's own (its parent pid), which it cannot once the parent has
+    /// exited (nginx's P0 exits right after its fork).
+    Forked { req_id: u32, child_pid: u32 },
 }
 
 /// `LISTEN` flag bits: `SO_REUSEPORT`, and (additive) inherited re-creation.
@@ -251,8 +253,8 @@ impl Request {
                 w.u32(24, *backlog);
                 w.0
             }
-            Request::Forked { child_pid } => {
-                let mut w = Writer::new(opcode::FORKED, 0, 0, 0);
+            Request::Forked { req_id, child_pid } => {
+                let mut w = Writer::new(opcode::FORKED, 0, *req_id, 0);
                 w.u32(16, *child_pid);
                 w.0
             }
@@ -316,7 +318,7 @@ impl Request {
                 if flags != 0 || child_pid == 0 || child_pid > i32::MAX as u32 {
                     return Err(DecodeError::BadArgument);
                 }
-                Request::Forked { child_pid }
+                Request::Forked { req_id, child_pid }
             }
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
@@ -410,7 +412,7 @@ mod tests {
             Request::SetOption { req_id: 4, handle: h(13, 14), option: SockOption::KeepIdle, value: 75 },
             Request::ListenInherited { req_id: 5, local: a, backlog: 16, reuse_port: false },
             Request::ListenInherited { req_id: 6, local: a, backlog: 16, reuse_port: true },
-            Request::Forked { child_pid: 4242 },
+            Request::Forked { req_id: 7, child_pid: 4242 },
         ];
         for r in all {
             assert_eq!(Request::decode(&r.encode()), Ok(r), "{r:?}");
@@ -431,7 +433,7 @@ mod tests {
         b[2] = 4;
         assert_eq!(Request::decode(&b), Err(DecodeError::BadArgument), "unknown LISTEN flag");
         for pid in [0u32, u32::MAX] {
-            let mut b = Request::Forked { child_pid: 1 }.encode();
+            let mut b = Request::Forked { req_id: 1, child_pid: 1 }.encode();
             b[16..20].copy_from_slice(&pid.to_le_bytes());
             assert_eq!(Request::decode(&b), Err(DecodeError::BadArgument), "pid {pid}");
         }

@@ -52,6 +52,8 @@ pub use sluice_shm::process::Forked;
 use sluice_shm::protocol::Request;
 
 use crate::error::{Errno, Result};
+use crate::replies::Purpose;
+use crate::wait::WaitOpts;
 use crate::session::State;
 use crate::socket::Socket;
 use crate::Vcl;
@@ -198,9 +200,27 @@ impl Vcl {
         self.epoch != epoch()
     }
 
-    /// Tells the daemon this process forked `child_pid` (see [`parent`]).
+    /// Tells the daemon this process forked `child_pid` (see [`parent`]) and
+    /// waits for its answer: the daemon checks the child's parent pid, which
+    /// it could not once this process had exited. This waits for the daemon,
+    /// never for the child.
     pub fn report_fork(&self, child_pid: u32) -> Result<()> {
-        self.send(self.link.home(), &Request::Forked { child_pid })
+        let req_id = self.replies.register(Purpose::Wait);
+        if let Err(e) = self.send(self.link.home(), &Request::Forked { req_id, child_pid }) {
+            self.replies.abandon(req_id);
+            return Err(e);
+        }
+        if let Err(e) = self.wait_until(&[&self.replies.waiters], WaitOpts::uninterruptible(), || {
+            self.replies.is_done(req_id)
+        }) {
+            self.replies.abandon(req_id);
+            return Err(e);
+        }
+        match self.replies.take(req_id) {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(Errno(e)),
+            None => Err(Errno::EIO),
+        }
     }
 
     /// A listener re-created in a fork child on `addr` (what the inherited

@@ -74,25 +74,24 @@ impl super::state::App {
     /// worker's process holds (design §4.5). The child must be this
     /// process's own child, so an app cannot make an unrelated process pin
     /// its ports; a child that already exited holds nothing.
-    pub(super) fn forked(&mut self, ctx: &mut super::state::Ctx<'_>, child_pid: i32) {
+    /// Replies with the number of groups the child holds, `ECHILD` if it is
+    /// not this process's child, `ESRCH` if it already exited.
+    pub(super) fn forked(&mut self, ctx: &mut super::state::Ctx<'_>, child_pid: i32) -> Result<u64, i32> {
         let parent = self.identity.pid;
         if parent_of(child_pid) != Some(parent) {
             log::debug!("app worker {}: FORKED names {child_pid}, not a child of {parent}", self.identity.id.0);
             self.bad_requests += 1;
-            return;
+            return Err(libc::ECHILD);
         }
-        match PidFd::open(child_pid) {
-            Ok(pidfd) => {
-                let held = ctx.groups.add_holder(self.identity.id, parent, &Arc::new(pidfd));
-                log::debug!("pid {child_pid} (forked by {parent}) holds {held} listen groups");
-            }
-            Err(e) => log::debug!("pidfd of {child_pid}: {e}"),
-        }
+        let pidfd = PidFd::open(child_pid).map_err(|e| e.raw_os_error().unwrap_or(libc::ESRCH))?;
+        let held = ctx.groups.add_holder(self.identity.id, parent, &Arc::new(pidfd));
+        log::debug!("pid {child_pid} (forked by {parent}) holds {held} listen groups");
+        Ok(held as u64)
     }
 }
 
 /// The parent pid of `pid`, from `/proc/PID/status` (`proc(5)`, `PPid:`).
-fn parent_of(pid: i32) -> Option<i32> {
+pub(super) fn parent_of(pid: i32) -> Option<i32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
 }

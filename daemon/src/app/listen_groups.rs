@@ -35,6 +35,8 @@ pub(super) const GROUP_CONSUMER: ConsumerId = ConsumerId(u32::MAX);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Member {
     pub app: AppId,
+    /// The app worker's process.
+    pub pid: i32,
     pub handle: SessionHandle,
     /// A thread of the app worker waited on the listener (design §3.5).
     pub accepting: bool,
@@ -86,19 +88,25 @@ pub(super) struct ListenGroups {
 
 impl ListenGroups {
     /// The group a new listener on `local` joins, `None` if there is none
-    /// (the caller creates one), or `EADDRINUSE`.
+    /// (the caller creates one), or `EADDRINUSE`. An inherited re-creation
+    /// joins if process `pid` holds the group, or if its parent `ppid` is a
+    /// member or holder: a child may re-create its listener before its
+    /// parent's `FORKED` arrives (they race; the parent does not wait).
     pub fn joinable(
         &mut self,
         local: SocketAddrV4,
         reuse_port: bool,
-        inherit: bool,
+        inherit: Option<(i32, Option<i32>)>,
         uid: u32,
-        pid: i32,
     ) -> Result<Option<ListenerId>, i32> {
         let Some(&id) = self.by_addr.get(&local) else { return Ok(None) };
         let Some(group) = self.groups.get_mut(&id) else { return Ok(None) };
-        if inherit && group.holders.remove(pid) {
-            return Ok(Some(id));
+        if let Some((pid, ppid)) = inherit {
+            let parent_holds =
+                ppid.is_some_and(|pp| group.holders.contains(pp) || group.members.iter().any(|m| m.pid == pp));
+            if group.holders.remove(pid) || parent_holds {
+                return Ok(Some(id));
+            }
         }
         if reuse_port && group.reuse_port && group.uid == uid {
             return Ok(Some(id));
@@ -130,9 +138,9 @@ impl ListenGroups {
         empty
     }
 
-    pub fn add_member(&mut self, id: ListenerId, app: AppId, handle: SessionHandle) {
+    pub fn add_member(&mut self, id: ListenerId, app: AppId, pid: i32, handle: SessionHandle) {
         if let Some(group) = self.groups.get_mut(&id) {
-            group.members.push(Member { app, handle, accepting: false });
+            group.members.push(Member { app, pid, handle, accepting: false });
         }
     }
 
@@ -282,7 +290,7 @@ mod tests {
         let id = ListenerId::from_parts(0, 0);
         groups.create(id, PORT, true, 1000);
         for &(app, accepting) in members {
-            groups.add_member(id, AppId(app), h(app));
+            groups.add_member(id, AppId(app), 100 + app as i32, h(app));
             groups.set_accepting(id, AppId(app), h(app), accepting);
         }
         (groups, id)
@@ -309,12 +317,15 @@ mod tests {
     #[test]
     fn joining_follows_the_kernel_reuseport_rules() {
         let (mut groups, id) = group_of(&[(1, true)]);
-        assert_eq!(groups.joinable(PORT, true, false, 1000, 10), Ok(Some(id)));
-        assert_eq!(groups.joinable(PORT, true, false, 1001, 10), Err(libc::EADDRINUSE), "another uid");
-        assert_eq!(groups.joinable(PORT, false, false, 1000, 10), Err(libc::EADDRINUSE), "no SO_REUSEPORT");
-        assert_eq!(groups.joinable(PORT, false, true, 1000, 10), Err(libc::EADDRINUSE), "inherit from a non-holder");
+        assert_eq!(groups.joinable(PORT, true, None, 1000), Ok(Some(id)));
+        assert_eq!(groups.joinable(PORT, true, None, 1001), Err(libc::EADDRINUSE), "another uid");
+        assert_eq!(groups.joinable(PORT, false, None, 1000), Err(libc::EADDRINUSE), "no SO_REUSEPORT");
+        let stranger = Some((10, Some(1)));
+        assert_eq!(groups.joinable(PORT, false, stranger, 1000), Err(libc::EADDRINUSE), "inherit, no holder");
+        let member_child = Some((10, Some(101)));
+        assert_eq!(groups.joinable(PORT, false, member_child, 1000), Ok(Some(id)), "a member's child re-creates");
         let elsewhere = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 81);
-        assert_eq!(groups.joinable(elsewhere, false, false, 1000, 10), Ok(None));
+        assert_eq!(groups.joinable(elsewhere, false, None, 1000), Ok(None));
     }
 
     #[test]
@@ -326,7 +337,7 @@ mod tests {
             Leave::Stays => panic!("the last member's leave ends the group"),
         }
         assert!(groups.get(id).is_none());
-        assert_eq!(groups.joinable(PORT, false, false, 1000, 10), Ok(None), "the port is free again");
+        assert_eq!(groups.joinable(PORT, false, None, 1000), Ok(None), "the port is free again");
     }
 
     #[test]
@@ -342,8 +353,8 @@ mod tests {
         assert_eq!(groups.add_holder(AppId(1), 1, &pidfd), 1);
         assert!(matches!(groups.leave(id, AppId(1), h(1)), Leave::Stays), "the child still holds it");
         assert!(groups.take_abandoned().is_empty());
-        assert_eq!(groups.joinable(PORT, false, true, 1000, pid), Ok(Some(id)), "the holder re-creates it");
-        groups.add_member(id, AppId(7), h(7));
+        assert_eq!(groups.joinable(PORT, false, Some((pid, None)), 1000), Ok(Some(id)), "the holder re-creates it");
+        groups.add_member(id, AppId(7), pid, h(7));
         assert_eq!(groups.get(id).unwrap().holders.len(), 0, "a member now, no longer a holder");
         drop(child.stdin.take());
         child.wait().unwrap();

@@ -7,6 +7,7 @@ use sluice_shm::SessionHandle;
 use sluice_stack::{Error, ListenerId, SocketId};
 
 use super::errno::{connect_errno, errno};
+use super::holders::parent_of;
 use super::listen_groups::GROUP_CONSUMER;
 use super::ports::may_bind;
 use super::session::{Conn, Listener, Role, Session};
@@ -40,9 +41,10 @@ impl App {
         let handle = self.sessions.vacant().ok_or(OUT_OF_SLOTS)?;
         let credit = backlog.clamp(1, MAX_CREDIT);
         let (uid, pid) = (self.identity.uid, self.identity.pid);
+        let inherit = inherit.then(|| (pid, parent_of(pid)));
         let joined = match local.port() {
             0 => None,
-            _ => ctx.groups.joinable(local, reuse_port, inherit, uid, pid)?,
+            _ => ctx.groups.joinable(local, reuse_port, inherit, uid)?,
         };
         let id = match joined {
             Some(id) => id,
@@ -68,7 +70,7 @@ impl App {
             }
             return Err(libc::ENOMEM);
         }
-        ctx.groups.add_member(id, self.identity.id, handle);
+        ctx.groups.add_member(id, self.identity.id, pid, handle);
         self.by_socket.insert(SocketId::Listener(id), handle);
         self.credit_total += u64::from(credit);
         self.update_headroom();

@@ -262,7 +262,7 @@ impl State {
                 }
             }
             // Kept in the log for tests to look at; the fake has no holders.
-            Request::Forked { .. } => {}
+            Request::Forked { req_id, .. } => self.event(AppEvent::Reply { req_id, result: Ok(0) }),
             Request::SetAccepting { handle, accepting } => {
                 if self.valid(handle) {
                     match self.listeners.get_mut(&handle.index) {
