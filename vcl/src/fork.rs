@@ -53,9 +53,9 @@ use sluice_shm::protocol::Request;
 
 use crate::error::{Errno, Result};
 use crate::replies::Purpose;
-use crate::wait::WaitOpts;
 use crate::session::State;
 use crate::socket::Socket;
+use crate::wait::WaitOpts;
 use crate::Vcl;
 
 /// The process epoch: bumped in every fork child.
@@ -210,9 +210,9 @@ impl Vcl {
             self.replies.abandon(req_id);
             return Err(e);
         }
-        if let Err(e) = self.wait_until(&[&self.replies.waiters], WaitOpts::uninterruptible(), || {
-            self.replies.is_done(req_id)
-        }) {
+        if let Err(e) =
+            self.wait_until(&[&self.replies.waiters], WaitOpts::uninterruptible(), || self.replies.is_done(req_id))
+        {
             self.replies.abandon(req_id);
             return Err(e);
         }
