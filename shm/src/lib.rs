@@ -16,6 +16,7 @@
 //!   other side sleeps.
 //! * [`os`]: memfd, mmap, eventfd.
 //! * [`poll`]: `ppoll` with a signal mask, and signals, for the app side's waits.
+//! * [`process`]: pidfds and `pthread_atfork`, for fork support.
 //! * [`layout`]: where everything is in an app worker's two segments.
 //! * [`protocol`]: requests and events the rings carry, and the flow-control words.
 //! * [`control`] and [`unix_socket`]: the control socket's messages and transport.
@@ -31,6 +32,7 @@ pub mod handle;
 pub mod layout;
 pub mod os;
 pub mod poll;
+pub mod process;
 pub mod protocol;
 pub mod punch;
 pub mod region;

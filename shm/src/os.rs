@@ -110,6 +110,10 @@ pub enum Access {
 pub struct Mapping {
     base: NonNull<u8>,
     len: usize,
+    /// The process that mapped it; set with [`dont_fork`](Self::dont_fork),
+    /// after which a forked child has no such mapping and must not unmap
+    /// the range (something else of the child's may live there by then).
+    dont_fork_owner: std::sync::atomic::AtomicU32,
 }
 
 // SAFETY: the mapping is plain memory owned by this value; all access goes
@@ -145,7 +149,7 @@ impl Mapping {
         }
         let base =
             NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
-        Ok(Mapping { base, len })
+        Ok(Mapping { base, len, dont_fork_owner: std::sync::atomic::AtomicU32::new(0) })
     }
 
     /// Keeps the mapping out of children created by `fork` (design §2.2: a
@@ -157,12 +161,19 @@ impl Mapping {
             self.len,
             libc::MADV_DONTFORK
         ))?;
+        self.dont_fork_owner.store(std::process::id(), std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        let owner = self.dont_fork_owner.load(std::sync::atomic::Ordering::Relaxed);
+        if owner != 0 && owner != std::process::id() {
+            // A forked child's copy of the value: the range was never
+            // mapped here (MADV_DONTFORK).
+            return;
+        }
         // SAFETY: the range is exactly the mapping made in `map`, unmapped
         // once; no Region outlives it (each holds an Arc of this Mapping).
         unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };

@@ -130,7 +130,25 @@ pub enum Request {
     Abort { handle: SessionHandle },
     /// Set an option; replies with 0 or an errno.
     SetOption { req_id: u32, handle: SessionHandle, option: SockOption, value: u64 },
+    /// A forked child re-creates a listener it inherited (design §4.5):
+    /// `LISTEN` with the [`LISTEN_INHERIT`] flag. It joins the listen group
+    /// on `local` whatever `reuse_port` says, if the daemon knows the app
+    /// worker's process as a holder of that group (reported by its parent's
+    /// [`Request::Forked`]); otherwise it is a plain `LISTEN`. Replies like
+    /// `Listen`.
+    ListenInherited { req_id: u32, local: SocketAddrV4, backlog: u32, reuse_port: bool },
+    /// The app worker's process forked `child_pid` (design §4.5): the child
+    /// holds every listener the process holds until it exits or re-creates
+    /// them. Replies with the number of listen groups the child now holds.
+    /// The parent waits for the reply: the daemon checks that the child is
+    /// the app's own (its parent pid), which it cannot once the parent has
+    /// exited (nginx's P0 exits right after its fork).
+    Forked { req_id: u32, child_pid: u32 },
 }
+
+/// `LISTEN` flag bits: `SO_REUSEPORT`, and (additive) inherited re-creation.
+pub const LISTEN_REUSE_PORT: u16 = 1;
+pub const LISTEN_INHERIT: u16 = 2;
 
 /// Why a request body was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +172,7 @@ mod opcode {
     pub const CLOSE: u16 = 7;
     pub const ABORT: u16 = 8;
     pub const SET_OPTION: u16 = 9;
+    pub const FORKED: u16 = 10;
 }
 
 struct Writer([u8; REQUEST_BODY_SIZE]);
@@ -227,6 +246,18 @@ impl Request {
                 w.u64(16, *value);
                 w.0
             }
+            Request::ListenInherited { req_id, local, backlog, reuse_port } => {
+                let flags = LISTEN_INHERIT | if *reuse_port { LISTEN_REUSE_PORT } else { 0 };
+                let mut w = Writer::new(opcode::LISTEN, flags, *req_id, 0);
+                w.addr(16, *local);
+                w.u32(24, *backlog);
+                w.0
+            }
+            Request::Forked { req_id, child_pid } => {
+                let mut w = Writer::new(opcode::FORKED, 0, *req_id, 0);
+                w.u32(16, *child_pid);
+                w.0
+            }
         }
     }
 
@@ -242,12 +273,17 @@ impl Request {
             _ => Err(DecodeError::BadArgument),
         };
         Ok(match op {
-            opcode::LISTEN => Request::Listen {
-                req_id,
-                local: rd_addr(body, 16),
-                backlog: rd32(body, 24),
-                reuse_port: flag()?,
-            },
+            opcode::LISTEN => {
+                if flags & !(LISTEN_REUSE_PORT | LISTEN_INHERIT) != 0 {
+                    return Err(DecodeError::BadArgument);
+                }
+                let (local, backlog, reuse_port) = (rd_addr(body, 16), rd32(body, 24), flags & LISTEN_REUSE_PORT != 0);
+                if flags & LISTEN_INHERIT != 0 {
+                    Request::ListenInherited { req_id, local, backlog, reuse_port }
+                } else {
+                    Request::Listen { req_id, local, backlog, reuse_port }
+                }
+            }
             opcode::CONNECT => {
                 let remote = rd_addr(body, 16);
                 if remote.port() == 0 || remote.ip().is_unspecified() || remote.ip().is_broadcast() {
@@ -276,6 +312,14 @@ impl Request {
                 option: SockOption::from_u16(flags).ok_or(DecodeError::BadArgument)?,
                 value: rd64(body, 16),
             },
+            opcode::FORKED => {
+                // pid_t is positive; 0 and the negative range are no process.
+                let child_pid = rd32(body, 16);
+                if flags != 0 || child_pid == 0 || child_pid > i32::MAX as u32 {
+                    return Err(DecodeError::BadArgument);
+                }
+                Request::Forked { req_id, child_pid }
+            }
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -366,6 +410,9 @@ mod tests {
             Request::Close { handle: h(9, 10) },
             Request::Abort { handle: h(11, 12) },
             Request::SetOption { req_id: 4, handle: h(13, 14), option: SockOption::KeepIdle, value: 75 },
+            Request::ListenInherited { req_id: 5, local: a, backlog: 16, reuse_port: false },
+            Request::ListenInherited { req_id: 6, local: a, backlog: 16, reuse_port: true },
+            Request::Forked { req_id: 7, child_pid: 4242 },
         ];
         for r in all {
             assert_eq!(Request::decode(&r.encode()), Ok(r), "{r:?}");
@@ -382,6 +429,14 @@ mod tests {
         assert_eq!(Request::decode(&b), Err(DecodeError::BadArgument));
         let b = Request::Connect { req_id: 1, remote: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 0), local: None }.encode();
         assert_eq!(Request::decode(&b), Err(DecodeError::BadAddress));
+        let mut b = Request::Listen { req_id: 1, local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80), backlog: 1, reuse_port: false }.encode();
+        b[2] = 4;
+        assert_eq!(Request::decode(&b), Err(DecodeError::BadArgument), "unknown LISTEN flag");
+        for pid in [0u32, u32::MAX] {
+            let mut b = Request::Forked { req_id: 1, child_pid: 1 }.encode();
+            b[16..20].copy_from_slice(&pid.to_le_bytes());
+            assert_eq!(Request::decode(&b), Err(DecodeError::BadArgument), "pid {pid}");
+        }
         let mut b = [0u8; REQUEST_BODY_SIZE];
         b[0] = 200;
         assert_eq!(Request::decode(&b), Err(DecodeError::UnknownOpcode(200)));

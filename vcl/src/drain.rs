@@ -26,6 +26,10 @@ const MAX_PER_CALL: usize = 1024;
 impl Vcl {
     /// Applies waiting events, if no other thread is doing it.
     pub(crate) fn drain(&self) {
+        if self.is_stale() {
+            // A fork child's copy: the event ring is not mapped here.
+            return;
+        }
         let mut total = 0;
         while total < MAX_PER_CALL {
             let Some(mut consumer) = self.events.try_lock() else { return };

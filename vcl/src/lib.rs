@@ -32,8 +32,9 @@
 //! * [`Poller`]: `add`/`modify`/`delete` with an [`Interest`], `wait`.
 //!
 //! Limits of this version: one daemon worker's ring is used for every
-//! request; a forked child must not use its parent's attachment (the
-//! segments are not mapped in children, `MADV_DONTFORK`).
+//! request. Fork support is in [`fork`]: a child re-attaches lazily and
+//! re-creates inherited listeners; its parent's sessions are not usable
+//! there (`ENOTCONN`).
 //!
 //! # Example: an echo server
 //! ```no_run
@@ -67,6 +68,7 @@ mod attach;
 mod chunked;
 mod drain;
 mod error;
+pub mod fork;
 mod io;
 mod lifecycle;
 mod link;
@@ -83,7 +85,7 @@ mod transfer;
 mod wait;
 
 use std::net::SocketAddrV4;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -130,6 +132,19 @@ pub struct Vcl {
     replies: Replies,
     /// The daemon hung up: every call that needs it fails with `ENETDOWN`.
     dead: AtomicBool,
+    /// The process epoch of the attach ([`fork`]): in a fork child the
+    /// attachment is stale and its segments are not mapped.
+    epoch: u32,
+    /// Its control socket's registration for fork children ([`fork`]).
+    control_slot: Option<usize>,
+}
+
+impl Drop for Vcl {
+    fn drop(&mut self) {
+        if let Some(slot) = self.control_slot.filter(|_| !self.is_stale()) {
+            fork::unregister_control(slot);
+        }
+    }
 }
 
 impl std::fmt::Debug for Vcl {
@@ -159,7 +174,10 @@ impl Vcl {
         let sleep_flag = SleepFlag::new(att.up.app_sleep_flag());
         let slots = DaemonSlots::new(att.down.clone(), att.up.clone());
         log::debug!("attached to {} as app worker {}", control_socket.display(), att.app_worker_id);
+        let control_slot = fork::register_control(att.control.as_raw_fd());
         Ok(Arc::new(Vcl {
+            epoch: fork::epoch(),
+            control_slot,
             att,
             link,
             events: Mutex::new(events),
@@ -231,8 +249,14 @@ impl Vcl {
         !self.is_dead()
     }
 
+    /// The daemon hung up, or this is a fork child's stale copy.
     pub(crate) fn is_dead(&self) -> bool {
-        self.dead.load(Ordering::Acquire)
+        self.dead.load(Ordering::Acquire) || self.is_stale()
+    }
+
+    /// The global attachment as it is, without attaching.
+    pub(crate) fn current_global() -> Option<Arc<Vcl>> {
+        GLOBAL.lock().clone()
     }
 
     /// The control socket polled readable: the daemon hung up (or, against

@@ -102,6 +102,14 @@ impl Vcl {
     /// never-accepted connections are aborted, as the kernel resets a closed
     /// listener's queue.
     pub(crate) fn close_key(&self, key: Key, abort: bool) -> Result<()> {
+        if self.is_stale() {
+            // A fork child's copy of its parent's socket: the session is the
+            // parent's, and the child's copy of the table is left alone.
+            return Ok(());
+        }
+        if self.table.get(key).is_some_and(|s| s.state() == crate::session::State::Listening) {
+            crate::fork::listener_closed();
+        }
         let ended = self.end_life(key)?;
         for conn in ended.queued {
             self.discard(conn);

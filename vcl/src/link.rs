@@ -50,6 +50,10 @@ impl Link {
 impl Vcl {
     /// Pushes `req` on worker `worker`'s ring and wakes that worker.
     pub(crate) fn send(&self, worker: u32, req: &Request) -> Result<()> {
+        if self.is_stale() {
+            // A fork child's copy: the rings are not mapped here.
+            return Err(Errno::ENOTCONN);
+        }
         let w = worker as usize;
         let (Some(ring), Some(waker), Some(doorbell)) =
             (self.link.rings.get(w), self.link.workers.get(w), self.att.doorbells.get(w))

@@ -27,13 +27,17 @@ impl Socket {
         if !s.transition(State::Candidate, State::ListenPending) {
             return Err(Errno::EINVAL);
         }
-        let (local, reuse_port) = {
+        let (local, reuse_port, inherited) = {
             let setup = s.setup.lock();
-            (setup.bound.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)), setup.reuse_port)
+            (setup.bound.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)), setup.reuse_port, setup.inherited)
         };
         s.accept.lock().backlog = backlog.max(1);
         let req_id = vcl.replies.register(Purpose::Listen(self.key));
-        if let Err(e) = vcl.send(vcl.link.home(), &Request::Listen { req_id, local, backlog, reuse_port }) {
+        let request = match inherited {
+            true => Request::ListenInherited { req_id, local, backlog, reuse_port },
+            false => Request::Listen { req_id, local, backlog, reuse_port },
+        };
+        if let Err(e) = vcl.send(vcl.link.home(), &request) {
             vcl.replies.abandon(req_id);
             s.transition(State::ListenPending, State::Candidate);
             return Err(e);
@@ -45,7 +49,15 @@ impl Socket {
             return Err(e);
         }
         match vcl.replies.take(req_id) {
-            Some(Ok(_)) if self.session()?.state() == State::Listening => Ok(()),
+            Some(Ok(_)) if self.session()?.state() == State::Listening => {
+                // Kept privately for a fork child, which cannot read the desc.
+                let s = self.session()?;
+                if let Some(w) = s.daemon().and_then(|h| vcl.slots.words(h.index)) {
+                    s.setup.lock().bound = Some(w.local_addr());
+                }
+                crate::fork::listener_opened();
+                Ok(())
+            }
             Some(Ok(_)) => Err(Errno::EBADF),
             Some(Err(e)) => Err(Errno(e)),
             None => Err(Errno::EIO),

@@ -244,6 +244,10 @@ impl Poller {
         if max_events == 0 {
             return Err(Errno::EINVAL);
         }
+        if self.vcl.is_stale() {
+            // Inherited through fork: its sessions and wake-ups are the parent's.
+            return Err(Errno::ENOTCONN);
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             self.vcl.drain();
@@ -372,6 +376,9 @@ impl Poller {
 impl Drop for Poller {
     /// Leaves the watcher lists of the sessions still watched.
     fn drop(&mut self) {
+        if self.vcl.is_stale() {
+            return;
+        }
         let items = std::mem::take(&mut *self.shared.items.lock());
         for packed in items.keys() {
             if let Some(s) = Key::unpack(*packed).and_then(|k| self.vcl.table.get(k)) {

@@ -91,8 +91,12 @@ pub(crate) struct TxHalf {
 /// What is chosen before the daemon knows the session.
 #[derive(Default)]
 pub(crate) struct Setup {
+    /// Where to bind; once listening, the address the daemon bound (what a
+    /// fork child re-creates the listener on).
     pub bound: Option<SocketAddrV4>,
     pub reuse_port: bool,
+    /// `LISTEN` re-creates a listener inherited through fork ([`crate::fork`]).
+    pub inherited: bool,
     /// Options set before the daemon handle existed; sent once it does.
     pub options: Vec<(SockOption, u64)>,
 }

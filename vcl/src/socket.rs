@@ -78,7 +78,12 @@ impl Socket {
         Socket::new(vcl, key)
     }
 
+    /// The live session, or `ENOTCONN` for a socket a fork child inherited
+    /// (the session is its parent's; see [`crate::fork`]).
     pub(crate) fn session(&self) -> Result<&Session> {
+        if self.vcl.is_stale() {
+            return Err(Errno::ENOTCONN);
+        }
         self.vcl.table.get(self.key).ok_or(Errno::EBADF)
     }
 

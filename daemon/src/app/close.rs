@@ -7,6 +7,8 @@ use sluice_shm::protocol::ShutdownHow;
 use sluice_shm::{SessionHandle, Violation};
 use sluice_stack::Shutdown;
 
+use super::group_accept::reset_group;
+use super::listen_groups::Leave;
 use super::pump::engine_has_data;
 use super::session::{Finish, FinishAction, Role};
 use super::state::{App, Ctx};
@@ -80,9 +82,11 @@ impl App {
         self.free(handle);
     }
 
-    /// `CLOSE` (or `ABORT`) of a listener: it stops listening, and the
-    /// connections pushed to the app but never taken are reset, as Linux
-    /// resets a closed listener's accept queue.
+    /// `CLOSE` (or `ABORT`) of a listener: the app worker leaves its listen
+    /// group. Connections pushed to it but never taken go back to the group
+    /// for another member; if it was the group's last member (and no forked
+    /// child holds the group) the listener stops and they are reset, as
+    /// Linux resets a closed listener's accept queue.
     pub(super) fn close_listener(&mut self, ctx: &mut Ctx<'_>, handle: SessionHandle) {
         let Some(session) = self.sessions.get_mut(handle) else { return };
         let taken_word =
@@ -94,15 +98,32 @@ impl App {
         if !valid {
             self.record_violation(ctx.now, &"ACCEPT_TAKEN beyond ACCEPT_PUSHED at listener close");
         }
-        if let Err(e) = ctx.stack.tcp_unlisten(ctx.now, id) {
-            log::debug!("unlisten of {id:?}: {e}");
-        }
-        for conn in untaken {
-            if self.sessions.get(conn).is_some_and(|s| !s.released()) {
-                self.abort(ctx, conn);
+        self.free(handle);
+        let live = |app: &Self, conn| app.sessions.get(conn).is_some_and(|s| !s.released());
+        match ctx.groups.leave(id, self.identity.id, handle) {
+            Leave::Stays => {
+                // Their events so far are handled here, before the engine
+                // sends the rest to the group.
+                self.collect_engine_events(ctx);
+                for conn in untaken {
+                    if !live(self, conn) {
+                        continue;
+                    }
+                    match self.take_for_return(ctx, conn) {
+                        Some(returned) => ctx.groups.push_returned(id, returned),
+                        None => self.abort(ctx, conn),
+                    }
+                }
+            }
+            Leave::Dies(group) => {
+                reset_group(ctx.stack, ctx.now, id, group.returned);
+                for conn in untaken {
+                    if live(self, conn) {
+                        self.abort(ctx, conn);
+                    }
+                }
             }
         }
-        self.free(handle);
     }
 
     /// A fifo index the app wrote was impossible: the session is reset and

@@ -23,6 +23,10 @@
 //!   `events` — the event ring, reply FIFO and coalescing backlog;
 //! * `cut_through` — connections between two apps of this worker, moved
 //!   fifo to fifo without the engine (design §3.7);
+//! * `listen_groups` — listeners on one address shared by app workers,
+//!   handed out only to accepting members with credit; `group_accept` —
+//!   moving connections to members and back; `holders` — forked children
+//!   that keep a group alive (design §3.5, §4.5);
 //! * `reaper` — closing a departed app's sessions; `ports` — the
 //!   privileged-port rule; `violations` — counting and killing;
 //!   `errno` — engine errors as errno; `report` — stats and session rows.
@@ -43,6 +47,9 @@ mod cut_through;
 mod engine_events;
 mod errno;
 mod events;
+mod group_accept;
+mod holders;
+mod listen_groups;
 mod open;
 mod options;
 pub(crate) mod ports;
@@ -57,6 +64,7 @@ mod state;
 mod violations;
 
 use cut_through::CutThrough;
+use listen_groups::ListenGroups;
 use state::{App, Ctx};
 
 /// Size of the private buffer every copy between a fifo and the engine
@@ -162,6 +170,8 @@ pub struct AppSet {
     bounce: Box<[u8]>,
     /// Cut-through work that spans apps (connects, resets, pair pumping).
     cut: CutThrough,
+    /// Listen groups: every listener of these app workers is a member of one.
+    groups: ListenGroups,
 }
 
 impl AppSet {
@@ -172,6 +182,7 @@ impl AppSet {
             killed: Vec::new(),
             bounce: vec![0; BOUNCE_BYTES].into_boxed_slice(),
             cut: CutThrough::default(),
+            groups: ListenGroups::default(),
         }
     }
 
@@ -204,19 +215,40 @@ impl AppSet {
     /// it had written), its listeners removed, its memory released.
     pub fn detach(&mut self, id: AppId, stack: &mut Stack, now: Instant) {
         let Some(app) = self.apps.get_mut(&id).filter(|a| !a.detached) else { return };
-        let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config, cut: &mut self.cut };
+        let mut ctx = Ctx {
+            stack,
+            now,
+            bounce: &mut self.bounce,
+            config: &self.config,
+            cut: &mut self.cut,
+            groups: &mut self.groups,
+        };
         app.reap(&mut ctx);
         log::info!("app worker {} detached, {} sessions still draining", id.0, app.sessions.len());
         // Its cut-through peers hear of the closes now.
         cut_through::run(&mut self.apps, &mut ctx);
         self.apps.retain(|_, app| !(app.detached && app.sessions.is_empty()));
+        // Connections it was given but never took go to other members now.
+        self.serve_groups(stack, now);
+        for app in self.apps.values_mut() {
+            app.outbox.flush(&mut app.sessions);
+            app.wake_if_published();
+        }
     }
 
     /// One iteration's work for every app; returns the amount done (0 when
     /// idle), which drives adaptive polling.
     pub fn poll(&mut self, stack: &mut Stack, now: Instant) -> usize {
         let mut work = 0;
-        let mut ctx = Ctx { stack, now, bounce: &mut self.bounce, config: &self.config, cut: &mut self.cut };
+        self.release_abandoned(stack, now);
+        let mut ctx = Ctx {
+            stack,
+            now,
+            bounce: &mut self.bounce,
+            config: &self.config,
+            cut: &mut self.cut,
+            groups: &mut self.groups,
+        };
         for (id, app) in self.apps.iter_mut() {
             if app.detached {
                 // Only slots draining towards their close are left.
@@ -240,6 +272,12 @@ impl AppSet {
             }
         }
         work += cut_through::run(&mut self.apps, &mut ctx);
+        work += self.serve_groups(stack, now);
+        for app in self.apps.values_mut() {
+            // ACCEPTED events the groups pushed.
+            work += app.outbox.flush(&mut app.sessions);
+            app.wake_if_published();
+        }
         self.apps.retain(|_, app| !(app.detached && app.sessions.is_empty()));
         work
     }

@@ -2,14 +2,13 @@
 //! listener's credit (protocol doc, Accepts).
 
 use std::net::SocketAddrV4;
-use std::sync::atomic::Ordering;
 
-use sluice_shm::layout::{app_words, desc};
-use sluice_shm::protocol::AppEvent;
 use sluice_shm::SessionHandle;
 use sluice_stack::{Error, ListenerId, SocketId};
 
 use super::errno::{connect_errno, errno};
+use super::holders::parent_of;
+use super::listen_groups::GROUP_CONSUMER;
 use super::ports::may_bind;
 use super::session::{Conn, Listener, Role, Session};
 use super::state::{App, Ctx};
@@ -22,13 +21,16 @@ const MAX_CREDIT: u32 = 65_535;
 pub(super) const OUT_OF_SLOTS: i32 = libc::EMFILE;
 
 impl App {
-    /// `LISTEN`: replies with the listener's handle, or an errno.
+    /// `LISTEN`: replies with the listener's handle, or an errno. The
+    /// listener is a member of the listen group on its address (created
+    /// here if there is none; `listen_groups` has the joining rules).
     pub(super) fn listen(
         &mut self,
         ctx: &mut Ctx<'_>,
         local: SocketAddrV4,
         backlog: u32,
         reuse_port: bool,
+        inherit: bool,
     ) -> Result<u64, i32> {
         if !may_bind(&self.identity, local.port(), ctx.config.unprivileged_port_start) {
             return Err(libc::EACCES);
@@ -38,22 +40,37 @@ impl App {
         }
         let handle = self.sessions.vacant().ok_or(OUT_OF_SLOTS)?;
         let credit = backlog.clamp(1, MAX_CREDIT);
-        let id = if local.port() == 0 {
-            self.listen_ephemeral(ctx, local, credit, reuse_port)?
-        } else {
-            ctx.stack.tcp_listen(self.consumer, local, credit as usize, reuse_port).map_err(errno)?
+        let (uid, pid) = (self.identity.uid, self.identity.pid);
+        let inherit = inherit.then(|| (pid, parent_of(pid)));
+        let joined = match local.port() {
+            0 => None,
+            _ => ctx.groups.joinable(local, reuse_port, inherit, uid)?,
+        };
+        let id = match joined {
+            Some(id) => id,
+            None => {
+                let id = if local.port() == 0 {
+                    self.listen_ephemeral(ctx, local, credit, reuse_port)?
+                } else {
+                    ctx.stack.tcp_listen(GROUP_CONSUMER, local, credit as usize, reuse_port).map_err(errno)?
+                };
+                let bound = ctx.stack.listener_addr(id).unwrap_or(local);
+                ctx.groups.create(id, bound, reuse_port, uid);
+                id
+            }
         };
         let bound = ctx.stack.listener_addr(id).unwrap_or(local);
-        let Some((desc, words)) = self.seg.publish_listener(handle, bound) else {
-            let _ = ctx.stack.tcp_unlisten(ctx.now, id);
-            return Err(libc::ENOMEM);
-        };
-        let session =
-            Session { desc, words, role: Role::Listener(Listener::new(id, credit)), backlog: Default::default() };
-        if !self.sessions.insert(handle, session) {
-            let _ = ctx.stack.tcp_unlisten(ctx.now, id);
+        let published = self.seg.publish_listener(handle, bound).is_some_and(|(desc, words)| {
+            let role = Role::Listener(Listener::new(id, credit));
+            self.sessions.insert(handle, Session { desc, words, role, backlog: Default::default() })
+        });
+        if !published {
+            if ctx.groups.discard_if_empty(id) {
+                let _ = ctx.stack.tcp_unlisten(ctx.now, id);
+            }
             return Err(libc::ENOMEM);
         }
+        ctx.groups.add_member(id, self.identity.id, pid, handle);
         self.by_socket.insert(SocketId::Listener(id), handle);
         self.credit_total += u64::from(credit);
         self.update_headroom();
@@ -73,7 +90,7 @@ impl App {
         let span = u32::from(high.saturating_sub(low)) + 1;
         for i in 0..span {
             let port = low + ((u32::from(self.port_cursor) + i) % span) as u16;
-            match ctx.stack.tcp_listen(self.consumer, SocketAddrV4::new(*local.ip(), port), credit as usize, reuse_port)
+            match ctx.stack.tcp_listen(GROUP_CONSUMER, SocketAddrV4::new(*local.ip(), port), credit as usize, reuse_port)
             {
                 Ok(id) => {
                     self.port_cursor = ((u32::from(port - low) + 1) % span) as u16;
@@ -113,7 +130,7 @@ impl App {
 
     /// Publishes engine connection `id` in the vacant slot `handle`; on
     /// failure (a daemon bug) the connection is reset.
-    fn install_conn(
+    pub(super) fn install_conn(
         &mut self,
         ctx: &mut Ctx<'_>,
         handle: SessionHandle,
@@ -139,55 +156,14 @@ impl App {
         installed
     }
 
-    /// Accepts waiting connections onto listener `handle` while it has
-    /// credit (`ACCEPT_PUSHED − ACCEPT_TAKEN < backlog`) and a slot is free;
-    /// the rest stay in the engine's accept queue. Returns how many.
+    /// Listener `handle` may take connections (it gained credit or started
+    /// accepting): its listen group hands them out after this iteration's
+    /// requests (`group_accept`), as members of other app workers share it.
     pub(super) fn accept_ready(&mut self, ctx: &mut Ctx<'_>, handle: SessionHandle) -> usize {
-        let mut accepted = 0;
-        while let Some(session) = self.sessions.get_mut(handle) {
-            let taken = session.words.word(app_words::ACCEPT_TAKEN).load(Ordering::Acquire);
-            let Role::Listener(listener) = &mut session.role else { break };
-            let valid = listener.update_taken(taken);
-            let (id, has_credit) = (listener.id, listener.outstanding() < listener.credit);
-            let inherited = listener.inherited.clone();
-            if !valid {
-                self.record_violation(
-                    ctx.now,
-                    &format_args!("listener {}: ACCEPT_TAKEN beyond ACCEPT_PUSHED", handle.index),
-                );
-            }
-            if !has_credit {
-                break;
-            }
-            let Some(conn_handle) = self.sessions.vacant() else {
-                if !self.starved.contains(&handle) {
-                    self.starved.push(handle);
-                }
-                break;
-            };
-            let Ok((conn, remote)) = ctx.stack.tcp_accept(id) else { break };
-            let local = ctx.stack.local_addr(conn).unwrap_or(SocketAddrV4::new(ctx.stack.config().ip, 0));
-            if !self.install_conn(ctx, conn_handle, conn, local, remote) {
-                break;
-            }
-            for (option, value) in inherited {
-                if let Err(e) = self.apply_option(ctx, conn, option, value) {
-                    log::debug!("inheriting {option:?} = {value}: errno {e}");
-                }
-            }
-            let Some(session) = self.sessions.get_mut(handle) else { break };
-            let pushed_word = session.desc.shared(desc::ACCEPT_PUSHED);
-            let Some(listener) = session.listener_mut() else { break };
-            let seq = listener.pushed;
-            listener.pushed = seq.wrapping_add(1);
-            listener.unaccepted.push_back((seq, conn_handle));
-            // The count before the event, so an app that sees the event
-            // sees the count that includes it.
-            pushed_word.store(listener.pushed, Ordering::Release);
-            self.outbox.push_urgent(AppEvent::Accepted { listener: handle, conn: conn_handle });
-            accepted += 1;
+        if let Some(Role::Listener(listener)) = self.sessions.get(handle).map(|s| &s.role) {
+            ctx.groups.mark_dirty(listener.id);
         }
-        accepted
+        0
     }
 
     /// Listeners that ran out of slots get another chance after a free.
@@ -195,10 +171,10 @@ impl App {
         if !std::mem::take(&mut self.slot_freed) || self.starved.is_empty() {
             return 0;
         }
-        let mut accepted = 0;
-        for handle in std::mem::take(&mut self.starved) {
-            accepted += self.accept_ready(ctx, handle);
+        let starved = std::mem::take(&mut self.starved);
+        for &handle in &starved {
+            self.accept_ready(ctx, handle);
         }
-        accepted
+        starved.len()
     }
 }

@@ -23,8 +23,8 @@ enum Target {
 
 /// The opcodes whose requests carry a `req_id` (and expect a reply), read
 /// off the codec's own encoding so they cannot drift from it.
-fn replying_opcodes() -> &'static [u16; 3] {
-    static OPCODES: OnceLock<[u16; 3]> = OnceLock::new();
+fn replying_opcodes() -> &'static [u16; 4] {
+    static OPCODES: OnceLock<[u16; 4]> = OnceLock::new();
     OPCODES.get_or_init(|| {
         let any = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 0, 1), 1);
         let handle = SessionHandle::new(0, 1).expect("generation 1 is valid");
@@ -32,6 +32,7 @@ fn replying_opcodes() -> &'static [u16; 3] {
             Request::Listen { req_id: 0, local: any, backlog: 1, reuse_port: false },
             Request::Connect { req_id: 0, remote: any, local: None },
             Request::SetOption { req_id: 0, handle, option: SockOption::NoDelay, value: 0 },
+            Request::Forked { req_id: 0, child_pid: 1 },
         ]
         .map(|r| opcode(&r.encode()))
     })
@@ -75,7 +76,15 @@ impl App {
     fn dispatch(&mut self, ctx: &mut Ctx<'_>, request: Request) {
         match request {
             Request::Listen { req_id, local, backlog, reuse_port } => {
-                let result = self.listen(ctx, local, backlog, reuse_port);
+                let result = self.listen(ctx, local, backlog, reuse_port, false);
+                self.reply(req_id, result);
+            }
+            Request::ListenInherited { req_id, local, backlog, reuse_port } => {
+                let result = self.listen(ctx, local, backlog, reuse_port, true);
+                self.reply(req_id, result);
+            }
+            Request::Forked { req_id, child_pid } => {
+                let result = self.forked(ctx, child_pid as i32);
                 self.reply(req_id, result);
             }
             Request::Connect { req_id, remote, local } => {
@@ -91,10 +100,7 @@ impl App {
             }
             Request::SetAccepting { handle, accepting } => {
                 if let Some(id) = self.resolve(handle, Target::Listener).and_then(|r| r.listener()) {
-                    let _ = ctx.stack.tcp_listener_set_accepting(id, accepting);
-                    if accepting {
-                        self.accept_ready(ctx, handle);
-                    }
+                    ctx.groups.set_accepting(id, self.identity.id, handle, accepting);
                 }
             }
             Request::TxReady { handle } => {
@@ -184,7 +190,7 @@ mod tests {
     use sluice_shm::protocol::ShutdownHow;
 
     #[test]
-    fn the_replying_opcodes_are_those_of_listen_connect_and_set_option() {
+    fn the_replying_opcodes_are_those_of_listen_connect_set_option_and_forked() {
         let ops = replying_opcodes();
         let handle = SessionHandle::new(0, 1).unwrap();
         for silent in [
@@ -199,6 +205,6 @@ mod tests {
         }
         let mut distinct = ops.to_vec();
         distinct.dedup();
-        assert_eq!(distinct.len(), 3);
+        assert_eq!(distinct.len(), 4);
     }
 }

@@ -10,6 +10,7 @@ use sluice_stack::{ConsumerId, Instant, SocketId, Stack};
 
 use super::cut_through::CutThrough;
 use super::events::Outbox;
+use super::listen_groups::ListenGroups;
 use super::publish::Segments;
 use super::sessions::SessionTable;
 use super::violations::ViolationLog;
@@ -25,6 +26,8 @@ pub(super) struct Ctx<'a> {
     pub config: &'a AppSetConfig,
     /// Cut-through work for after the app's turn (it spans apps).
     pub cut: &'a mut CutThrough,
+    /// The worker's listen groups (design §3.5), shared by its app workers.
+    pub groups: &'a mut ListenGroups,
 }
 
 pub(super) struct App {

@@ -314,6 +314,9 @@ impl TestApp {
         let raw = self.call(world, |req_id| Request::Listen { req_id, local, backlog, reuse_port: false })?;
         let handle = SessionHandle::from_u64(raw).expect("a handle");
         self.adopt_listener(handle, backlog);
+        // As vcl does when a thread first waits on the listener: only an
+        // accepting member is given connections (design §3.5).
+        self.push(Request::SetAccepting { handle, accepting: true });
         Ok(handle)
     }
 

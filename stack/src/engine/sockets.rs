@@ -74,9 +74,16 @@ impl Stack {
 
     /// Take one established connection from the listener's accept queue.
     pub fn tcp_accept(&mut self, listener: ListenerId) -> Result<(ConnId, SocketAddrV4)> {
+        let owner = self.listeners.get(listener).ok_or(Error::InvalidHandle)?.owner;
+        self.tcp_accept_for(listener, owner)
+    }
+
+    /// [`tcp_accept`](Self::tcp_accept), but the connection's events go to
+    /// `owner` rather than to the listener's consumer: a listener shared by
+    /// several consumers (a listen group) hands each connection to one.
+    pub fn tcp_accept_for(&mut self, listener: ListenerId, owner: ConsumerId) -> Result<(ConnId, SocketAddrV4)> {
         let l = self.listeners.get_mut(listener).ok_or(Error::InvalidHandle)?;
         l.accepting = true;
-        let owner = l.owner;
         let conns = &self.conns;
         let queued_here = |id| conns.get(id).is_some_and(|s: &ConnSlot| s.origin == Origin::Queued(listener));
         let id = l.accept_queue.pop(queued_here).ok_or(Error::WouldBlock)?;
@@ -103,6 +110,17 @@ impl Stack {
     pub fn tcp_listener_set_accepting(&mut self, listener: ListenerId, accepting: bool) -> Result<()> {
         let l = self.listeners.get_mut(listener).ok_or(Error::InvalidHandle)?;
         l.accepting = accepting;
+        Ok(())
+    }
+
+    /// Moves a connection's future events to `owner`. An event still unread
+    /// in the old owner's queue is dropped, so the caller takes the old
+    /// owner's events first (the daemon does, before it hands a connection
+    /// from one app worker to another).
+    pub fn tcp_set_owner(&mut self, conn: ConnId, owner: ConsumerId) -> Result<()> {
+        let slot = self.conns.get_mut(conn).filter(|s| s.app_visible()).ok_or(Error::InvalidHandle)?;
+        retract(&mut self.consumers, &mut self.stats, slot.owner, &mut slot.ticket);
+        slot.owner = owner;
         Ok(())
     }
 

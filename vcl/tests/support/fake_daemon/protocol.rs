@@ -202,12 +202,15 @@ impl State {
     pub(super) fn handle_request(&mut self, req: Request) {
         self.log.push(req);
         match req {
-            Request::Listen { req_id, mut local, backlog, reuse_port } => {
+            Request::Listen { req_id, mut local, backlog, reuse_port }
+            | Request::ListenInherited { req_id, mut local, backlog, reuse_port } => {
+                // The fake serves one process: an inherited re-creation joins.
+                let inherit = matches!(req, Request::ListenInherited { .. });
                 if local.port() == 0 {
                     local.set_port(self.ephemeral());
                 }
                 let clash = self.listeners.values().any(|l| l.local.port() == local.port());
-                if clash && !reuse_port {
+                if clash && !reuse_port && !inherit {
                     self.event(AppEvent::Reply { req_id, result: Err(libc::EADDRINUSE) });
                     return;
                 }
@@ -258,6 +261,8 @@ impl State {
                     }),
                 }
             }
+            // Kept in the log for tests to look at; the fake has no holders.
+            Request::Forked { req_id, .. } => self.event(AppEvent::Reply { req_id, result: Ok(0) }),
             Request::SetAccepting { handle, accepting } => {
                 if self.valid(handle) {
                     match self.listeners.get_mut(&handle.index) {

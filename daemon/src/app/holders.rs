@@ -1,0 +1,97 @@
+//! Holders (design §4.5): processes that hold a listen group through a
+//! descriptor inherited by `fork`, without being a member of it. A holder
+//! keeps the group (its port and queued connections) alive while it lives,
+//! so that nginx's `daemon()` chain works: P0 listens, forks P1 and exits,
+//! P1 forks the workers that re-create the listener. Each holder is watched
+//! through a pidfd, which names the process for its whole life and never a
+//! later one that reuses the pid.
+
+use std::sync::Arc;
+
+use sluice_shm::process::PidFd;
+
+/// The holders of one group.
+#[derive(Debug, Default)]
+pub(super) struct Holders(Vec<Arc<PidFd>>);
+
+impl Holders {
+    pub fn contains(&self, pid: i32) -> bool {
+        self.0.iter().any(|h| h.pid() == pid)
+    }
+
+    /// Adds `holder` unless its pid is already one.
+    pub fn add(&mut self, holder: &Arc<PidFd>) {
+        if !self.contains(holder.pid()) {
+            self.0.push(Arc::clone(holder));
+        }
+    }
+
+    /// The process stopped holding (it re-created its listener, which makes
+    /// it a member instead).
+    pub fn remove(&mut self, pid: i32) -> bool {
+        let before = self.0.len();
+        self.0.retain(|h| h.pid() != pid);
+        self.0.len() != before
+    }
+
+    /// Forgets holders that have exited; returns whether any is left.
+    pub fn prune_exited(&mut self) -> bool {
+        self.0.retain(|h| !h.has_exited());
+        !self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_is_kept_while_its_process_lives() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read x"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut holders = Holders::default();
+        let pidfd = Arc::new(PidFd::open(child.id() as i32).unwrap());
+        holders.add(&pidfd);
+        holders.add(&pidfd);
+        assert_eq!(holders.len(), 1, "one entry per process");
+        assert!(holders.prune_exited());
+        drop(child.stdin.take());
+        child.wait().unwrap();
+        assert!(!holders.prune_exited());
+        assert!(!holders.contains(child.id() as i32));
+    }
+}
+
+impl super::state::App {
+    /// `FORKED{child_pid}`: the child holds every listen group this app
+    /// worker's process holds (design §4.5). The child must be this
+    /// process's own child, so an app cannot make an unrelated process pin
+    /// its ports; a child that already exited holds nothing.
+    /// Replies with the number of groups the child holds, `ECHILD` if it is
+    /// not this process's child, `ESRCH` if it already exited.
+    pub(super) fn forked(&mut self, ctx: &mut super::state::Ctx<'_>, child_pid: i32) -> Result<u64, i32> {
+        let parent = self.identity.pid;
+        if parent_of(child_pid) != Some(parent) {
+            log::debug!("app worker {}: FORKED names {child_pid}, not a child of {parent}", self.identity.id.0);
+            self.bad_requests += 1;
+            return Err(libc::ECHILD);
+        }
+        let pidfd = PidFd::open(child_pid).map_err(|e| e.raw_os_error().unwrap_or(libc::ESRCH))?;
+        let held = ctx.groups.add_holder(self.identity.id, parent, &Arc::new(pidfd));
+        log::debug!("pid {child_pid} (forked by {parent}) holds {held} listen groups");
+        Ok(held as u64)
+    }
+}
+
+/// The parent pid of `pid`, from `/proc/PID/status` (`proc(5)`, `PPid:`).
+pub(super) fn parent_of(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
+}
