@@ -2,7 +2,7 @@
 //! daemon on AF_XDP or TAP in one namespace, the echo and HTTP servers of
 //! `sluice-server` attached to it through `vcl`, and Linux clients in
 //! another namespace (`scripts/load-client.py`: asyncio, many concurrent
-//! connections, every byte checked by hash; `curl`) — clean, then with 5%
+//! connections, every byte checked by hash; `curl`; `socat`) — clean, then with 5%
 //! random loss dropped by nft on a bridge in between.
 //!
 //! Needs root (namespaces, XDP, TAP): without it these tests fail, they do
@@ -91,6 +91,25 @@ fn check_capture(path: &Path, frames: usize) {
     assert!(tcp > frames / 2, "only {tcp} of {count} captured frames are TCP");
 }
 
+/// `socat` in the peer namespace sends `len` random bytes to the echo
+/// server, half-closes, and everything must come back before the server's FIN.
+fn socat_echo(topo: &Topology, dir: &Path, len: usize) {
+    let sent = dir.join("socat-in.bin");
+    let got = dir.join("socat-out.bin");
+    random_file(dir, "socat-in.bin", len, 3);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &topo.peer_ns(), "sh", "-c"])
+        .arg(format!(
+            "socat -t 30 - TCP:{SLUICE_IP}:{ECHO_PORT} < '{}' > '{}'",
+            sent.display(),
+            got.display()
+        ))
+        .output()
+        .expect("run socat");
+    assert!(out.status.success(), "socat failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read(&sent).unwrap() == std::fs::read(&got).unwrap(), "socat's echo differs");
+}
+
 fn engine(stats: &Value) -> &Value {
     &stats["workers"][0]["engine"]
 }
@@ -122,6 +141,7 @@ fn serve_kernel_clients(prefix: &str, device: &'static str) {
     http(&topo, "/64k.bin", &small, 64 << 10, 2000, 2);
     http(&topo, "/1m.bin", &big, 1 << 20, 100, 2);
     assert_eq!(curl_sha(&topo, "/1m.bin"), big, "curl's body differs");
+    socat_echo(&topo, &tmp.0, 300_000);
     let clean = stats(&control).expect("stats after the clean runs");
 
     // 5% random loss in both directions.
