@@ -89,10 +89,22 @@ impl App {
         let Some(session) = self.sessions.get_mut(handle) else { return 0 };
         session.words.word(app_words::RX_NOTE_SENT).store(0, Ordering::Relaxed);
         session.desc.word(desc::RX_BLOCKED).store(0, Ordering::Relaxed);
+        let mut fin_delivered = false;
         if let Some(conn) = session.conn_mut() {
             conn.rx_blocked = false;
+            fin_delivered = conn.fin == Fin::Delivered;
         }
-        self.receive(ctx, handle)
+        let bits = self.receive(ctx, handle);
+        // The app reports end of stream only once RX_BLOCKED is clear
+        // (protocol doc, RX). A refill that ran between the block and this
+        // RX_SPACE may have delivered the FIN while the word was still set:
+        // the app saw PEER_CLOSED, held the EOF back, and hears of nothing
+        // else unless it is told again now that the word is clear.
+        if fin_delivered {
+            bits | ready::READABLE | ready::PEER_CLOSED
+        } else {
+            bits
+        }
     }
 
     /// `TX_READY`: clears `TX_PENDING` first (so bytes written after the
