@@ -131,6 +131,11 @@ pub(super) fn epoll_ctl(
     event: Option<libc::epoll_event>,
 ) -> Result<EpollRef, Errno> {
     let h = Handle::get(s)?;
+    if h.inherited {
+        // The parent's connection: no events of it ever reach this
+        // process. EPERM is epoll_ctl(2)'s "fd does not support epoll".
+        return Err(Errno(libc::EPERM));
+    }
     let existing = instance.and_then(lookup).filter(|i| i.epoch == h.epoch);
     let (id, inst) = match (existing, instance) {
         (Some(inst), Some(id)) => (id, inst),
