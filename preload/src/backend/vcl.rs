@@ -521,8 +521,12 @@ impl Backend for VclBackend {
     }
 
     fn before_fork(&self) {
-        // Opens what the child's handler needs (it may not allocate).
-        fork::prepare();
+        // Opens what the child's handler needs (it may not allocate): only
+        // once attached (a descriptor the program would see otherwise; the
+        // attach opened it already, this is for the rule's sake).
+        if inherited::any_attachment() {
+            fork::prepare();
+        }
         // The child must find these locks free (they are taken only for
         // setup and options, never across a blocking call, except
         // ATTACHING while attaching or re-creating an inherited listener,

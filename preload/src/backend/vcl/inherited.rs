@@ -29,7 +29,7 @@
 //! master) keeps them as they are.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Arc;
 
 use libc::c_int;
@@ -47,6 +47,8 @@ use crate::spinlock::SpinLock;
 static BY_EPOCH: [AtomicPtr<Attachment>; (EPOCH_MASK + 1) as usize] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; (EPOCH_MASK + 1) as usize];
 
+static ANY: AtomicBool = AtomicBool::new(false);
+
 /// Inherited listeners re-created in this process: old reference → new.
 static RECREATED: SpinLock<Option<HashMap<u64, SessionRef>>> = SpinLock::new(None);
 
@@ -54,6 +56,13 @@ static RECREATED: SpinLock<Option<HashMap<u64, SessionRef>>> = SpinLock::new(Non
 pub(super) fn register(a: &'static Attachment) {
     let slot = &BY_EPOCH[(a.epoch & EPOCH_MASK) as usize];
     slot.store(a as *const Attachment as *mut Attachment, Ordering::Release);
+    ANY.store(true, Ordering::Release);
+}
+
+/// Whether this process (or one of its ancestors, before forking it) ever
+/// attached to the daemon.
+pub(super) fn any_attachment() -> bool {
+    ANY.load(Ordering::Acquire)
 }
 
 fn by_epoch(epoch: u64) -> Option<&'static Attachment> {
