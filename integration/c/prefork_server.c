@@ -5,8 +5,8 @@
  * this is the inherited-listener path of fork (issue 4): each worker's first
  * epoll_ctl re-creates the listener, which joins the parent's listen group.
  *
- * Usage: prefork_server PORT FILE WORKERS
- * Prints "worker ready" per worker once it waits on the listener. On SIGTERM
+ * Usage: prefork_server PORT FILE WORKERS [poll]
+ * With "poll" the workers wait in poll(2) instead of epoll. Prints "worker ready" per worker once it waits on the listener. On SIGTERM
  * the parent stops the workers, each prints "served N" (its connections),
  * and the parent prints "done". */
 #include "oracle.h"
@@ -55,18 +55,34 @@ static void serve(int c, const char *body, size_t len) {
     }
 }
 
-static int worker(int l, const char *body, size_t len) {
-    int ep = MUST(epoll_create1(EPOLL_CLOEXEC));
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = l};
-    MUST(epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev));
+/* Waits until the listener is readable: epoll, or poll with `ep` -1. */
+static int wait_listener(int ep, int l) {
+    if (ep >= 0) {
+        struct epoll_event got[4];
+        return epoll_wait(ep, got, 4, -1);
+    }
+    struct pollfd p = {.fd = l, .events = POLLIN};
+    return poll(&p, 1, -1);
+}
+
+static int worker(int l, const char *body, size_t len, int use_poll) {
+    int ep = -1;
+    if (use_poll) {
+        /* The first poll re-creates the listener under the preload. */
+        struct pollfd p = {.fd = l, .events = POLLIN};
+        MUST(poll(&p, 1, 0));
+    } else {
+        ep = MUST(epoll_create1(EPOLL_CLOEXEC));
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = l};
+        MUST(epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev));
+    }
     printf("worker ready\n");
     long served = 0;
     while (!stop) {
-        struct epoll_event got[4];
-        int n = epoll_wait(ep, got, 4, -1);
+        int n = wait_listener(ep, l);
         if (n < 0) {
             if (errno == EINTR) continue;
-            printf("FATAL epoll_wait: %s\n", errname(errno));
+            printf("FATAL wait: %s\n", errname(errno));
             return 1;
         }
         for (;;) {
@@ -87,10 +103,11 @@ static int worker(int l, const char *body, size_t len) {
 
 int main(int argc, char **argv) {
     oracle_init();
-    if (argc != 4) {
-        fprintf(stderr, "usage: prefork_server PORT FILE WORKERS\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: prefork_server PORT FILE WORKERS [poll]\n");
         return 2;
     }
+    int use_poll = argc == 5 && strcmp(argv[4], "poll") == 0;
     int workers = atoi(argv[3]);
     if (workers < 1 || workers > 64) return 2;
     FILE *f = fopen(argv[2], "rb");
@@ -111,7 +128,7 @@ int main(int argc, char **argv) {
     pid_t pids[64];
     for (int i = 0; i < workers; i++) {
         pids[i] = MUST(fork());
-        if (pids[i] == 0) _exit(worker(l, body, len));
+        if (pids[i] == 0) _exit(worker(l, body, len, use_poll));
     }
     /* The parent only holds the listener for its workers. */
     int failed = 0;

@@ -122,14 +122,27 @@ fn wait_http(bench: &Bench, url: &str) {
     panic!("{url} never answered");
 }
 
-#[test]
-fn prefork_server_workers_share_an_inherited_listener_under_the_preload() {
-    let bench = Bench::up("pfp");
+/// Waits until a connection to `port` is refused (no listener is left in
+/// the daemon: curl's exit code 7).
+fn refused(bench: &Bench, port: u16) -> bool {
+    wait_until(READY, || {
+        bench
+            .peer("curl")
+            .args(["-s", "--max-time", "2", "-o", "/dev/null", &format!("http://{SLUICE_IP}:{port}/")])
+            .status()
+            .is_ok_and(|s| s.code() == Some(7))
+    })
+}
+
+/// `prefork_server` with two workers waiting with `wait` ("epoll" or
+/// "poll") on the listener their parent opened.
+fn prefork_serves(prefix: &str, wait: &str) {
+    let bench = Bench::up(prefix);
     let sha = random_file(&bench.tmp.0, "body.bin", 64 << 10, 31);
     let before = bench.opened();
     let mut server = Process::spawn({
         let mut cmd = bench.run(preload_support::c_program("prefork_server"));
-        cmd.arg("7080").arg(bench.tmp.0.join("body.bin")).arg("2");
+        cmd.arg("7080").arg(bench.tmp.0.join("body.bin")).arg("2").arg(wait);
         cmd
     })
     .expect("spawn prefork_server");
@@ -151,7 +164,19 @@ fn prefork_server_workers_share_an_inherited_listener_under_the_preload() {
     assert_eq!(served.iter().sum::<u64>(), 60, "every connection served once: {served:?}");
     assert!(served.iter().all(|&n| n > 0), "a worker got no connection: {served:?}");
     assert!(finished.stdout.contains("done"), "{finished:#?}");
+    // The parent's and the workers' listeners all closed: the group is gone.
+    assert!(refused(&bench, 7080), "port 7080 still accepts after the server ended");
     bench.finish();
+}
+
+#[test]
+fn prefork_server_workers_share_an_inherited_listener_under_the_preload() {
+    prefork_serves("pfp", "epoll");
+}
+
+#[test]
+fn prefork_server_workers_polling_an_inherited_listener_under_the_preload() {
+    prefork_serves("pfq", "poll");
 }
 
 /// nginx's configuration for `dir`: master and two workers, daemonizing.
@@ -344,6 +369,7 @@ fn nginx_master_and_workers_serve_reload_and_quit_under_the_preload() {
 
     nginx_cmd(&bench, &dir, &conf, &["-s", "quit"]);
     assert!(wait_until(Duration::from_secs(30), || nginx_family(&dir).is_empty()), "nginx left processes after quit");
+    assert!(refused(&bench, 8090), "port 8090 still accepts after nginx quit");
     let errors = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
     assert!(!errors.contains("[alert]") && !errors.contains("[emerg]"), "nginx error log:\n{errors}");
     drop(guard);
