@@ -19,6 +19,12 @@ static void on_term(int sig) {
     stop = 1;
 }
 
+/* One line in one write(2): the workers share the parent's stdout pipe, and
+ * an unbuffered printf may write a line in pieces that interleave. */
+static void say(const char *line) {
+    if (write(STDOUT_FILENO, line, strlen(line)) < 0) return;
+}
+
 static void write_all(int fd, const char *p, size_t n) {
     while (n > 0) {
         ssize_t k = write(fd, p, n);
@@ -76,7 +82,7 @@ static int worker(int l, const char *body, size_t len, int use_poll) {
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = l};
         MUST(epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev));
     }
-    printf("worker ready\n");
+    say("worker ready\n");
     long served = 0;
     while (!stop) {
         int n = wait_listener(ep, l);
@@ -97,7 +103,9 @@ static int worker(int l, const char *body, size_t len, int use_poll) {
             close(c);
         }
     }
-    printf("served %ld\n", served);
+    char line[64];
+    snprintf(line, sizeof line, "served %ld\n", served);
+    say(line);
     return 0;
 }
 

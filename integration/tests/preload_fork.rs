@@ -147,7 +147,10 @@ fn prefork_serves(prefix: &str, wait: &str) {
     })
     .expect("spawn prefork_server");
     for n in 0..2 {
-        assert!(server.wait_for_line("worker ready", READY).is_some(), "worker {n} never waited on the listener");
+        if server.wait_for_line("worker ready", READY).is_none() {
+            let finished = server.terminate(Duration::from_secs(10));
+            panic!("worker {n} never waited on the listener: {finished:#?}");
+        }
     }
     http_load(&bench, 7080, "/", &sha, 64 << 10, 60, 4);
     assert!(bench.opened() >= before + 60, "the connections did not go through the daemon");
