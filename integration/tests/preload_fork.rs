@@ -4,6 +4,9 @@
 //! * `prefork_server.c`: the parent listens and forks two workers that each
 //!   epoll on the inherited listener and accept; the load client in the peer
 //!   namespace gets every request answered and both workers get a share.
+//! * `bgsave_server.c`: a child forked after every response (as redis's
+//!   BGSAVE) finds its inherited connection unusable and closes everything
+//!   it inherited; the parent's connections and listener keep working.
 //! * nginx with `master_process on; worker_processes 2; daemon on;` (the
 //!   daemonizing fork, then the master's forks of its workers) serves a
 //!   1 MiB file to `curl` and the load client, checked by hash; `nginx -s
@@ -180,6 +183,35 @@ fn prefork_server_workers_share_an_inherited_listener_under_the_preload() {
 #[test]
 fn prefork_server_workers_polling_an_inherited_listener_under_the_preload() {
     prefork_serves("pfq", "poll");
+}
+
+/// A redis-BGSAVE-like child after every response: it finds its inherited
+/// connection unusable (ENOTCONN), closes it, the listener and the epoll
+/// descriptor, and the parent serves on, on the same connections.
+#[test]
+fn bgsave_like_children_close_what_they_inherited_and_the_parent_serves_on() {
+    let bench = Bench::up("pfb");
+    let sha = random_file(&bench.tmp.0, "body.bin", 32 << 10, 51);
+    let mut server = Process::spawn({
+        let mut cmd = bench.run(preload_support::c_program("bgsave_server"));
+        cmd.arg("7090").arg(bench.tmp.0.join("body.bin"));
+        cmd
+    })
+    .expect("spawn bgsave_server");
+    if server.wait_for_line("ready", READY).is_none() {
+        let finished = server.terminate(Duration::from_secs(10));
+        panic!("bgsave_server never listened: {finished:#?}");
+    }
+    http_load(&bench, 7090, "/", &sha, 32 << 10, 10, 5);
+    http_load(&bench, 7090, "/", &sha, 32 << 10, 5, 2);
+    let finished = server.terminate(Duration::from_secs(20));
+    assert!(!finished.killed && finished.status.success(), "bgsave_server: {finished:#?}");
+    assert!(
+        finished.stdout.contains("forks 60\nchild-send ENOTCONN: 60\nbad-children 0\ndone"),
+        "{finished:#?}"
+    );
+    assert!(refused(&bench, 7090), "port 7090 still accepts after the server ended");
+    bench.finish();
 }
 
 /// nginx's configuration for `dir`: master and two workers, daemonizing.
