@@ -206,10 +206,7 @@ fn bgsave_like_children_close_what_they_inherited_and_the_parent_serves_on() {
     http_load(&bench, 7090, "/", &sha, 32 << 10, 5, 2);
     let finished = server.terminate(Duration::from_secs(20));
     assert!(!finished.killed && finished.status.success(), "bgsave_server: {finished:#?}");
-    assert!(
-        finished.stdout.contains("forks 60\nchild-send ENOTCONN: 60\nbad-children 0\ndone"),
-        "{finished:#?}"
-    );
+    assert!(finished.stdout.contains("forks 60\nchild-send ENOTCONN: 60\nbad-children 0\ndone"), "{finished:#?}");
     assert!(refused(&bench, 7090), "port 7090 still accepts after the server ended");
     bench.finish();
 }
@@ -358,10 +355,7 @@ fn nginx_master_and_workers_serve_reload_and_quit_under_the_preload() {
     http_load(&bench, 8090, "/16k.bin", &small, 16 << 10, 200, 3);
     assert!(bench.opened() >= before + 223, "nginx's connections did not go through the daemon");
     let by_pid = access_by_pid(&dir);
-    assert!(
-        by_pid.len() == 2 && by_pid.values().all(|&n| n > 0),
-        "both workers must serve a share: {by_pid:?}"
-    );
+    assert!(by_pid.len() == 2 && by_pid.values().all(|&n| n > 0), "both workers must serve a share: {by_pid:?}");
 
     // Reload under load: the new workers inherit the listener from the
     // master and join its group; the old ones finish what they accepted.
@@ -377,10 +371,7 @@ fn nginx_master_and_workers_serve_reload_and_quit_under_the_preload() {
                 .map(|_| load_client(&bench.topo, &http_args(8090, "/16k.bin", &small, 16 << 10, 400, 1)))
                 .collect::<Vec<_>>()
         });
-        assert!(
-            wait_until(READY, || lines() >= served_before + 100),
-            "the load before the reload never got going"
-        );
+        assert!(wait_until(READY, || lines() >= served_before + 100), "the load before the reload never got going");
         nginx_cmd(&bench, &dir, &conf, &["-s", "reload"]);
         for (finished, result) in load.join().expect("load thread") {
             assert!(

@@ -115,7 +115,7 @@ pub(super) fn handle_as_is(s: SessionRef) -> Result<Handle, Errno> {
     let (epoch, key) = to_key(s);
     let a = by_epoch(epoch).ok_or(Errno::EBADF)?;
     let inherited = a.is_inherited();
-    if !inherited && super::current().map_or(true, |c| c.epoch != epoch) {
+    if !inherited && super::current().is_none_or(|c| c.epoch != epoch) {
         return Err(Errno::EBADF);
     }
     Ok(Handle::new(&a.vcl, s, epoch, key, inherited))
