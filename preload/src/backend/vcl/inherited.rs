@@ -23,6 +23,13 @@
 //!   untouched (redis's BGSAVE child closes its listeners), and a listener
 //!   that was never used is never re-created.
 //!
+//! Limits: an epoll instance made before the fork is shared with the parent
+//! in the kernel, and its sessions were watched by the parent's poller: in
+//! the child it reports kernel descriptors only (one warning says so);
+//! programs that fork workers make theirs in the child (nginx does). An
+//! inherited connection cannot be served by the child (`ForkingMixIn`-style
+//! servers that accept in the parent and serve in a child).
+//!
 //! Closing needs no re-creation, and nor does `O_NONBLOCK` (recorded, and
 //! given to the new session); every other call on a listener re-creates it,
 //! so a process that only holds its listeners for its children (nginx's

@@ -297,6 +297,13 @@ pub(super) fn epoll_wait(
     let Some(inst) = lookup(instance) else {
         // The instance's sessions are gone (a forked child forgot its
         // parent's): what is left in the kernel epoll is all there is.
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            log::warn!(
+                "epoll descriptor {epfd} was made before a fork: its Sluice sockets are not watched in this \
+                 process (create the epoll instance in the child, as nginx does)"
+            )
+        });
         return kernel_wait(epfd, events, timeout, sigmask);
     };
     let a = current().filter(|a| a.epoch == inst.epoch);
