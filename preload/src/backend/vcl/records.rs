@@ -128,3 +128,27 @@ pub(super) fn unlock_after_fork() {
     // SAFETY: taken by `lock_for_fork` in the prepare step of this fork.
     unsafe { RECORDS.release() };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recreated_listener_takes_over_the_inherited_record() {
+        // Refs far from any other test's (the records are process-wide).
+        let old = SessionRef::new(0x3_0000_0001).unwrap();
+        let new = SessionRef::new(0x3_0000_0002).unwrap();
+        create(old, true);
+        add_ref(old);
+        store_option(old, libc::SOL_SOCKET, libc::SO_KEEPALIVE, &1i32.to_ne_bytes());
+        let options = transfer(old, new);
+        assert_eq!(options.get(&(libc::SOL_SOCKET, libc::SO_KEEPALIVE)), Some(&1i32.to_ne_bytes().to_vec()));
+        assert!(is_listening(new) && is_nonblocking(new));
+        assert!(!is_listening(old) && option(old, libc::SOL_SOCKET, libc::SO_KEEPALIVE).is_none());
+        // Two descriptors named the inherited listener: the second release
+        // is the last.
+        assert!(!release(new));
+        assert!(release(new));
+        assert!(!release(old));
+    }
+}
