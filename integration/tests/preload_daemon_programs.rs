@@ -280,15 +280,15 @@ fn socat_client_and_mixed_readiness_under_the_preload_match_the_kernel() {
     assert!(kernel.stdout.contains("done"), "{kernel:#?}");
     assert_eq!(sluice.stdout, kernel.stdout, "remote_mix differs from the kernel\n--- stderr\n{}", sluice.stderr);
 
-    // A forked child cannot use its parent's connection yet (vcl's fork
-    // support is not in): it fails cleanly, and the child's close leaves
-    // the parent's connection working.
+    // A forked child cannot use its parent's connection (it stays the
+    // parent's; vcl's fork support): it fails cleanly with ENOTCONN, and the
+    // child's close leaves the parent's connection working.
     let mut fork = bench.run(preload_support::c_program("fork_remote"));
     fork.args([PEER_IP, "9001"]);
     let fork = run_done(fork, "fork_remote").expect_success("fork_remote under the preload");
     assert_eq!(
         fork.stdout,
-        "parent before fork: one\nchild send: EBADF\nchild close: 0\nchild exit: 0\nparent after child: two\ndone\n",
+        "parent before fork: one\nchild send: ENOTCONN\nchild close: 0\nchild exit: 0\nparent after child: two\ndone\n",
         "{fork:#?}"
     );
 

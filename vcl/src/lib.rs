@@ -194,13 +194,16 @@ impl Vcl {
 
     /// The process's attachment, made on first use with
     /// [`default_control_path`]. After the daemon died, the next call
-    /// attaches again (sockets of the old attachment stay dead).
+    /// attaches again (sockets of the old attachment stay dead). The path is
+    /// the one of the first call, also in fork children: a program may clear
+    /// its environment before it forks (nginx's workers keep only `TZ`).
     pub fn global() -> std::result::Result<Arc<Vcl>, Error> {
+        static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
         let mut global = GLOBAL.lock();
         if let Some(vcl) = global.as_ref().filter(|v| !v.is_dead()) {
             return Ok(Arc::clone(vcl));
         }
-        let vcl = Vcl::attach(&default_control_path())?;
+        let vcl = Vcl::attach(PATH.get_or_init(default_control_path))?;
         *global = Some(Arc::clone(&vcl));
         Ok(vcl)
     }

@@ -17,22 +17,23 @@
 //!   `options.rs`.
 //!
 //! # fork
-//! vcl's shared memory is not mapped in a forked child (`MADV_DONTFORK`), so
-//! a child must never touch its parent's attachment. Until vcl's fork support
-//! lands the child forgets the parent's attachment ([`Backend::after_fork_child`]
-//! bumps the epoch): its inherited Sluice sockets fail with `EBADF` (closing
-//! them does nothing to the parent's), and its own new sockets attach afresh.
-//! So a program whose children serve the listeners their parent opened
-//! (nginx with `master_process on`, pre-fork servers) does not work yet; one
-//! whose children only close what they inherited (redis's BGSAVE) does.
-//! With `sluice_vcl::fork`: `before_fork` calls `fork::prepare`,
-//! `after_fork_parent` `fork::parent(pid)`, `after_fork_child` `fork::child`
-//! and then re-creates each inherited listener (`recreate_inherited`) and
-//! re-points the fd-table entries naming it at the new session.
+//! The fork hooks are vcl's fork support (`sluice_vcl::fork`):
+//! [`Backend::before_fork`] runs `fork::prepare` and takes the backend's
+//! locks, [`Backend::after_fork_child`] runs `fork::child` (atomics and
+//! `dup2` only) and forgets the parent's attachment as the current one,
+//! [`Backend::after_fork_parent`] reports the child to the daemon
+//! (`fork::parent`, which waits for the daemon's answer, never for the
+//! child). The child's inherited sessions are `inherited.rs`'s: a listener
+//! is re-created on its first use (and joins the parent's listen group, so
+//! pre-fork servers and nginx's workers share the connections), a
+//! connection stays the parent's (`ENOTCONN`), closing either is local.
+//! The attachment is vcl's process-wide one ([`Vcl::global`]), which
+//! `fork::parent` reports through.
 //!
 //! The epoch has 9 bits: after 512 attachments in one process lineage an old
 //! reference could name a session again (generation and slot must match too).
 
+mod inherited;
 mod options;
 mod records;
 mod wait;
@@ -45,7 +46,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libc::c_int;
-use sluice_vcl::{MsgFlags, ShutdownHow, Socket, SocketKey, Vcl};
+use sluice_vcl::{fork, MsgFlags, ShutdownHow, Socket, SocketKey, Vcl};
 
 use super::{Backend, EpollRef, IntIoctl, OpenError, SessionRef, Unreachable};
 use crate::errno::Errno;
@@ -73,6 +74,15 @@ const EPOCH_MASK: u64 = (1 << (62 - EPOCH_SHIFT)) - 1;
 struct Attachment {
     vcl: Arc<Vcl>,
     epoch: u64,
+    /// vcl's process epoch when it was made: another one means this
+    /// process inherited it through `fork`.
+    fork_epoch: u32,
+}
+
+impl Attachment {
+    fn is_inherited(&self) -> bool {
+        self.fork_epoch != fork::epoch()
+    }
 }
 
 fn current() -> Option<&'static Attachment> {
@@ -90,18 +100,28 @@ fn attachment() -> Result<&'static Attachment, Unreachable> {
     if let Some(a) = current().filter(|a| a.vcl.is_attached()) {
         return Ok(a);
     }
-    let path = sluice_vcl::default_control_path();
-    match Vcl::attach(&path) {
-        Ok(vcl) => {
-            let epoch = EPOCH.fetch_add(1, Ordering::AcqRel) & EPOCH_MASK;
-            log::debug!("attached to the Sluice daemon at {} (epoch {epoch})", path.display());
-            let fresh = Box::into_raw(Box::new(Attachment { vcl, epoch }));
-            ATTACHED.store(fresh, Ordering::Release);
-            // SAFETY: just leaked.
-            Ok(unsafe { &*fresh })
+    match Vcl::global() {
+        Ok(vcl) => Ok(adopt_locked(vcl)),
+        Err(e) => {
+            let path = sluice_vcl::default_control_path();
+            Err(Unreachable { what: format!("the Sluice daemon at {}", path.display()), why: e.to_string() })
         }
-        Err(e) => Err(Unreachable { what: format!("the Sluice daemon at {}", path.display()), why: e.to_string() }),
     }
+}
+
+/// `vcl` as the current attachment (it is already, or gets a new epoch).
+/// The caller holds `ATTACHING`.
+fn adopt_locked(vcl: Arc<Vcl>) -> &'static Attachment {
+    if let Some(a) = current().filter(|a| Arc::ptr_eq(&a.vcl, &vcl)) {
+        return a;
+    }
+    let epoch = EPOCH.fetch_add(1, Ordering::AcqRel) & EPOCH_MASK;
+    log::debug!("attached to the Sluice daemon as app worker {} (epoch {epoch})", vcl.app_worker_id());
+    let fresh: &'static Attachment =
+        Box::leak(Box::new(Attachment { vcl, epoch, fork_epoch: fork::epoch() }));
+    inherited::register(fresh);
+    ATTACHED.store(fresh as *const Attachment as *mut Attachment, Ordering::Release);
+    fresh
 }
 
 pub(crate) fn to_ref(epoch: u64, key: SocketKey) -> SessionRef {
@@ -121,13 +141,27 @@ fn to_key(s: SessionRef) -> (u64, SocketKey) {
 pub(crate) struct Handle {
     socket: Option<Socket>,
     pub(crate) epoch: u64,
+    /// The session the handle is for: `s` itself, or what the inherited
+    /// listener `s` named was re-created as (records are kept under it).
+    pub(crate) s: SessionRef,
+    /// A session of the parent's, inherited through `fork` (not a listener):
+    /// its calls fail with `ENOTCONN`, closing it is local.
+    pub(crate) inherited: bool,
 }
 
 impl Handle {
+    fn new(vcl: &Arc<Vcl>, s: SessionRef, epoch: u64, key: SocketKey, inherited: bool) -> Handle {
+        Handle { socket: Some(Socket::from_key(Arc::clone(vcl), key)), epoch, s, inherited }
+    }
+
+    /// The handle for a call on `s`; re-creates `s` if it is an inherited
+    /// listener (`inherited.rs`).
     pub(crate) fn get(s: SessionRef) -> Result<Handle, Errno> {
         let (epoch, key) = to_key(s);
-        let a = current().filter(|a| a.epoch == epoch).ok_or(Errno::EBADF)?;
-        Ok(Handle { socket: Some(Socket::from_key(Arc::clone(&a.vcl), key)), epoch })
+        match current().filter(|a| a.epoch == epoch) {
+            Some(a) => Ok(Handle::new(&a.vcl, s, epoch, key, false)),
+            None => inherited::handle(s),
+        }
     }
 
     /// Closes the session (the last descriptor is gone).
@@ -227,26 +261,39 @@ impl Backend for VclBackend {
         let socket = a.vcl.socket().map_err(|e| OpenError::Failed(vcl_errno(e)))?;
         socket.set_nonblocking(nonblocking).map_err(|e| OpenError::Failed(vcl_errno(e)))?;
         let s = to_ref(a.epoch, socket.into_key());
-        records::create(s);
+        records::create(s, nonblocking);
         Ok(s)
     }
 
     fn add_ref(&self, s: SessionRef) {
-        records::add_ref(s);
+        records::add_ref(inherited::resolve(s));
     }
 
     fn release(&self, s: SessionRef) {
+        let s = inherited::resolve(s);
         if records::release(s) {
-            if let Ok(h) = Handle::get(s) {
-                if let Err(e) = h.close() {
-                    log::debug!("closing session {s:?}: {e}");
+            // An inherited session's close is local: nothing to tell vcl,
+            // whose stale handle would do nothing either.
+            match inherited::handle_as_is(s) {
+                Ok(h) if !h.inherited => {
+                    if let Err(e) = h.close() {
+                        log::debug!("closing session {s:?}: {e}");
+                    }
                 }
+                _ => {}
             }
         }
     }
 
     fn set_nonblocking(&self, s: SessionRef, on: bool) -> Result<(), Errno> {
-        Handle::get(s)?.set_nonblocking(on).map_err(vcl_errno)
+        // Needs no daemon, so it re-creates nothing: on an inherited session
+        // the flag is only recorded (a listener's re-creation applies it).
+        let h = inherited::handle_as_is(s)?;
+        records::set_nonblocking(h.s, on);
+        if h.inherited {
+            return Ok(());
+        }
+        h.set_nonblocking(on).map_err(vcl_errno)
     }
 
     fn bind(&self, s: SessionRef, addr: SocketAddrV4) -> Result<(), Errno> {
@@ -257,8 +304,9 @@ impl Backend for VclBackend {
         // `__sys_listen`: a backlog above somaxconn (default 4096), or
         // negative (compared unsigned), is somaxconn.
         let backlog = if (0..=SOMAXCONN).contains(&backlog) { backlog as u32 } else { SOMAXCONN as u32 };
-        Handle::get(s)?.listen(backlog).map_err(vcl_errno)?;
-        records::set_listening(s);
+        let h = Handle::get(s)?;
+        h.listen(backlog).map_err(vcl_errno)?;
+        records::set_listening(h.s);
         Ok(())
     }
 
@@ -267,7 +315,7 @@ impl Backend for VclBackend {
         let (conn, peer) = h.accept().map_err(vcl_errno)?;
         conn.set_nonblocking(nonblocking).map_err(vcl_errno)?;
         let accepted = to_ref(h.epoch, conn.into_key());
-        records::create_accepted(accepted, s);
+        records::create_accepted(accepted, h.s, nonblocking);
         Ok((accepted, peer))
     }
 
@@ -399,11 +447,13 @@ impl Backend for VclBackend {
     }
 
     fn getsockopt(&self, s: SessionRef, level: c_int, name: c_int, value: &mut [u8]) -> Result<usize, Errno> {
-        options::get(&Handle::get(s)?, s, level, name, value)
+        let h = Handle::get(s)?;
+        options::get(&h, h.s, level, name, value)
     }
 
     fn setsockopt(&self, s: SessionRef, level: c_int, name: c_int, value: &[u8]) -> Result<(), Errno> {
-        options::set(&Handle::get(s)?, s, level, name, value)
+        let h = Handle::get(s)?;
+        options::set(&h, h.s, level, name, value)
     }
 
     fn local_addr(&self, s: SessionRef) -> Result<SocketAddrV4, Errno> {
@@ -417,7 +467,7 @@ impl Backend for VclBackend {
     fn ioctl_int(&self, s: SessionRef, request: IntIoctl) -> Result<c_int, Errno> {
         let h = Handle::get(s)?;
         match request {
-            IntIoctl::BytesReadable if records::is_listening(s) => Err(Errno::EINVAL),
+            IntIoctl::BytesReadable if records::is_listening(h.s) => Err(Errno::EINVAL),
             IntIoctl::BytesReadable => Ok(h.nread().map_err(vcl_errno)?.min(c_int::MAX as usize) as c_int),
             // vcl does not expose the daemon's send queue: report none queued
             // (what a drained socket reports).
@@ -471,30 +521,53 @@ impl Backend for VclBackend {
     }
 
     fn before_fork(&self) {
+        // Opens what the child's handler needs (it may not allocate): only
+        // once attached (a descriptor the program would see otherwise; the
+        // attach opened it already, this is for the rule's sake).
+        if inherited::any_attachment() {
+            fork::prepare();
+        }
         // The child must find these locks free (they are taken only for
-        // setup and options, never across a blocking call).
+        // setup and options, never across a blocking call, except
+        // ATTACHING while attaching or re-creating an inherited listener,
+        // which the fork then waits for).
         ATTACHING.acquire();
         records::lock_for_fork();
         wait::lock_for_fork();
     }
 
-    fn after_fork_parent(&self, _child: libc::pid_t) {
+    fn after_fork_parent(&self, child: libc::pid_t) {
         wait::unlock_after_fork();
         records::unlock_after_fork();
         // SAFETY: taken by `before_fork` in the prepare step of this fork.
         unsafe { ATTACHING.release() };
+        if child <= 0 {
+            return;
+        }
+        // The daemon records the child as a holder of this process's listen
+        // groups, so that it may re-create the listeners it inherited. This
+        // waits for the daemon (which checks the child's parent, so must
+        // hear before this process could exit), never for the child.
+        if let Err(e) = fork::parent(child) {
+            log::warn!("the Sluice daemon was not told of child {child}: {e}; its inherited listeners may not work");
+        }
     }
 
     fn after_fork_child(&self) {
+        // First: makes every attachment of the parent stale (atomics and
+        // dup2 only).
+        fork::child();
         wait::unlock_after_fork();
         records::unlock_after_fork();
         // SAFETY: taken by `before_fork` in the prepare step of this fork.
         unsafe { ATTACHING.release() };
-        // The parent's attachment is not mapped here: forget it (leaked, its
-        // memory is gone) and make every inherited reference stale.
+        // The parent's attachment is not mapped here: it is not the current
+        // one any more (it stays in `inherited.rs`'s list, for the sessions
+        // this process inherited), and the next new socket attaches afresh.
         ATTACHED.store(std::ptr::null_mut(), Ordering::Release);
         EPOCH.fetch_add(1, Ordering::AcqRel);
-        records::forget_all();
+        // The parent's pollers live in its segments' wake-ups: an epoll
+        // instance made before the fork watches kernel descriptors only here.
         wait::forget_all();
     }
 

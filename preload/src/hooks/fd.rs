@@ -66,6 +66,12 @@ fn close_tracked(fd: RawFd, closer: impl FnOnce() -> Result<c_int, Errno>) -> Re
         }
         Entry::Session(_) | Entry::Epoll(_) => {
             if !FDS.begin_close(fd, entry) {
+                if matches!(FDS.get(fd), Entry::Session(_)) {
+                    // Not closed by another thread but re-pointed (an
+                    // inherited listener re-created meanwhile): close what
+                    // it names now.
+                    return close_tracked(fd, closer);
+                }
                 return closer().map(Outcome::Done);
             }
             let result = closer();

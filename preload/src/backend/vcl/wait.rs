@@ -131,6 +131,11 @@ pub(super) fn epoll_ctl(
     event: Option<libc::epoll_event>,
 ) -> Result<EpollRef, Errno> {
     let h = Handle::get(s)?;
+    if h.inherited {
+        // The parent's connection: no events of it ever reach this
+        // process. EPERM is epoll_ctl(2)'s "fd does not support epoll".
+        return Err(Errno(libc::EPERM));
+    }
     let existing = instance.and_then(lookup).filter(|i| i.epoch == h.epoch);
     let (id, inst) = match (existing, instance) {
         (Some(inst), Some(id)) => (id, inst),
@@ -292,6 +297,13 @@ pub(super) fn epoll_wait(
     let Some(inst) = lookup(instance) else {
         // The instance's sessions are gone (a forked child forgot its
         // parent's): what is left in the kernel epoll is all there is.
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            log::warn!(
+                "epoll descriptor {epfd} was made before a fork: its Sluice sockets are not watched in this \
+                 process (create the epoll instance in the child, as nginx does)"
+            )
+        });
         return kernel_wait(epfd, events, timeout, sigmask);
     };
     let a = current().filter(|a| a.epoch == inst.epoch);
