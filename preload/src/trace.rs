@@ -69,9 +69,10 @@ fn read_setting() -> u8 {
             b"" | b"0" | b"off" => OFF,
             b"1" | b"on" | b"stderr" => STDERR,
             path if path.len() < PATH_CAP => {
-                // SAFETY: this thread won the UNREAD -> READING transition,
+                // Why this is sound: this thread won the UNREAD -> READING transition,
                 // so it is the only writer, and no reader looks before the
                 // Release store below.
+                // SAFETY: this thread alone won UNREAD -> READING; no reader looks before the Release store.
                 let slot = unsafe { &mut *PATH.0.get() };
                 slot[..path.len()].copy_from_slice(path);
                 slot[path.len()] = 0;

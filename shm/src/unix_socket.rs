@@ -160,9 +160,10 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<(usi
     // SAFETY: msg points at live iov/cmsg buffers for the call.
     let n = syscall!(recvmsg(sock.as_raw_fd(), &mut msg, flags | libc::MSG_CMSG_CLOEXEC))?;
     let mut fds = Vec::new();
-    // SAFETY: the kernel filled msg_control with well-formed headers within
+    // Why this is sound: the kernel filled msg_control with well-formed headers within
     // msg_controllen; CMSG_NXTHDR stays inside it. Each SCM_RIGHTS descriptor
     // is a new one owned by this process, taken exactly once here.
+    // SAFETY: headers come from the kernel within msg_controllen; each fd is taken once.
     unsafe {
         let mut hdr = libc::CMSG_FIRSTHDR(&msg);
         while !hdr.is_null() {

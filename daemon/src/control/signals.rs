@@ -102,9 +102,10 @@ mod tests {
         std::thread::spawn(|| {
             let signals = TerminationSignals::block().unwrap();
             let other = EventFd::new().unwrap();
-            // SAFETY: pthread_self is always valid; SIGTERM is blocked in
+            // Why this is sound: pthread_self is always valid; SIGTERM is blocked in
             // this thread, so it stays pending for the signalfd instead of
             // terminating the process.
+            // SAFETY: SIGTERM is blocked in this thread, so it only becomes pending.
             let rc = unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGTERM) };
             assert_eq!(rc, 0);
             assert_eq!(signals.wait(other.as_fd()).unwrap(), Wake::Signal(libc::SIGTERM));

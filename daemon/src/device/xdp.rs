@@ -282,9 +282,10 @@ impl Device for XdpDevice {
 impl Drop for XdpDevice {
     fn drop(&mut self) {
         let _turn = OPEN_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // SAFETY: `queue` is dropped here and nowhere else, once (drop runs
+        // Why this is sound: `queue` is dropped here and nowhere else, once (drop runs
         // once), and nothing uses it afterwards: the remaining fields do not
         // refer to it.
+        // SAFETY: dropped once, here, and not used afterwards.
         unsafe { ManuallyDrop::drop(&mut self.queue) };
         log::info!("AF_XDP on {} queue {}: closed", self.info.name, self.info.queue);
     }

@@ -160,9 +160,10 @@ fn bind_once(iface: &str, queue: u32, geometry: &Geometry, attempt: Attempt) -> 
     let name: Interface = iface
         .parse()
         .map_err(|_| BindError { errno: Some(libc::EINVAL), message: "interface name contains a NUL byte".into() })?;
-    // SAFETY: the UMEM was created just above and is used by this socket only,
+    // Why this is sound: the UMEM was created just above and is used by this socket only,
     // so the (interface, queue) pair cannot already be bound from it: the
     // condition under which xsk-rs requires XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD.
+    // SAFETY: a fresh UMEM, not yet bound to any (interface, queue).
     let created = unsafe { Socket::new(config, &umem, &name, queue) };
     let (tx, rx, rings) = created.map_err(|e| {
         let cause = e.source().and_then(|s| s.downcast_ref::<io::Error>());

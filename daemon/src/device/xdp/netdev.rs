@@ -31,9 +31,10 @@ impl IfaceName {
     }
 
     fn ifreq(&self) -> libc::ifreq {
-        // SAFETY: ifreq is a plain C struct (a name array and a union of
+        // Why this is sound: ifreq is a plain C struct (a name array and a union of
         // integers, sockaddrs and a pointer) for which all-zero bytes is a
         // valid value.
+        // SAFETY: all-zero bytes are a valid ifreq.
         let mut req: libc::ifreq = unsafe { mem::zeroed() };
         for (dst, &src) in req.ifr_name.iter_mut().zip(self.c.as_bytes()) {
             *dst = src as libc::c_char;

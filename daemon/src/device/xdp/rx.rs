@@ -87,9 +87,10 @@ impl RxPath {
         if max == 0 {
             return Ok(0);
         }
-        // SAFETY: `consume` only overwrites the descriptors in `batch` with the
+        // Why this is sound: `consume` only overwrites the descriptors in `batch` with the
         // ones the kernel produced; every frame they name is ours (off the
         // fill ring) until it is produced to the fill ring again below.
+        // SAFETY: the frames named are ours until they go back on the fill ring.
         let got = unsafe { self.rx.consume(&mut self.batch[..max]) };
         if got == 0 {
             // A driver that went idle waiting for fill-ring frames needs a
@@ -101,10 +102,11 @@ impl RxPath {
 
         let mut frames: [&[u8]; RX_BATCH] = [&[]; RX_BATCH];
         for (slot, desc) in frames.iter_mut().zip(&self.batch[..valid]) {
-            // SAFETY: the descriptor came off the RX ring, so the kernel has
+            // Why this is sound: the descriptor came off the RX ring, so the kernel has
             // finished writing the frame and will not touch it until it is back
             // on the fill ring, which happens only after `deliver` returns and
             // `frames` is gone; it lies inside this UMEM (checked above).
+            // SAFETY: an RX descriptor inside this UMEM, not touched by the kernel until refilled.
             let data = unsafe { self.umem.data(desc) };
             *slot = data.contents();
             self.bytes += slot.len() as u64;

@@ -76,9 +76,10 @@ impl TxPath {
         self.reap();
         let mut submitted = 0;
         if !self.queued.is_empty() {
-            // SAFETY: every queued frame was taken off the free list (so no
+            // Why this is sound: every queued frame was taken off the free list (so no
             // ring and no other descriptor holds it) and filled; from here the
             // kernel owns it until it comes back on the completion ring.
+            // SAFETY: every queued frame is ours alone until the completion ring returns it.
             let produced = unsafe { self.tx.produce(&self.queued) };
             // `produce` is all or nothing, and the ring has room for every TX
             // frame; should it not, the frames stay queued for the next flush.
@@ -161,10 +162,11 @@ impl FrameSink for TxPath {
         }
         let Some(mut desc) = self.free.pop() else { return false };
         {
-            // SAFETY: the frame came off the free list: no ring holds it and no
+            // Why this is sound: the frame came off the free list: no ring holds it and no
             // other descriptor names it, so this is the only access until it is
             // submitted; it lies inside this UMEM (checked when reaped, or one
             // of the frames the UMEM was created with).
+            // SAFETY: a free-list frame inside this UMEM: this is its only access.
             let mut data = unsafe { self.umem.data_mut(&mut desc) };
             // Sets the descriptor's length; `len` fits (checked above).
             data.cursor().set_pos(len);
