@@ -71,8 +71,13 @@ int main(void) {
     r = ppoll(set, (nfds_t)n, &ts, &mask);
     show_poll("ppoll after shutdown", set, n, r, errno);
 
-    /* Bad entries: a closed descriptor, a negative one (ignored). */
-    struct pollfd odd[] = {{.fd = 77, .events = POLLIN}, {.fd = -1, .events = POLLIN}, {.fd = c, .events = POLLOUT}};
+    /* Bad entries: a closed descriptor, a negative one (ignored). The closed
+     * one is the lowest free number, so it lies inside the fd table: select
+     * ignores bits past the table's size (FDSize in /proc/self/status), so a
+     * high number would test the table size, not EBADF. */
+    int closed = TRY(dup(c));
+    TRY(close(closed));
+    struct pollfd odd[] = {{.fd = closed, .events = POLLIN}, {.fd = -1, .events = POLLIN}, {.fd = c, .events = POLLOUT}};
     errno = 0;
     r = poll(odd, 3, 0);
     show_poll("poll odd", odd, 3, r, errno);
@@ -133,12 +138,13 @@ int main(void) {
 
     FD_ZERO(&rd);
     FD_ZERO(&wr);
-    FD_SET(77, &rd);
+    FD_SET(closed, &rd);
     FD_SET(s, &rd);
     tv = (struct timeval){0, 0};
     errno = 0;
-    r = select(78, &rd, &wr, NULL, &tv);
-    show_sets("select closed fd", r, errno, &rd, &wr, 78);
+    int upto = (closed > s ? closed : s) + 1;
+    r = select(upto, &rd, &wr, NULL, &tv);
+    show_sets("select closed fd", r, errno, &rd, &wr, upto);
     tv = (struct timeval){0, -5};
     errno = 0;
     r = select(max, NULL, NULL, NULL, &tv);
