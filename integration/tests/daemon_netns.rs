@@ -42,20 +42,7 @@ fn echo(topo: &Topology, connections: u32, bytes: u32) -> Value {
 }
 
 fn http(topo: &Topology, path: &str, sha: &str, len: usize, connections: u32, requests: u32) -> Value {
-    let args: Vec<String> = vec![
-        "http".into(),
-        SLUICE_IP.into(),
-        HTTP_PORT.to_string(),
-        path.into(),
-        "--sha256".into(),
-        sha.into(),
-        "--length".into(),
-        len.to_string(),
-        "--connections".into(),
-        connections.to_string(),
-        "--requests".into(),
-        requests.to_string(),
-    ];
+    let args = http_args(HTTP_PORT, path, sha, len, connections, requests);
     expect_all_ok(&format!("http {path} {connections}x{requests}"), load_client(topo, &args))
 }
 

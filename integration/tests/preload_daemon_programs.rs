@@ -20,139 +20,18 @@
 //! topology is removed when a test ends, also by panic.
 
 mod daemon_support;
+mod preload_bench;
 mod preload_support;
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use daemon_support::*;
-use sluice_integration::netns::{in_namespace, Finished, Process};
+use preload_bench::*;
+use sluice_integration::netns::Process;
 
 const PEER_IP: &str = "10.79.0.1";
-
-/// A topology, a daemon on it and a scratch directory, torn down in order.
-struct Bench {
-    daemon: Option<Process>,
-    tmp: TempDir,
-    control: std::path::PathBuf,
-    topo: Topology,
-}
-
-impl Bench {
-    fn up(prefix: &str) -> Bench {
-        // `sluice run` finds the interposer next to the `sluice` binary.
-        preload_support::preload_lib();
-        let topo = Topology::up(prefix, "tap", 0);
-        let tmp = TempDir::new(prefix);
-        let control = tmp.0.join("control.sock");
-        let daemon = Some(start_daemon(&topo, &control, &[]));
-        Bench { daemon, tmp, control, topo }
-    }
-
-    /// `sluice run --control-socket C -- program args...`.
-    fn run(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new(sluice_binary());
-        cmd.arg("run").arg("--control-socket").arg(&self.control).arg("--").arg(program);
-        cmd.env_remove("LD_PRELOAD").env("SLUICE_LOG", "warn");
-        cmd
-    }
-
-    fn peer(&self, program: &str) -> Command {
-        in_namespace(&self.topo.peer_ns(), program)
-    }
-
-    /// The number of connections the daemon's engine opened so far.
-    fn opened(&self) -> u64 {
-        let s = stats(&self.control).expect("daemon stats");
-        s["workers"][0]["engine"]["connections_opened"].as_u64().unwrap_or(0)
-    }
-
-    fn finish(mut self) {
-        if let Some(daemon) = self.daemon.take() {
-            daemon.terminate(Duration::from_secs(10)).expect_success("sluice daemon");
-        }
-    }
-}
-
-/// Runs `cmd` to completion under a deadline.
-fn run_done(cmd: Command, what: &str) -> Finished {
-    Process::spawn(cmd).unwrap_or_else(|e| panic!("spawn {what}: {e}")).wait(STEP)
-}
-
-/// `curl` in the peer namespace; the body's SHA-256, or `None` on failure.
-fn curl_sha(bench: &Bench, url: &str) -> Option<String> {
-    let mut cmd = bench.peer("bash");
-    cmd.arg("-c").arg(format!("set -o pipefail; curl -sSf --max-time 60 {url} | sha256sum"));
-    let out = cmd.output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    Some(String::from_utf8_lossy(&out.stdout).split_whitespace().next()?.to_string())
-}
-
-/// Waits until `url` answers from the peer namespace (the server is up).
-fn wait_http(bench: &Bench, url: &str) {
-    let deadline = Instant::now() + READY;
-    while Instant::now() < deadline {
-        let ok = bench
-            .peer("curl")
-            .args(["-sSf", "--max-time", "2", "-o", "/dev/null", url])
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{url} never answered");
-}
-
-/// Waits until a kernel server in the peer namespace listens on `port`.
-fn wait_peer_listening(bench: &Bench, port: u16) {
-    let deadline = Instant::now() + READY;
-    while Instant::now() < deadline {
-        let out = bench.peer("ss").args(["-Hltn", &format!("sport = :{port}")]).output().expect("run ss");
-        if !out.stdout.is_empty() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the peer's server on port {port} never listened");
-}
-
-/// `load-client.py http` from the peer namespace; every request must succeed.
-fn http_load(bench: &Bench, port: u16, path: &str, sha: &str, len: usize, connections: u32, requests: u32) {
-    let args: Vec<String> = vec![
-        "http".into(),
-        SLUICE_IP.into(),
-        port.to_string(),
-        path.into(),
-        "--sha256".into(),
-        sha.into(),
-        "--length".into(),
-        len.to_string(),
-        "--connections".into(),
-        connections.to_string(),
-        "--requests".into(),
-        requests.to_string(),
-    ];
-    let (finished, result) = load_client(&bench.topo, &args);
-    assert!(
-        !finished.killed && finished.status.success() && result["ok"] == connections * requests,
-        "http {path} {connections}x{requests}: {result}\n{}\n{}",
-        finished.stdout,
-        finished.stderr
-    );
-}
-
-/// A program stopped by the test's SIGTERM, after serving: it must not have
-/// died on its own before.
-fn stopped_by_us(finished: &Finished, what: &str) {
-    let by_term = finished.status.signal() == Some(libc::SIGTERM) || finished.status.success();
-    assert!(by_term && !finished.killed, "{what} ended badly: {finished:#?}");
-}
 
 #[test]
 fn python_http_server_and_nginx_serve_curl_under_the_preload() {

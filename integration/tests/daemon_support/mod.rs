@@ -177,6 +177,25 @@ pub fn load_client(topo: &Topology, args: &[String]) -> (Finished, Value) {
     (finished, value)
 }
 
+/// `load-client.py http` arguments: `connections` keep-alive connections
+/// each GET `path` `requests` times from `SLUICE_IP:port`, bodies checked.
+pub fn http_args(port: u16, path: &str, sha: &str, len: usize, connections: u32, requests: u32) -> Vec<String> {
+    vec![
+        "http".into(),
+        SLUICE_IP.into(),
+        port.to_string(),
+        path.into(),
+        "--sha256".into(),
+        sha.into(),
+        "--length".into(),
+        len.to_string(),
+        "--connections".into(),
+        connections.to_string(),
+        "--requests".into(),
+        requests.to_string(),
+    ]
+}
+
 /// A file of `len` pseudo-random bytes in `dir`; returns its SHA-256 (hex).
 pub fn random_file(dir: &Path, name: &str, len: usize, seed: u64) -> String {
     use rand::{RngCore, SeedableRng};
