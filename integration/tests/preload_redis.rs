@@ -9,6 +9,8 @@
 //! * `BGSAVE` (five times) and `BGREWRITEAOF` while `redis-benchmark` runs:
 //!   their forked children close the listener and every client connection
 //!   they inherited, the parent serves on and the clients see no error.
+//! * Replication with a kernel redis in the peer namespace, both ways (the
+//!   master's diskless sync is a forked child writing into a pipe).
 //! * `SHUTDOWN` ends redis and its listener; a restart (with `io-threads 2`)
 //!   loads what the children and the final save wrote and serves again.
 //! * The same redis on the kernel, in the same topology and run, passes the
@@ -35,6 +37,9 @@ use sluice_integration::netns::in_namespace;
 /// The kernel's redis in the dut namespace answers at this address (on the
 /// bridge that also carries the daemon's TAP; Sluice answers for SLUICE_IP).
 const KERNEL_IP: &str = "10.79.0.3";
+/// The kernel peer's address, and the port of its redis (a replica).
+const PEER_IP: &str = "10.79.0.1";
+const REPLICA_PORT: u16 = 6400;
 /// The key `redis-benchmark -t incr` increments (`-r` is not used).
 const COUNTER: &str = "counter:__rand_int__";
 /// The list `redis-benchmark -t lpush,lpop` pushes to and pops from.
@@ -134,6 +139,39 @@ fn gone(bench: &Bench, port: u16) {
     assert!(wait_until(READY, || { left = processes_of(bench); left.is_empty() }), "processes left: {left:?}");
 }
 
+/// Replication both ways with a kernel redis in the peer namespace. First
+/// it replicates redis on Sluice: the full sync's snapshot is written by a
+/// forked child into a pipe (diskless sync, redis 7's default) and streamed
+/// by redis to the replica's connection, then writes follow as a stream.
+/// Then redis on Sluice replicates the kernel one: its outgoing
+/// non-blocking connect, and a snapshot loaded from its socket.
+fn replicates_both_ways(bench: &Bench, redis: &Redis, values: &Values) {
+    let link_up = |r: &Redis| r.info("replication").get("master_link_status").is_some_and(|s| s == "up");
+    redis.cli(&["config", "set", "repl-diskless-sync-delay", "0"]);
+    let dir = bench.tmp.0.join("replica");
+    let master = format!("replicaof {SLUICE_IP} {}", redis.port);
+    let conf = redis_conf(&dir, REPLICA_PORT, &[&master]);
+    let mut cmd = bench.peer("redis-server");
+    cmd.arg(&conf);
+    let replica = Redis::start(bench, cmd, PEER_IP, REPLICA_PORT, &dir);
+    assert!(wait_until(READY, || link_up(&replica)), "the replica never synced: {:?}", replica.info("replication"));
+    check_values(&replica, values);
+    assert_eq!(replica.cli_int(&["dbsize"]), redis.cli_int(&["dbsize"]));
+    assert_eq!(counter(&replica), counter(redis));
+    redis.cli(&["set", "streamed", "after the sync"]);
+    assert!(wait_until(READY, || replica.cli(&["get", "streamed"]) == "after the sync"), "a write was not streamed");
+
+    replica.cli(&["replicaof", "no", "one"]);
+    replica.cli(&["set", "from:kernel", "the kernel's write"]);
+    redis.cli(&["replicaof", PEER_IP, &REPLICA_PORT.to_string()]);
+    assert!(wait_until(READY, || link_up(redis)), "redis on Sluice never synced: {:?}", redis.info("replication"));
+    assert_eq!(redis.cli(&["get", "from:kernel"]), "the kernel's write");
+    check_values(redis, values);
+    redis.cli(&["replicaof", "no", "one"]);
+    let finished = replica.shutdown();
+    assert!(!finished.killed && finished.status.success(), "the replica's SHUTDOWN: {finished:#?}");
+}
+
 fn persisted(dir: &Path) {
     assert!(dir.join("dump.rdb").is_file(), "no dump.rdb in {}", dir.display());
     let aof = std::fs::read_dir(dir.join("appendonlydir")).expect("appendonlydir").flatten().count();
@@ -173,6 +211,7 @@ fn redis_serves_benchmark_and_cli_through_bgsave_and_bgrewriteaof_under_the_prel
     assert_eq!(redis.cli(&["ping"]), "PONG");
     check_values(&redis, &values);
     persisted(&dir);
+    replicates_both_ways(&bench, &redis, &values);
     only_redis_attached(&bench, redis.pid());
 
     let finished = redis.shutdown();
