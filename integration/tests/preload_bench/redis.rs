@@ -107,12 +107,7 @@ impl<'b> Redis<'b> {
     /// stdin, binary-safe).
     pub fn set_file(&self, key: &str, file: &Path) {
         let mut cmd = self.bench.peer("bash");
-        cmd.arg("-c").arg(format!(
-            "redis-cli -h {} -p {} -x set {key} < {}",
-            self.host,
-            self.port,
-            file.display()
-        ));
+        cmd.arg("-c").arg(format!("redis-cli -h {} -p {} -x set {key} < {}", self.host, self.port, file.display()));
         let finished = Process::spawn(cmd).expect("spawn redis-cli -x").wait(CLI_DEADLINE);
         assert!(!finished.killed && finished.stdout.trim() == "OK", "SET {key} from {}: {finished:#?}", file.display());
     }
@@ -205,9 +200,11 @@ pub fn benchmark_result(finished: Finished, args: &[&str]) -> Vec<BenchmarkLine>
         }
         let fields: Vec<&str> = line.split(',').map(|f| f.trim_matches('"')).collect();
         let parsed = match fields.as_slice() {
-            [test, rps, _avg, _min, p50, ..] => rps.parse().ok().zip(p50.parse().ok()).map(|(rps, p50_ms)| {
-                BenchmarkLine { test: test.to_string(), rps, p50_ms }
-            }),
+            [test, rps, _avg, _min, p50, ..] => rps
+                .parse()
+                .ok()
+                .zip(p50.parse().ok())
+                .map(|(rps, p50_ms)| BenchmarkLine { test: test.to_string(), rps, p50_ms }),
             _ => None,
         };
         lines.push(parsed.unwrap_or_else(|| panic!("redis-benchmark {args:?}: unexpected line {line:?}")));
