@@ -7,8 +7,9 @@
 //!   byte; `INCR` counts exactly what `redis-benchmark` sent and its `LPUSH`es
 //!   and `LPOP`s cancel out: no request lost or run twice.
 //! * `BGSAVE` (five times) and `BGREWRITEAOF` while `redis-benchmark` runs:
-//!   their forked children close the listener and every client connection
-//!   they inherited, the parent serves on and the clients see no error.
+//!   their forked children close the listener they inherited (and, as they
+//!   exit, the clients' connections), the parent serves on and the clients
+//!   see no error.
 //! * Replication with a kernel redis in the peer namespace, both ways (the
 //!   master's diskless sync is a forked child writing into a pipe).
 //! * `SHUTDOWN` ends redis and its listener; a restart (with `io-threads 2`)
@@ -95,8 +96,8 @@ fn serve(redis: &Redis, clients: u32, requests: u32, pipeline: u32) -> Vec<Bench
 
 /// `bgsaves` BGSAVEs then one BGREWRITEAOF, one after the other, while
 /// `redis-benchmark` INCRs with `clients` connections: every fork's child
-/// closes the listener and the clients' connections it inherited, the
-/// benchmark ends without an error and the counter is exact. Returns the
+/// closes the listener it inherited (and, as it exits, the clients'
+/// connections), the benchmark ends without an error and the counter is exact. Returns the
 /// counter when the last child had finished (below `requests` if the load
 /// outlasted the forks).
 fn forks_under_load(redis: &Redis, clients: u32, requests: u32, pipeline: u32, bgsaves: u32) -> i64 {
