@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod nginx;
+pub mod redis;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
