@@ -86,6 +86,25 @@ pub(super) struct ListenGroups {
     dirty: Vec<ListenerId>,
 }
 
+/// How a new listener joins an existing group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Join {
+    /// A child re-creating the listener its parent holds: the port was
+    /// bound (and its privilege checked) when the parent bound it, as the
+    /// kernel's inherited socket needs no new `bind`.
+    Inherited(ListenerId),
+    /// A second `SO_REUSEPORT` listener of the same uid: a new `bind`.
+    Shared(ListenerId),
+}
+
+impl Join {
+    pub fn id(self) -> ListenerId {
+        match self {
+            Join::Inherited(id) | Join::Shared(id) => id,
+        }
+    }
+}
+
 impl ListenGroups {
     /// The group a new listener on `local` joins, `None` if there is none
     /// (the caller creates one), or `EADDRINUSE`. An inherited re-creation
@@ -98,18 +117,18 @@ impl ListenGroups {
         reuse_port: bool,
         inherit: Option<(i32, Option<i32>)>,
         uid: u32,
-    ) -> Result<Option<ListenerId>, i32> {
+    ) -> Result<Option<Join>, i32> {
         let Some(&id) = self.by_addr.get(&local) else { return Ok(None) };
         let Some(group) = self.groups.get_mut(&id) else { return Ok(None) };
         if let Some((pid, ppid)) = inherit {
             let parent_holds =
                 ppid.is_some_and(|pp| group.holders.contains(pp) || group.members.iter().any(|m| m.pid == pp));
             if group.holders.remove(pid) || parent_holds {
-                return Ok(Some(id));
+                return Ok(Some(Join::Inherited(id)));
             }
         }
         if reuse_port && group.reuse_port && group.uid == uid {
-            return Ok(Some(id));
+            return Ok(Some(Join::Shared(id)));
         }
         Err(libc::EADDRINUSE)
     }
@@ -317,13 +336,13 @@ mod tests {
     #[test]
     fn joining_follows_the_kernel_reuseport_rules() {
         let (mut groups, id) = group_of(&[(1, true)]);
-        assert_eq!(groups.joinable(PORT, true, None, 1000), Ok(Some(id)));
+        assert_eq!(groups.joinable(PORT, true, None, 1000), Ok(Some(Join::Shared(id))));
         assert_eq!(groups.joinable(PORT, true, None, 1001), Err(libc::EADDRINUSE), "another uid");
         assert_eq!(groups.joinable(PORT, false, None, 1000), Err(libc::EADDRINUSE), "no SO_REUSEPORT");
         let stranger = Some((10, Some(1)));
         assert_eq!(groups.joinable(PORT, false, stranger, 1000), Err(libc::EADDRINUSE), "inherit, no holder");
         let member_child = Some((10, Some(101)));
-        assert_eq!(groups.joinable(PORT, false, member_child, 1000), Ok(Some(id)), "a member's child re-creates");
+        assert_eq!(groups.joinable(PORT, false, member_child, 1000), Ok(Some(Join::Inherited(id))), "a member's child re-creates");
         let elsewhere = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 81);
         assert_eq!(groups.joinable(elsewhere, false, None, 1000), Ok(None));
     }
@@ -353,7 +372,11 @@ mod tests {
         assert_eq!(groups.add_holder(AppId(1), 1, &pidfd), 1);
         assert!(matches!(groups.leave(id, AppId(1), h(1)), Leave::Stays), "the child still holds it");
         assert!(groups.take_abandoned().is_empty());
-        assert_eq!(groups.joinable(PORT, false, Some((pid, None)), 1000), Ok(Some(id)), "the holder re-creates it");
+        assert_eq!(
+            groups.joinable(PORT, false, Some((pid, None)), 1000),
+            Ok(Some(Join::Inherited(id))),
+            "the holder re-creates it"
+        );
         groups.add_member(id, AppId(7), pid, h(7));
         assert_eq!(groups.get(id).unwrap().holders.len(), 0, "a member now, no longer a holder");
         drop(child.stdin.take());
