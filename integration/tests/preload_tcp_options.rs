@@ -195,10 +195,12 @@ fn cork_coalesces_small_writes_and_nodelay_sends_them_as_they_come() {
         // Clearing TCP_CORK sent the tail at once; the ceiling would have
         // held it for max(RTO, 200 ms) after the last ACK.
         let ms = answer_ms(finished);
+        eprintln!("{mode}: data segments {sizes:?}, answer {ms} ms after uncork");
         assert!(ms < 150.0, "{mode}: the peer's answer came {ms} ms after TCP_CORK was cleared");
     }
     let sizes = data_sizes(&segments, local_port(&runs["nodelay"]));
     assert_eq!(sizes.iter().sum::<usize>(), total, "nodelay: {sizes:?}");
+    eprintln!("nodelay: {} data segments", sizes.len());
     assert!(sizes.len() >= PIECES / 4, "nodelay: only {} data segments for {PIECES} writes: {sizes:?}", sizes.len());
     bench.finish();
 }
@@ -229,7 +231,7 @@ fn keepalive_run(bench: &Bench, program: &Path, port: u16, wait_ms: u32, vanish:
     assert!(client.wait_for_line("keepalive on", READY).is_some(), "keepalive was never switched on");
     assert!(holder.wait_for_line("accepted", READY).is_some(), "the peer never accepted");
     if vanish {
-        peer_firewall(bench, "add table inet vanish { chain input { type filter hook input priority 0; policy drop; } }");
+        peer_firewall(bench, "add table inet vanish { chain input { type filter hook input priority 0; policy drop; }; }");
     }
     let finished = client.wait(STEP);
     if vanish {
@@ -265,6 +267,7 @@ fn keepalive_probes_keep_a_live_connection_and_time_out_a_vanished_peer() {
 
     let segments = capture.stop();
     let probes = keepalive_probes(&segments, local_port(&alive));
+    eprintln!("alive: {probes} probes; vanished: ETIMEDOUT after {ms} ms");
     assert!(probes >= 3, "{probes} keepalive probes in 5 s of idle with TCP_KEEPIDLE = TCP_KEEPINTVL = 1");
     let (peer, sluice): (Ipv4Addr, Ipv4Addr) = (PEER_IP.parse().unwrap(), SLUICE_IP.parse().unwrap());
     let to_alive = (sluice, local_port(&alive));
