@@ -8,9 +8,11 @@
  *       after the other; reads TOTAL bytes from each, answers "k", reads to
  *       EOF and closes. Prints "listening" once it listens.
  *   tcp_options write IP PORT MODE PIECES SIZE PACE_US
- *       connects; MODE is "cork", "cork-nodelay" or "nodelay"; writes PIECES
- *       writes of SIZE bytes, PACE_US microseconds apart, then clears
- *       TCP_CORK (cork modes) and waits for the server's "k". Prints
+ *       connects; MODE is "cork", "cork-nodelay", "more", "more-nodelay" or
+ *       "nodelay"; writes PIECES writes of SIZE bytes, PACE_US microseconds
+ *       apart ("more": send with MSG_MORE but the last), then clears
+ *       TCP_CORK (cork modes) and waits for the server's "k", printing how
+ *       long after the last call that took ("answer 1 after N ms"). Prints
  *       "port P" (its local port), the getsockopt values it checked, "done".
  *   tcp_options hold IP PORT
  *       (kernel side) listens, accepts one connection, prints "accepted",
@@ -113,6 +115,7 @@ static int serve(const char *port, long total, int count) {
 
 static int write_pieces(const char *ip, const char *port, const char *mode, int pieces, int size, int pace_us) {
     int cork = strncmp(mode, "cork", 4) == 0;
+    int more = strncmp(mode, "more", 4) == 0;
     int nodelay = strstr(mode, "nodelay") != NULL;
     int fd = connected(ip, port);
     if (cork) {
@@ -127,7 +130,16 @@ static int write_pieces(const char *ip, const char *port, const char *mode, int 
     if (!piece) return 99;
     memset(piece, 'x', (size_t)size);
     for (int i = 0; i < pieces; i++) {
-        write_all(fd, piece, (size_t)size);
+        if (more) {
+            /* send(2) MSG_MORE on every piece but the last. */
+            ssize_t n = MUST(send(fd, piece, (size_t)size, i + 1 < pieces ? MSG_MORE : 0));
+            if (n != size) {
+                printf("FATAL short send %zd\n", n);
+                return 99;
+            }
+        } else {
+            write_all(fd, piece, (size_t)size);
+        }
         if (pace_us > 0) usleep((useconds_t)pace_us);
     }
     free(piece);
