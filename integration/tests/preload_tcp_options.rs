@@ -174,10 +174,12 @@ fn cork_coalesces_small_writes_and_nodelay_sends_them_as_they_come() {
         let mut cmd = bench.run(&program);
         cmd.args(["write", PEER_IP, "7400", mode, &PIECES.to_string(), &PIECE.to_string(), "100"]);
         let finished = run_done(cmd, mode);
-        assert!(!finished.killed && finished.status.success() && finished.stdout.contains("done"), "{mode}: {finished:#?}");
+        let ok = !finished.killed && finished.status.success() && finished.stdout.contains("done");
+        assert!(ok, "{mode}: {finished:#?}");
         if mode.starts_with("cork") {
             // getsockopt reports what was set, then cleared.
-            assert!(finished.stdout.contains("TCP_CORK = 1\n") && finished.stdout.contains("TCP_CORK = 0\n"), "{finished:#?}");
+            let out = &finished.stdout;
+            assert!(out.contains("TCP_CORK = 1\n") && out.contains("TCP_CORK = 0\n"), "{finished:#?}");
         }
         runs.insert(mode, finished);
     }
@@ -233,7 +235,8 @@ fn keepalive_run(bench: &Bench, program: &Path, port: u16, wait_ms: u32, vanish:
     assert!(client.wait_for_line("keepalive on", READY).is_some(), "keepalive was never switched on");
     assert!(holder.wait_for_line("accepted", READY).is_some(), "the peer never accepted");
     if vanish {
-        peer_firewall(bench, "add table inet vanish { chain input { type filter hook input priority 0; policy drop; }; }");
+        let drop_all = "add table inet vanish { chain input { type filter hook input priority 0; policy drop; }; }";
+        peer_firewall(bench, drop_all);
     }
     let finished = client.wait(STEP);
     if vanish {
