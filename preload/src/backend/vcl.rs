@@ -203,6 +203,14 @@ fn sigpipe_unless(flags: c_int, err: Errno) -> Errno {
     err
 }
 
+/// `MSG_MORE` state of a write (`Socket::set_more`); a failure (the
+/// connection is gone) is for the write to report, not this hint.
+fn push_hint(h: &Handle, more: bool) {
+    if let Err(e) = h.set_more(more) {
+        log::debug!("MSG_MORE {more}: {e:?}");
+    }
+}
+
 fn total_len(bufs: &[IoSliceMut<'_>]) -> usize {
     bufs.iter().map(|b| b.len()).sum()
 }
@@ -362,11 +370,21 @@ impl Backend for VclBackend {
         }
         let h = Handle::get(s)?;
         let mflags = MsgFlags { peek: false, dont_wait: flags & libc::MSG_DONTWAIT != 0 };
+        // MSG_MORE corks the connection for these bytes; a write without it
+        // pushes what earlier ones held (vcl's `cork` module). A hint: the
+        // write itself reports the socket's errors.
+        let more = flags & libc::MSG_MORE != 0;
+        if more {
+            push_hint(&h, true);
+        }
         let sent = match bufs {
             [one] => h.send(one, mflags),
             _ if !mflags.dont_wait => h.writev(bufs),
             _ => h.send(&bufs.iter().flat_map(|b| b.iter().copied()).collect::<Vec<u8>>(), mflags),
         };
+        if !more {
+            push_hint(&h, false);
+        }
         sent.map_err(|e| sigpipe_unless(flags, vcl_errno(e)))
     }
 
@@ -423,6 +441,8 @@ impl Backend for VclBackend {
                 }
             }
         }
+        // sendfile pushes at its end, as a write without MSG_MORE.
+        push_hint(&h, false);
         match explicit {
             Some(o) => *o = start + done as i64,
             None => {
