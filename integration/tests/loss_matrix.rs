@@ -1,7 +1,8 @@
 //! CI regression under packet loss (issue 5): unmodified nginx (master and
-//! two workers under the preload) on the Sluice daemon, driven from the peer
-//! namespace by many concurrent kernel clients, at 0%, 2% and 10% random
-//! loss in both directions, from the two loss sources:
+//! two workers) and redis (persistence on), both under the preload on the
+//! Sluice daemon, driven from the peer namespace by many concurrent kernel
+//! clients, at 0%, 2% and 10% random loss in both directions, from the two
+//! loss sources:
 //!
 //! * nft on the middle bridge (`scripts/netns-daemon.sh loss N`): one daemon
 //!   and one nginx live through every round, so the rounds also show that
@@ -12,9 +13,11 @@
 //! Each round downloads 1 MiB files over keep-alive connections and, the
 //! seed-003 scenario, over connections nginx closes right after writing the
 //! response (`keepalive_timeout 0`): the tail segments and the FIN lost
-//! after the application's close must still be retransmitted. The round
-//! fails on any wrong or missing byte, any failed or reset connection, any
-//! session left behind once the clients are done.
+//! after the application's close must still be retransmitted. redis serves
+//! `redis-benchmark` with and without pipelining (every INCR counted once)
+//! and values up to 1 MiB read back by hash. The round fails on any wrong or
+//! missing byte, any failed or reset connection, any session left behind
+//! once the clients are done.
 //!
 //! Needs root (namespaces, AF_XDP, TAP).
 
@@ -27,6 +30,7 @@ use std::time::Duration;
 
 use daemon_support::*;
 use preload_bench::nginx::*;
+use preload_bench::redis::*;
 use preload_bench::*;
 use serde_json::Value;
 
@@ -34,6 +38,8 @@ use serde_json::Value;
 const KEEPALIVE_PORT: u16 = 8100;
 /// ...and closes every connection right after its response here.
 const CLOSING_PORT: u16 = 8101;
+/// redis listens here.
+const REDIS_PORT: u16 = 6390;
 /// A fixed seed for the injector: a failure replays with the same losses.
 const LOSS_SEED: &str = "2003";
 /// Private memory the daemon may gain in the second pass of rounds over its
@@ -93,6 +99,36 @@ impl Site {
     }
 }
 
+/// redis with persistence on, and the values it holds.
+struct Store<'b> {
+    redis: Redis<'b>,
+    values: Values,
+}
+
+impl<'b> Store<'b> {
+    fn start(bench: &'b Bench) -> Store<'b> {
+        let dir = bench.tmp.0.join("redis");
+        let conf = redis_conf(&dir, REDIS_PORT, &[]);
+        let mut cmd = bench.run("redis-server");
+        cmd.arg(conf);
+        let redis = Redis::start(bench, cmd, SLUICE_IP, REDIS_PORT, &dir);
+        let values = write_values(&redis, &bench.tmp.0);
+        Store { redis, values }
+    }
+
+    /// Plain and pipelined benchmark runs, exact counts, values intact.
+    fn round(&self) {
+        serve(&self.redis, 20, 4_000, 1);
+        serve(&self.redis, 20, 4_000, 16);
+        check_values(&self.redis, &self.values);
+    }
+
+    fn shutdown(self) {
+        let finished = self.redis.shutdown();
+        assert!(!finished.killed && finished.status.success(), "redis SHUTDOWN: {finished:#?}");
+    }
+}
+
 fn engine(stats: &Value) -> &Value {
     &stats["workers"][0]["engine"]
 }
@@ -126,8 +162,9 @@ fn open_sessions(bench: &Bench) -> Vec<Value> {
 /// One round of load at the current loss: keep-alive and closing 1 MiB
 /// downloads and many small ones, every byte checked; then every session
 /// must be gone and no connection reset.
-fn round(bench: &Bench, site: &Site, label: &str) -> Value {
+fn round(bench: &Bench, site: &Site, store: &Store, label: &str) -> Value {
     let before = stats(&bench.control).expect("stats before the round");
+    store.round();
     let topo = &bench.topo;
     std::thread::scope(|scope| {
         let keepalive = scope.spawn(|| http_load_on(topo, KEEPALIVE_PORT, "/1m.bin", &site.big, 1 << 20, 40, 2));
@@ -162,12 +199,13 @@ fn round(bench: &Bench, site: &Site, label: &str) -> Value {
 fn nginx_on_sluice_survives_0_2_and_10_percent_loss_on_the_wire() {
     let bench = Bench::with("lmn", "xdp", 0, &[]);
     let site = Site::start(&bench);
+    let store = Store::start(&bench);
     let pid = bench.daemon_pid();
     let mut retransmits = 0;
     let mut first_pass = 0;
     for (pass, loss) in [(1, 0u8), (1, 2), (1, 10), (2, 0), (2, 2), (2, 10)] {
         bench.topo.set_loss(loss);
-        let after = round(&bench, &site, &format!("pass {pass}, nft {loss}%"));
+        let after = round(&bench, &site, &store, &format!("pass {pass}, nft {loss}%"));
         let now = counter(&after, "tcp_retransmits");
         assert!(loss == 0 || now > retransmits, "{loss}% loss caused no retransmission");
         retransmits = now;
@@ -184,6 +222,7 @@ fn nginx_on_sluice_survives_0_2_and_10_percent_loss_on_the_wire() {
     }
     bench.topo.set_loss(0);
     assert_eq!(bench.daemon_pid(), pid, "the daemon was replaced");
+    store.shutdown();
     site.quit(&bench);
     bench.finish();
 }
@@ -193,10 +232,12 @@ fn injected(prefix: &str, percent: &str) {
     let env = [("SLUICE_LOSS", percent), ("SLUICE_LOSS_SEED", LOSS_SEED)];
     let bench = Bench::with_env(prefix, "xdp", 0, &[], &env);
     let site = Site::start(&bench);
-    let after = round(&bench, &site, &format!("injected {percent}%"));
+    let store = Store::start(&bench);
+    let after = round(&bench, &site, &store, &format!("injected {percent}%"));
     let dropped = after["workers"][0]["device_counters"]["injected_drops"].as_u64().unwrap_or(0);
     assert!(dropped > 0, "the injector dropped nothing: {after:#}");
     assert!(counter(&after, "tcp_retransmits") > 0, "{percent}% injected loss caused no retransmission");
+    store.shutdown();
     site.quit(&bench);
     bench.finish();
 }

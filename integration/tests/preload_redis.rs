@@ -32,7 +32,6 @@ use std::time::Duration;
 use daemon_support::*;
 use preload_bench::redis::*;
 use preload_bench::*;
-use sha2::{Digest, Sha256};
 use sluice_integration::netns::in_namespace;
 
 /// The kernel's redis in the dut namespace answers at this address (on the
@@ -41,59 +40,6 @@ const KERNEL_IP: &str = "10.79.0.3";
 /// The kernel peer's address, and the port of its redis (a replica).
 const PEER_IP: &str = "10.79.0.1";
 const REPLICA_PORT: u16 = 6400;
-/// The key `redis-benchmark -t incr` increments (`-r` is not used).
-const COUNTER: &str = "counter:__rand_int__";
-/// The list `redis-benchmark -t lpush,lpop` pushes to and pops from.
-const LIST: &str = "mylist";
-/// The key `redis-benchmark -t set` writes (3 random bytes each time).
-const KEY: &str = "key:__rand_int__";
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Keys and the SHA-256 of their values.
-type Values = Vec<(String, String)>;
-
-/// Writes values of 1 B to 1 MiB (random bytes, any of them possibly a CR,
-/// LF or NUL) with `redis-cli -x`.
-fn write_values(redis: &Redis, files: &Path) -> Values {
-    let mut values = Vec::new();
-    for (n, len) in [1usize, 1000, 64 << 10, 1 << 20].into_iter().enumerate() {
-        let key = format!("value:{len}");
-        let sha = random_file(files, &key, len, 70 + n as u64);
-        redis.set_file(&key, &files.join(&key));
-        values.push((key, sha));
-    }
-    values
-}
-
-/// Every value reads back with its hash.
-fn check_values(redis: &Redis, values: &Values) {
-    for (key, sha) in values {
-        assert_eq!(&sha256_hex(&redis.get_bytes(key)), sha, "GET {key} from {}:{}", redis.host, redis.port);
-    }
-}
-
-fn counter(redis: &Redis) -> i64 {
-    redis.cli(&["get", COUNTER]).parse().unwrap_or(0)
-}
-
-/// `redis-benchmark -c clients -n requests -P pipeline` over SET, GET,
-/// INCR, LPUSH and LPOP on fresh keys; every INCR counted once, every
-/// LPUSH popped once, every SET stored.
-fn serve(redis: &Redis, clients: u32, requests: u32, pipeline: u32) -> Vec<BenchmarkLine> {
-    redis.cli(&["del", COUNTER, LIST, KEY]);
-    let (c, n, p) = (clients.to_string(), requests.to_string(), pipeline.to_string());
-    let lines = redis.benchmark_done(&["-c", &c, "-n", &n, "-P", &p, "-t", "set,get,incr,lpush,lpop"]);
-    let tests: Vec<&str> = lines.iter().map(|l| l.test.as_str()).collect();
-    assert_eq!(tests, ["SET", "GET", "INCR", "LPUSH", "LPOP"], "{lines:?}");
-    assert_eq!(counter(redis), i64::from(requests), "INCR lost or repeated requests ({clients}x, -P {pipeline})");
-    assert_eq!(redis.cli_int(&["llen", LIST]), 0, "LPUSH/LPOP lost or repeated requests (-P {pipeline})");
-    assert_eq!(redis.cli_int(&["strlen", KEY]), 3, "SET's value");
-    lines
-}
-
 /// `bgsaves` BGSAVEs then one BGREWRITEAOF, one after the other, while
 /// `redis-benchmark` INCRs with `clients` connections: every fork's child
 /// closes the listener it inherited (and, as it exits, the clients'

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use super::{wait_until, Bench};
-use crate::daemon_support::READY;
+use crate::daemon_support::{random_file, READY};
 use sluice_integration::netns::{Finished, Process};
 
 /// How long one `redis-cli` call may take.
@@ -231,4 +233,57 @@ pub fn processes_of(bench: &Bench) -> Vec<u32> {
         }
     }
     pids
+}
+
+/// The key `redis-benchmark -t incr` increments (`-r` is not used).
+pub const COUNTER: &str = "counter:__rand_int__";
+/// The list `redis-benchmark -t lpush,lpop` pushes to and pops from.
+pub const LIST: &str = "mylist";
+/// The key `redis-benchmark -t set` writes (3 random bytes each time).
+pub const KEY: &str = "key:__rand_int__";
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Keys and the SHA-256 of their values.
+pub type Values = Vec<(String, String)>;
+
+/// Writes values of 1 B to 1 MiB (random bytes, any of them possibly a CR,
+/// LF or NUL) with `redis-cli -x`.
+pub fn write_values(redis: &Redis, files: &Path) -> Values {
+    let mut values = Vec::new();
+    for (n, len) in [1usize, 1000, 64 << 10, 1 << 20].into_iter().enumerate() {
+        let key = format!("value:{len}");
+        let sha = random_file(files, &key, len, 70 + n as u64);
+        redis.set_file(&key, &files.join(&key));
+        values.push((key, sha));
+    }
+    values
+}
+
+/// Every value reads back with its hash.
+pub fn check_values(redis: &Redis, values: &Values) {
+    for (key, sha) in values {
+        assert_eq!(&sha256_hex(&redis.get_bytes(key)), sha, "GET {key} from {}:{}", redis.host, redis.port);
+    }
+}
+
+pub fn counter(redis: &Redis) -> i64 {
+    redis.cli(&["get", COUNTER]).parse().unwrap_or(0)
+}
+
+/// `redis-benchmark -c clients -n requests -P pipeline` over SET, GET,
+/// INCR, LPUSH and LPOP on fresh keys; every INCR counted once, every
+/// LPUSH popped once, every SET stored.
+pub fn serve(redis: &Redis, clients: u32, requests: u32, pipeline: u32) -> Vec<BenchmarkLine> {
+    redis.cli(&["del", COUNTER, LIST, KEY]);
+    let (c, n, p) = (clients.to_string(), requests.to_string(), pipeline.to_string());
+    let lines = redis.benchmark_done(&["-c", &c, "-n", &n, "-P", &p, "-t", "set,get,incr,lpush,lpop"]);
+    let tests: Vec<&str> = lines.iter().map(|l| l.test.as_str()).collect();
+    assert_eq!(tests, ["SET", "GET", "INCR", "LPUSH", "LPOP"], "{lines:?}");
+    assert_eq!(counter(redis), i64::from(requests), "INCR lost or repeated requests ({clients}x, -P {pipeline})");
+    assert_eq!(redis.cli_int(&["llen", LIST]), 0, "LPUSH/LPOP lost or repeated requests (-P {pipeline})");
+    assert_eq!(redis.cli_int(&["strlen", KEY]), 3, "SET's value");
+    lines
 }
