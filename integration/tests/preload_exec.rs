@@ -13,15 +13,25 @@
 //!   generation, none refused or lost; once the last generation ends, the
 //!   port is free (the daemon kept it only across the execs).
 //!
+//! * nginx's binary upgrade (`kill -USR2` of the master: it forks and execs
+//!   the binary again, passing its listeners in the `NGINX` variable; then
+//!   `kill -QUIT` of the old master), all under load: no failed request,
+//!   the new master's workers serve, and after `nginx -s quit` the port is
+//!   free. The configuration passes `LD_PRELOAD` and `SLUICE_*` on with
+//!   `env` directives (nginx clears the environment of the binary it execs;
+//!   without the preload the new binary would find plain eventfds).
+//!
 //! Same topology as `preload_daemon_programs.rs`. Needs root.
 
 mod daemon_support;
 mod preload_bench;
 mod preload_support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use daemon_support::*;
+use preload_bench::nginx::*;
 use preload_bench::*;
 use sluice_integration::netns::Process;
 
@@ -63,7 +73,87 @@ fn an_exec_d_image_gets_its_listeners_back_as_on_the_kernel() {
     // address, which no kernel interface of this namespace has, and its
     // client reached it through the daemon (a cut-through connection).
     assert!(refused(&bench, 7200), "port 7200 still accepts after the program ended");
+    nginx_binary_upgrade_under_load(&bench);
     bench.finish();
+}
+
+fn master_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn signal(pid: i32, sig: libc::c_int) {
+    // SAFETY: kill(2) of this test's nginx master.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+}
+
+/// nginx's binary upgrade under load (see the module docs).
+fn nginx_binary_upgrade_under_load(bench: &Bench) {
+    let www = bench.tmp.0.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let small = random_file(&www, "16k.bin", 16 << 10, 71);
+    let dir = bench.tmp.0.join("nginx");
+    let conf = nginx_conf(&dir, &www, 8100);
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, format!("env LD_PRELOAD;\nenv SLUICE_CONTROL_SOCKET;\nenv SLUICE_LOG;\n{text}")).unwrap();
+    let guard = NginxGuard(dir.clone());
+    nginx_cmd(bench, &dir, &conf, &[]);
+    wait_http(bench, &format!("http://{SLUICE_IP}:8100/16k.bin"));
+    let old_master = master_pid(&dir.join("nginx.pid")).expect("nginx.pid");
+    let old_family = nginx_family(&dir);
+    assert_eq!(old_family.len(), 3, "a master and two workers expected: {old_family:?}");
+
+    // One request per connection (an idle keep-alive connection is closed
+    // by a gracefully exiting worker also on the kernel).
+    let lines = || access_by_pid(&dir).values().sum::<usize>();
+    let served_before = lines();
+    let new_master = std::thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            (0..4)
+                .map(|_| load_client(&bench.topo, &http_args(8100, "/16k.bin", &small, 16 << 10, 300, 1)))
+                .collect::<Vec<_>>()
+        });
+        assert!(wait_until(READY, || lines() >= served_before + 100), "the load never got going");
+        signal(old_master, libc::SIGUSR2);
+        // The new master writes nginx.pid once it runs, and forks its workers.
+        let new_master = wait_until(READY, || {
+            master_pid(&dir.join("nginx.pid")).is_some_and(|p| p != old_master) && nginx_family(&dir).len() == 3
+        });
+        let errors = || std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        assert!(new_master, "the new binary never started its workers:\n{}", errors());
+        let new_master = master_pid(&dir.join("nginx.pid")).expect("nginx.pid");
+        assert!(dir.join("nginx.pid.oldbin").exists(), "the old master's pid file was not renamed");
+        // Both generations serve; then the old one quits.
+        signal(old_master, libc::SIGQUIT);
+        assert!(
+            wait_until(Duration::from_secs(30), || !live_processes().iter().any(|&(p, _)| p == old_master as u32)),
+            "the old master never quit"
+        );
+        for (finished, result) in load.join().expect("load thread") {
+            assert!(
+                !finished.killed && finished.status.success() && result["ok"] == 300,
+                "load across the binary upgrade: {result}\n{}\n{}",
+                finished.stdout,
+                finished.stderr
+            );
+        }
+        new_master
+    });
+    assert!(old_family.iter().all(|p| !live_processes().iter().any(|&(q, _)| q == *p)), "an old process stayed");
+    // The new generation alone serves now.
+    let before = access_by_pid(&dir);
+    http_load(bench, 8100, "/16k.bin", &small, 16 << 10, 50, 2);
+    let after = access_by_pid(&dir);
+    let new_workers: Vec<u32> = nginx_family(&dir).into_iter().filter(|&p| p != new_master as u32).collect();
+    let served_by_new: usize =
+        new_workers.iter().map(|p| after.get(p).unwrap_or(&0) - before.get(p).unwrap_or(&0)).sum();
+    assert_eq!(served_by_new, 100, "the new workers serve everything: {new_workers:?} {after:?}");
+
+    nginx_cmd(bench, &dir, &conf, &["-s", "quit"]);
+    assert!(wait_until(Duration::from_secs(30), || nginx_family(&dir).is_empty()), "nginx left processes after quit");
+    assert!(refused(bench, 8100), "port 8100 still accepts after nginx quit");
+    let errors = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+    assert!(!errors.contains("[alert]") && !errors.contains("[emerg]"), "nginx error log:\n{errors}");
+    drop(guard);
 }
 
 #[test]
