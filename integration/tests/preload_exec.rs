@@ -28,6 +28,7 @@ mod preload_bench;
 mod preload_support;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use daemon_support::*;
@@ -106,13 +107,24 @@ fn nginx_binary_upgrade_under_load(bench: &Bench) {
     // by a gracefully exiting worker also on the kernel).
     let lines = || access_by_pid(&dir).values().sum::<usize>();
     let served_before = lines();
+    let topo = &bench.topo;
+    let stop = AtomicBool::new(false);
     let new_master = std::thread::scope(|scope| {
-        let load = scope.spawn(|| {
-            (0..4)
-                .map(|_| load_client(&bench.topo, &http_args(8100, "/16k.bin", &small, 16 << 10, 300, 1)))
-                .collect::<Vec<_>>()
-        });
+        // Two clients, each opening rounds of 100 connections until told to
+        // stop, so that connections are always being made.
+        let loads: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut rounds = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        rounds.push(load_client(topo, &http_args(8100, "/16k.bin", &small, 16 << 10, 100, 1)));
+                    }
+                    rounds
+                })
+            })
+            .collect();
         assert!(wait_until(READY, || lines() >= served_before + 100), "the load never got going");
+        let at_upgrade = lines();
         signal(old_master, libc::SIGUSR2);
         // The new master writes nginx.pid once it runs, and forks its workers.
         let new_master = wait_until(READY, || {
@@ -123,14 +135,18 @@ fn nginx_binary_upgrade_under_load(bench: &Bench) {
         let new_master = master_pid(&dir.join("nginx.pid")).expect("nginx.pid");
         assert!(dir.join("nginx.pid.oldbin").exists(), "the old master's pid file was not renamed");
         // Both generations serve; then the old one quits.
+        assert!(wait_until(READY, || lines() >= at_upgrade + 200), "no load while both generations ran");
         signal(old_master, libc::SIGQUIT);
         assert!(
             wait_until(Duration::from_secs(30), || !live_processes().iter().any(|&(p, _)| p == old_master as u32)),
             "the old master never quit"
         );
-        for (finished, result) in load.join().expect("load thread") {
+        let at_quit = lines();
+        assert!(wait_until(READY, || lines() >= at_quit + 200), "no load after the old master quit");
+        stop.store(true, Ordering::Relaxed);
+        for (finished, result) in loads.into_iter().flat_map(|l| l.join().expect("load thread")) {
             assert!(
-                !finished.killed && finished.status.success() && result["ok"] == 300,
+                !finished.killed && finished.status.success() && result["ok"] == 100,
                 "load across the binary upgrade: {result}\n{}\n{}",
                 finished.stdout,
                 finished.stderr
