@@ -4,7 +4,9 @@
 //! so that nginx's `daemon()` chain works: P0 listens, forks P1 and exits,
 //! P1 forks the workers that re-create the listener. Each holder is watched
 //! through a pidfd, which names the process for its whole life and never a
-//! later one that reuses the pid.
+//! later one that reuses the pid. A process that announced an `execve`
+//! becomes a holder of its own app worker's groups when that app worker
+//! goes, so its new image finds them (`App::hold_across_exec`).
 
 use std::sync::Arc;
 
@@ -102,9 +104,7 @@ impl super::state::App {
         log::debug!("pid {child_pid} (forked by {parent}) holds {held} listen groups");
         Ok(held as u64)
     }
-}
 
-impl super::state::App {
     /// The app worker is going (see [`Self::forked`]): if its process
     /// announced an exec and still lives, it holds the groups the app is a
     /// member of, unless its new image already re-created its listener there.

@@ -278,6 +278,11 @@ impl Backend for VclBackend {
     fn release(&self, s: SessionRef) {
         let s = inherited::resolve(s);
         if records::release(s) {
+            if exec::forget(s) {
+                // Handed over by the previous image and never used: nothing
+                // to close anywhere.
+                return;
+            }
             // An inherited session's close is local: nothing to tell vcl,
             // whose stale handle would do nothing either.
             match inherited::handle_as_is(s) {

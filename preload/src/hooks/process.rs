@@ -393,3 +393,36 @@ pub unsafe extern "C" fn posix_spawnp(
         real::posix_spawnp(pid, file, actions, attr, argv, env)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(env: &Environment) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut at = env.as_ptr();
+        // SAFETY: the array `Environment` built, NULL-terminated.
+        while unsafe { !(*at).is_null() } {
+            // SAFETY: each entry is a live C string (the caller's or ours).
+            out.push(unsafe { std::ffi::CStr::from_ptr(*at) }.to_string_lossy().into_owned());
+            // SAFETY: within the array, before its NULL.
+            at = unsafe { at.add(1) };
+        }
+        out
+    }
+
+    #[test]
+    fn the_exec_d_environment_replaces_the_handed_over_variable() {
+        let path = CString::new("PATH=/bin").unwrap();
+        let stale = CString::new("SLUICE_INHERITED=3,C,0,-,0,0,").unwrap();
+        let similar = CString::new("SLUICE_INHERITED_X=1").unwrap();
+        let envp = [path.as_ptr(), stale.as_ptr(), similar.as_ptr(), std::ptr::null()];
+        let ours = || ("SLUICE_INHERITED", CString::new("SLUICE_INHERITED=4,C,0,-,0,0,").unwrap());
+        // SAFETY: a NULL-terminated array of C strings that outlive the call.
+        let env = unsafe { Environment::new(envp.as_ptr(), ours()) };
+        assert_eq!(strings(&env), ["PATH=/bin", "SLUICE_INHERITED_X=1", "SLUICE_INHERITED=4,C,0,-,0,0,"]);
+        // SAFETY: a NULL environment is an empty one.
+        let env = unsafe { Environment::new(std::ptr::null(), ours()) };
+        assert_eq!(strings(&env), ["SLUICE_INHERITED=4,C,0,-,0,0,"]);
+    }
+}

@@ -131,6 +131,15 @@ pub(super) fn is_adopted(s: SessionRef) -> bool {
     adopted_form(s).is_some()
 }
 
+/// The last descriptor naming `s` was closed; true if it was handed to
+/// this image (and never re-created).
+pub(super) fn forget(s: SessionRef) -> bool {
+    let mut adopted = ADOPTED.lock();
+    let before = adopted.len();
+    adopted.retain(|(r, _)| *r != s);
+    adopted.len() != before
+}
+
 /// The handle for a call on `s` if it was handed to this image: a
 /// re-creation, or `ENOTCONN` for a connection. `None` otherwise.
 pub(super) fn handle(s: SessionRef) -> Option<Result<Handle, Errno>> {
