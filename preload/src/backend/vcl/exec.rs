@@ -49,7 +49,7 @@ mod handover;
 
 use std::collections::HashMap;
 use std::os::fd::RawFd;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use libc::c_int;
 use sluice_vcl::fork::ExecForm;
@@ -65,6 +65,9 @@ use handover::{decode, encode, Handover};
 
 /// The sockets this image was handed at its start, by reference.
 static ADOPTED: SpinLock<Vec<(SessionRef, ExecForm)>> = SpinLock::new(Vec::new());
+/// Whether any was: most images were handed nothing, and their calls need
+/// not take the lock.
+static ANY_ADOPTED: AtomicBool = AtomicBool::new(false);
 
 /// The value of `SLUICE_INHERITED` for the new image: what each session
 /// among `inherited` (descriptors that survive the exec) is; `None` if none
@@ -123,6 +126,9 @@ pub(super) fn unlock_after_fork() {
 }
 
 fn adopted_form(s: SessionRef) -> Option<ExecForm> {
+    if !ANY_ADOPTED.load(Ordering::Acquire) {
+        return None;
+    }
     ADOPTED.lock().iter().find(|(r, _)| *r == s).map(|&(_, form)| form)
 }
 
@@ -134,6 +140,9 @@ pub(super) fn is_adopted(s: SessionRef) -> bool {
 /// The last descriptor naming `s` was closed; true if it was handed to
 /// this image (and never re-created).
 pub(super) fn forget(s: SessionRef) -> bool {
+    if !ANY_ADOPTED.load(Ordering::Acquire) {
+        return false;
+    }
     let mut adopted = ADOPTED.lock();
     let before = adopted.len();
     adopted.retain(|(r, _)| *r != s);
@@ -225,6 +234,7 @@ fn adopt_from_environment() {
             continue;
         }
         adopted.push((s, socket.form));
+        ANY_ADOPTED.store(true, Ordering::Release);
     }
 }
 
