@@ -145,7 +145,10 @@ pub enum Request {
     /// them. Replies with the number of listen groups the child now holds.
     /// The parent waits for the reply: the daemon checks that the child is
     /// the app's own (its parent pid), which it cannot once the parent has
-    /// exited (nginx's P0 exits right after its fork).
+    /// exited (nginx's P0 exits right after its fork). `child_pid` naming
+    /// the app's own process announces an `execve`: the process keeps the
+    /// app worker's listen groups when the app worker goes (its new image
+    /// re-creates the listeners); replies with their number.
     Forked { req_id: u32, child_pid: u32 },
 }
 

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use super::Bench;
 use crate::daemon_support::READY;
 
+/// Debian's nginx.
+pub const NGINX: &str = "/usr/sbin/nginx";
+
 /// nginx's configuration for `dir`: master and two workers, daemonizing.
 pub fn nginx_conf(dir: &Path, www: &Path, port: u16) -> PathBuf {
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
@@ -91,7 +94,8 @@ impl Drop for NginxGuard {
 pub fn nginx_cmd(bench: &Bench, dir: &Path, conf: &Path, args: &[&str]) {
     let out = std::fs::File::create(dir.join("cmd.out")).expect("create cmd.out");
     let err = out.try_clone().expect("dup cmd.out");
-    let mut cmd = bench.run("nginx");
+    // By its absolute path: a binary upgrade (`kill -USR2`) execs argv[0].
+    let mut cmd = bench.run(NGINX);
     cmd.arg("-p").arg(dir).arg("-c").arg(conf).args(args);
     cmd.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
     let mut child = cmd.spawn().expect("spawn nginx (scripts/install-deps.sh installs it)");
