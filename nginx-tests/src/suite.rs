@@ -1,0 +1,75 @@
+//! Runs the cases on both sides in one test bed and collects the report.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::bed::{Bed, READY};
+use crate::cases::{self, Ctx, Files};
+use crate::nginx::{wait_until, Nginx, Side};
+use crate::report::{Report, Row};
+
+/// Options of a run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The namespaces' prefix (`PREFIX-peer`, `-mid`, `-dut`).
+    pub prefix: String,
+    /// Only the cases whose names contain one of these (all when empty).
+    pub only: Vec<String>,
+}
+
+/// The report and what went wrong outside the cases (nginx or the daemon
+/// ending badly).
+pub struct Run {
+    pub report: Report,
+    pub problems: Vec<String>,
+    pub took: Duration,
+}
+
+/// Builds the bed, starts both nginx, runs every case on the kernel then
+/// on Sluice, and tears everything down.
+pub fn run(options: &Options) -> Run {
+    let started = Instant::now();
+    let dir = std::env::temp_dir().join(format!("sluice-nginx-tests-{}-{}", options.prefix, std::process::id()));
+    let bed = Bed::up(&options.prefix, &dir);
+    let files = Files::write(&dir.join("www"));
+    let kernel = Nginx::start(&bed, Side::Kernel, &dir.join("kernel"), &files.www);
+    let sluice = Nginx::start(&bed, Side::Sluice, &dir.join("sluice"), &files.www);
+    let mut problems = Vec::new();
+    for nginx in [&kernel, &sluice] {
+        let ctx = Ctx { bed: &bed, side: nginx.side, nginx, files: &files };
+        if !wait_until(READY, || ctx.get("/hello", &[])["status"] == 200) {
+            problems.push(format!("{} nginx never answered: {}", nginx.side, nginx.error_log_tail(10)));
+        }
+    }
+    let mut report = Report::default();
+    let selected = cases::all().into_iter().filter(|c| options.only.is_empty() || options.only.iter().any(|o| c.name.contains(o.as_str())));
+    for case in selected {
+        let kernel_outcome = (case.run)(&Ctx { bed: &bed, side: Side::Kernel, nginx: &kernel, files: &files });
+        let sluice_outcome = (case.run)(&Ctx { bed: &bed, side: Side::Sluice, nginx: &sluice, files: &files });
+        report.rows.push(Row { case: case.name, kernel: kernel_outcome, sluice: sluice_outcome });
+    }
+    for nginx in [&kernel, &sluice] {
+        // What is still running after the cases quits now (and must).
+        if nginx.master().is_some() && !nginx.quit() {
+            problems.push(format!("{} nginx did not quit", nginx.side));
+        }
+    }
+    let crit: Vec<String> = [&kernel, &sluice].iter().map(|n| critical_lines(&n.dir)).filter(|s| !s.is_empty()).collect();
+    problems.extend(crit);
+    drop((kernel, sluice));
+    if let Err(e) = bed.finish() {
+        problems.push(e);
+    }
+    Run { report, problems, took: started.elapsed() }
+}
+
+/// nginx's `[alert]` and `[emerg]` lines: never expected.
+fn critical_lines(dir: &PathBuf) -> String {
+    let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("[alert]") || l.contains("[emerg]")).collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("{}: {}", dir.display(), lines.join("\n"))
+    }
+}
