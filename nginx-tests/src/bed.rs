@@ -26,6 +26,8 @@ pub struct Bed {
     pub prefix: String,
     pub dir: PathBuf,
     pub control: PathBuf,
+    /// Leave `dir` (logs, configurations) behind for a look after the run.
+    pub keep_dir: bool,
 }
 
 impl Bed {
@@ -39,7 +41,7 @@ impl Bed {
         std::fs::create_dir_all(dir).expect("create the scratch directory");
         // nginx's workers run as nobody: they must reach the scratch files.
         allow_all(dir);
-        let mut bed = Bed { daemon: None, prefix: prefix.into(), dir: dir.into(), control: dir.join("control.sock") };
+        let mut bed = Bed { daemon: None, prefix: prefix.into(), dir: dir.into(), control: dir.join("control.sock"), keep_dir: false };
         bed.script(&["up", "tap", "0"]);
         let added = Command::new("ip")
             .args(["-n", &bed.dut_ns(), "addr", "add", &format!("{KERNEL_IP}/24"), "dev", "br1"])
@@ -127,6 +129,8 @@ impl Drop for Bed {
             .arg("down")
             .env("SLUICE_NETNS_PREFIX", &self.prefix)
             .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

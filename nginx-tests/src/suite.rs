@@ -15,6 +15,8 @@ pub struct Options {
     pub prefix: String,
     /// Only the cases whose names contain one of these (all when empty).
     pub only: Vec<String>,
+    /// Keep the scratch directory (nginx's logs) after the run.
+    pub keep_dir: bool,
 }
 
 /// The report and what went wrong outside the cases (nginx or the daemon
@@ -30,7 +32,8 @@ pub struct Run {
 pub fn run(options: &Options) -> Run {
     let started = Instant::now();
     let dir = std::env::temp_dir().join(format!("sluice-nginx-tests-{}-{}", options.prefix, std::process::id()));
-    let bed = Bed::up(&options.prefix, &dir);
+    let mut bed = Bed::up(&options.prefix, &dir);
+    bed.keep_dir = options.keep_dir;
     let files = Files::write(&dir.join("www"));
     let kernel = Nginx::start(&bed, Side::Kernel, &dir.join("kernel"), &files.www);
     let sluice = Nginx::start(&bed, Side::Sluice, &dir.join("sluice"), &files.www);

@@ -12,7 +12,7 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
 
 #[test]
 fn nginx_behaves_the_same_under_sluice_as_on_the_kernel() {
-    let result = run(&Options { prefix: "ntk".into(), only: Vec::new() });
+    let result = run(&Options { prefix: "ntk".into(), only: Vec::new(), keep_dir: false });
     let table = result.report.render();
     eprintln!("{table}took {:.1} s", result.took.as_secs_f64());
     assert!(result.problems.is_empty(), "{table}\nproblems: {:#?}", result.problems);

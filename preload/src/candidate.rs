@@ -15,7 +15,10 @@
 //! * `getsockname` says `0.0.0.0:0`, `getpeername` `ENOTCONN`, `fstat`
 //!   `S_IFSOCK`, `FIONREAD`/`SIOCOUTQ` 0.
 //!
-//! Any other call (I/O, `shutdown`, `accept`, polling, `epoll_ctl`, options
+//! * `epoll_ctl` is checked by the kernel on the placeholder and remembered,
+//!   then replayed on what the decision makes of the socket ([`epoll`]).
+//!
+//! Any other call (I/O, `shutdown`, `accept`, polling, options
 //! outside the stored set, odd `fcntl`s, a `bind` or `connect` with an
 //! address that is not IPv4) first **converts** the candidate into a kernel
 //! socket ([`convert`]) and then runs the real call: the result is then the
@@ -41,6 +44,7 @@
 //! plain eventfd.
 
 pub mod convert;
+pub mod epoll;
 pub mod options;
 
 use std::os::fd::RawFd;
@@ -63,6 +67,8 @@ pub struct Candidate {
     pub protocol: c_int,
     /// Options set so far, in the order to replay them.
     pub options: Vec<StoredOption>,
+    /// Its epoll registrations, replayed at the decision ([`epoll`]).
+    pub epoll: Vec<epoll::Registration>,
 }
 
 struct Slot {
@@ -163,7 +169,7 @@ extern "C" fn fork_release() {
 pub fn create(type_flags: c_int, protocol: c_int) -> Result<RawFd, Errno> {
     let mut store = lock();
     let fd = crate::hooks::socket::new_placeholder(type_flags)?;
-    let id = store.insert(Candidate { fds: vec![fd], protocol, options: Vec::new() });
+    let id = store.insert(Candidate { fds: vec![fd], protocol, options: Vec::new(), epoll: Vec::new() });
     if FDS.register(fd, Entry::Candidate(id)).is_err() {
         // Beyond the fd table: this socket cannot be tracked, so it is a
         // kernel socket from the start.
@@ -179,7 +185,7 @@ mod tests {
     use super::*;
 
     fn candidate(fd: RawFd) -> Candidate {
-        Candidate { fds: vec![fd], protocol: 0, options: Vec::new() }
+        Candidate { fds: vec![fd], protocol: 0, options: Vec::new(), epoll: Vec::new() }
     }
 
     #[test]

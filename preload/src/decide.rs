@@ -53,7 +53,13 @@ pub fn decide(fd: RawFd, decision: Decision, addr: SocketAddrV4) -> Result<Route
                 backend.release(session);
                 return Ok(current(fd).err().unwrap_or(Route::Kernel));
             }
-            install(&mut store, fd, id, backend, session)
+            let mut registrations = Vec::new();
+            let route = install(&mut store, fd, id, backend, session, &mut registrations);
+            drop(store);
+            if let Ok(Route::Session(s)) = route {
+                candidate::epoll::replay_on_session(s, &registrations);
+            }
+            route
         }
         Err(OpenError::Unreachable(why)) => match current(fd) {
             Ok(_) => fall_back(&mut store, fd, policy, &why),
@@ -85,14 +91,16 @@ fn to_kernel(store: &mut Store, fd: RawFd) -> Result<Route, Errno> {
 }
 
 /// Makes the candidate `id` (named by `fd`) the new `session`: replays its
-/// options into the session and points all its descriptors at it. The
-/// caller holds the store lock.
+/// options into the session and points all its descriptors at it; its epoll
+/// registrations go to `registrations`, for the caller to replay once it
+/// has released the store lock.
 fn install(
     store: &mut Store,
     fd: RawFd,
     id: CandidateId,
     backend: &dyn Backend,
     session: SessionRef,
+    registrations: &mut Vec<candidate::epoll::Registration>,
 ) -> Result<Route, Errno> {
     let Some(candidate) = store.get_mut(id) else {
         backend.release(session);
@@ -113,6 +121,7 @@ fn install(
         }
     }
     let fds = std::mem::take(&mut candidate.fds);
+    *registrations = std::mem::take(&mut candidate.epoll);
     store.remove(id);
     for (i, &named) in fds.iter().enumerate() {
         if i > 0 {

@@ -15,11 +15,15 @@ struct Args {
     /// Run only the cases whose names contain this (repeatable).
     #[arg(long)]
     only: Vec<String>,
+    /// Keep the scratch directory (under the temp dir: nginx's logs and
+    /// configurations) after the run.
+    #[arg(long)]
+    keep_dir: bool,
 }
 
 fn main() {
     let args = Args::parse();
-    let result = run(&Options { prefix: args.prefix, only: args.only });
+    let result = run(&Options { prefix: args.prefix, only: args.only, keep_dir: args.keep_dir });
     print!("{}", result.report.render());
     println!("took {:.1} s", result.took.as_secs_f64());
     for problem in &result.problems {

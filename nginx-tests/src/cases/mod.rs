@@ -83,7 +83,7 @@ impl Files {
         let small: Vec<u8> = (0..1000).map(|i| b"nginx-tests small file\n"[i % 23]).collect();
         let big = random(1 << 20, 1);
         let huge = random(10 << 20, 2);
-        let limited = random(200 * 1024, 3);
+        let limited = random(300 * 1024, 3);
         let text: Vec<u8> = (0..8000).flat_map(|i| format!("line {i:05} of a compressible text\n").into_bytes()).collect();
         for (name, bytes) in [
             ("small.txt", &small),

@@ -45,10 +45,11 @@ pub fn to_kernel(store: &mut Store, fd: RawFd) -> Result<(), Errno> {
         log::error!("converting socket {target} to a kernel socket failed: {err}");
         return Err(err);
     }
-    if let Some(Candidate { fds, .. }) = store.remove(id) {
+    if let Some(Candidate { fds, epoll, .. }) = store.remove(id) {
         for target in fds {
             FDS.forget(target, Entry::Candidate(id));
         }
+        super::epoll::replay_on_kernel(&epoll);
     }
     Ok(())
 }
