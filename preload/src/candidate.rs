@@ -121,6 +121,11 @@ impl Store {
         Some(candidate)
     }
 
+    /// The live candidates.
+    pub fn iter(&self) -> impl Iterator<Item = &Candidate> {
+        self.slots.iter().filter_map(|slot| slot.candidate.as_ref())
+    }
+
     /// Number of live candidates.
     pub fn len(&self) -> usize {
         self.slots.len() - self.free.len()

@@ -12,12 +12,21 @@
 //! registration with the eventfd's last reference), a session goes through
 //! the backend as if the program had added it after `connect`
 //! ([`replay_on_session`]).
+//!
+//! Only the kernel can say what a fresh socket reports (`EPOLLOUT|EPOLLHUP`
+//! at once, `tcp_poll` of a closed socket), so a wait on an instance that
+//! holds an undecided candidate converts that candidate to a kernel socket
+//! first ([`settle`]), as any other call a candidate cannot answer does;
+//! nginx connects right after its `epoll_ctl`, without waiting in between.
+//! A thread already blocked in the wait when another thread adds the
+//! candidate sees it only once it is decided (a documented limit).
 
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use libc::{c_int, epoll_event};
 
-use super::Store;
+use super::{convert, Store};
 use crate::backend::SessionRef;
 use crate::errno::{check, Errno};
 use crate::fdtable::CandidateId;
@@ -36,6 +45,31 @@ impl Registration {
     fn event(&self) -> epoll_event {
         epoll_event { events: self.events, u64: self.data }
     }
+}
+
+/// Set (under the store lock) when a candidate is registered; cleared by
+/// [`settle`] once no candidate is: waits need not look at the store when
+/// no candidate is in any instance.
+static REGISTERED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a candidate may be registered in some epoll instance.
+pub fn any_registered() -> bool {
+    REGISTERED.load(Ordering::Acquire)
+}
+
+/// Before a wait on `epfd`: converts the candidates registered in it to
+/// kernel sockets (their registrations move to the kernel sockets).
+pub fn settle(epfd: RawFd) -> Result<(), Errno> {
+    let mut store = super::lock();
+    let watched: Vec<RawFd> =
+        store.iter().filter(|c| c.epoll.iter().any(|r| r.epfd == epfd)).filter_map(|c| c.fds.first().copied()).collect();
+    for fd in watched {
+        convert::to_kernel(&mut store, fd)?;
+    }
+    if store.iter().all(|c| c.epoll.is_empty()) {
+        REGISTERED.store(false, Ordering::Release);
+    }
+    Ok(())
 }
 
 /// `epoll_ctl` on the candidate `id` named by `fd`; the caller holds the
@@ -61,6 +95,7 @@ pub fn ctl(store: &mut Store, id: CandidateId, epfd: RawFd, op: c_int, fd: RawFd
     candidate.epoll.retain(|r| !(r.epfd == epfd && r.fd == fd));
     if let Some(e) = wanted {
         candidate.epoll.push(Registration { epfd, fd, events: e.events, data: e.u64 });
+        REGISTERED.store(true, Ordering::Release);
     }
     Ok(())
 }

@@ -115,6 +115,9 @@ fn wait_tracked(
     timeout: Option<Duration>,
     sigmask: *const libc::sigset_t,
 ) -> Result<Outcome<c_int>, Errno> {
+    if candidate::epoll::any_registered() {
+        candidate::epoll::settle(epfd)?;
+    }
     let Entry::Epoll(instance) = FDS.get(epfd) else {
         return Ok(Outcome::Real);
     };
@@ -140,21 +143,21 @@ fn millis(timeout: c_int) -> Option<Duration> {
 
 crate::hook! {
     fn epoll_wait(epfd: c_int, events: *mut epoll_event, maxevents: c_int, timeout: c_int) -> c_int;
-    kernel_if untracked(epfd);
+    kernel_if untracked(epfd) && !candidate::epoll::any_registered();
     wait_tracked(epfd, events, maxevents, millis(timeout), std::ptr::null())
 }
 
 crate::hook! {
     fn epoll_pwait(epfd: c_int, events: *mut epoll_event, maxevents: c_int, timeout: c_int,
         sigmask: *const libc::sigset_t) -> c_int;
-    kernel_if untracked(epfd);
+    kernel_if untracked(epfd) && !candidate::epoll::any_registered();
     wait_tracked(epfd, events, maxevents, millis(timeout), sigmask)
 }
 
 crate::hook! {
     fn epoll_pwait2(epfd: c_int, events: *mut epoll_event, maxevents: c_int, timeout: *const libc::timespec,
         sigmask: *const libc::sigset_t) -> c_int;
-    kernel_if untracked(epfd);
+    kernel_if untracked(epfd) && !candidate::epoll::any_registered();
     {
         // SAFETY: the caller's timeout, NULL or valid.
         let timeout = unsafe { timeout.as_ref() }.map(duration).transpose()?;
