@@ -214,15 +214,18 @@ def mode_load(a):
 
     def worker():
         while not os.path.exists(a.stop_file):
+            step = "connect"
             try:
                 conn = Conn(a.host, a.port)
+                step = "request"
                 conn.sock.sendall(request("GET", a.path, a.host, ["Connection: close"]))
+                step = "response"
                 status, _, body = read_response(conn)
                 conn.sock.close()
                 good = status == 200 and hashlib.sha256(body).hexdigest() == a.sha256
                 err = None if good else f"status {status} length {len(body)}"
             except Exception as e:  # noqa: BLE001 - every failure is counted
-                good, err = False, repr(e)
+                good, err = False, f"{step}: {e!r}"
             with lock:
                 if good:
                     tally["ok"] += 1

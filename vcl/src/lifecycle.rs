@@ -99,8 +99,13 @@ impl Vcl {
     /// Closes `key` (design §4.2, Close): ends the life and releases the
     /// daemon session, `CLOSE` for a connection or listener (the daemon sends
     /// what the TX fifo holds, then FIN), `ABORT` when `abort`. A listener's
-    /// never-accepted connections are aborted, as the kernel resets a closed
-    /// listener's queue.
+    /// never-accepted connections end here but are not released: the daemon
+    /// still counts them as pushed and not taken, and at the listener's
+    /// `CLOSE` it hands them to another member of the listen group, or
+    /// resets them if this was the last one. The kernel resets a closed
+    /// listener's queue only when no other process holds the socket: nginx's
+    /// old workers close their copies at a reload while the new ones accept,
+    /// and a connection queued at an old worker must not be reset then.
     pub(crate) fn close_key(&self, key: Key, abort: bool) -> Result<()> {
         if self.is_stale() {
             // A fork child's copy of its parent's socket: the session is the
@@ -112,7 +117,8 @@ impl Vcl {
         }
         let ended = self.end_life(key)?;
         for conn in ended.queued {
-            self.discard(conn);
+            // Their daemon sessions are the listener CLOSE's to settle.
+            let _ = self.end_life(conn);
         }
         if let Some(handle) = ended.handle {
             let req = if abort { Request::Abort { handle } } else { Request::Close { handle } };
