@@ -49,3 +49,10 @@ demo:
 
 clean:
 	$(CARGO) clean
+
+## make nginx-tests: nginx's behaviours under the preload vs the same nginx on
+## the kernel, case by case (needs root); prints the table and each side's
+## pass rate. `make test` runs the same suite (nginx-tests/tests/suite.rs).
+.PHONY: nginx-tests
+nginx-tests: deps
+	$(CARGO) run --release -p sluice-nginx-tests --bin nginx-tests

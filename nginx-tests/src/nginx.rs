@@ -114,15 +114,21 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    /// Writes the configuration into `dir` and starts nginx for `side`;
-    /// returns once the master and both workers run.
+    /// Writes the suite's configuration into `dir` and starts nginx for
+    /// `side`; returns once the master and both workers run.
     pub fn start(bed: &Bed, side: Side, dir: &Path, www: &Path) -> Nginx {
+        Nginx::try_start(bed, side, dir, &conf(dir, www, side.addr())).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts nginx for `side` with the configuration `text` (written into
+    /// `dir`); once the master and both workers run, or what nginx said.
+    pub fn try_start(bed: &Bed, side: Side, dir: &Path, text: &str) -> Result<Nginx, String> {
         for sub in ["tmp", "dav"] {
             std::fs::create_dir_all(dir.join(sub)).expect("create nginx's directories");
             allow_all(&dir.join(sub));
         }
         let conf_path = dir.join("nginx.conf");
-        std::fs::write(&conf_path, conf(dir, www, side.addr())).expect("write nginx.conf");
+        std::fs::write(&conf_path, text).expect("write nginx.conf");
         let mut cmd = match side {
             Side::Kernel => in_namespace(&bed.dut_ns(), NGINX),
             Side::Sluice => {
@@ -148,14 +154,18 @@ impl Nginx {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("{side} nginx did not daemonize");
+                return Err(format!("{side} nginx did not daemonize"));
             }
             std::thread::sleep(Duration::from_millis(20));
         };
         let said = std::fs::read_to_string(dir.join("start.out")).unwrap_or_default();
-        assert!(status.success(), "{side} nginx: {status}\n{said}");
-        assert!(wait_until(READY, || nginx.workers().len() == 2), "{side} nginx: no 2 workers");
-        nginx
+        if !status.success() {
+            return Err(format!("{side} nginx: {status}: {}", said.trim()));
+        }
+        if !wait_until(READY, || nginx.workers().len() == 2) {
+            return Err(format!("{side} nginx: no 2 workers"));
+        }
+        Ok(nginx)
     }
 
     /// The master's pid, while it lives.

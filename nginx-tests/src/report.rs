@@ -94,3 +94,36 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn outcome(record: Value, problem: Option<&str>) -> Outcome {
+        let mut out = Outcome::new(record);
+        out.expect(problem.is_none(), problem.unwrap_or_default());
+        out
+    }
+
+    #[test]
+    fn rows_compare_records_and_rates_count_each_side() {
+        let report = Report {
+            rows: vec![
+                Row { case: "same", kernel: outcome(json!({"s": 200}), None), sluice: outcome(json!({"s": 200}), None) },
+                Row {
+                    case: "differs",
+                    kernel: outcome(json!({"s": 200}), None),
+                    sluice: outcome(json!({"s": 502}), Some("status 502")),
+                },
+            ],
+        };
+        assert!(report.rows[0].same() && report.rows[0].note().is_empty());
+        assert!(!report.rows[1].same());
+        assert!(report.rows[1].note().starts_with("sluice: status 502; records differ"), "{}", report.rows[1].note());
+        assert_eq!(report.pass_counts(), ((2, 2), (1, 2)));
+        let table = report.render();
+        assert!(table.contains("differs  pass    FAIL    NO"), "{table}");
+        assert!(table.ends_with("pass rate: kernel 2/2 (100%), sluice 1/2 (50%)\n"), "{table}");
+    }
+}

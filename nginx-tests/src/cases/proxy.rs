@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::http::chunked_gzip;
 use super::{elapsed, expect_body, Case, Ctx};
-use crate::nginx::{Side, HTTP_PORT, STREAM_PORT};
+use crate::nginx::{Nginx, Side, HTTP_PORT, STREAM_PORT};
 use crate::report::Outcome;
 
 pub fn cases() -> Vec<Case> {
@@ -16,8 +16,14 @@ pub fn cases() -> Vec<Case> {
         Case { name: "chunked request body (PUT via proxy)", run: chunked_request },
         Case { name: "chunked response via proxy", run: chunked_proxied },
         Case { name: "stream TCP proxy", run: stream_proxy },
+        Case { name: "upstream listening on 127.0.0.1", run: loopback_listener },
     ]
 }
+
+/// The ports of the nginx of [`loopback_listener`]: its front and its
+/// upstream on 127.0.0.1.
+const LOOPBACK_FRONT_PORT: u16 = 18084;
+const LOOPBACK_UPSTREAM_PORT: u16 = 18083;
 
 /// Whether the daemon holds a cut-through session (anywhere in `sluice
 /// sessions --json`).
@@ -76,4 +82,36 @@ fn stream_proxy(ctx: &Ctx) -> Outcome {
     expect_body(&mut out, "stream /small.txt", &small, 200, &ctx.files.small);
     expect_body(&mut out, "stream /big.bin", &big, 200, &ctx.files.big);
     out
+}
+
+/// A second nginx whose upstream listens on 127.0.0.1 itself, a common
+/// layout (the suite's own upstream listens on the wildcard address): it
+/// must start and proxy as the first one does.
+fn loopback_listener(ctx: &Ctx) -> Outcome {
+    let dir = ctx.nginx.dir.join("loopback-listen");
+    let d = dir.display();
+    let (front, upstream, addr) = (LOOPBACK_FRONT_PORT, LOOPBACK_UPSTREAM_PORT, ctx.side.addr());
+    let text = format!(
+        "daemon on;\nmaster_process on;\nworker_processes 2;\nerror_log {d}/error.log info;\npid {d}/nginx.pid;\n\
+         events {{ worker_connections 64; }}\nhttp {{\n  access_log off;\n\
+         client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;\n\
+         uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
+         server {{ listen 127.0.0.1:{upstream}; return 200 \"loopback upstream\\n\"; }}\n\
+         server {{ listen {addr}:{front}; location / {{ proxy_pass http://127.0.0.1:{upstream}; }} }}\n}}\n"
+    );
+    match Nginx::try_start(ctx.bed, ctx.side, &dir, &text) {
+        Ok(nginx) => {
+            let mut r = ctx.client(front, "get", &["/"]);
+            elapsed(&mut r);
+            let mut out = Outcome::new(json!({"started": true, "response": r}));
+            expect_body(&mut out, "GET / through the loopback upstream", &r, 200, b"loopback upstream\n");
+            out.expect(nginx.quit(), "the loopback-upstream nginx did not quit");
+            out
+        }
+        Err(why) => {
+            let mut out = Outcome::new(json!({"started": false}));
+            out.expect(false, why.replace('\n', " "));
+            out
+        }
+    }
 }
