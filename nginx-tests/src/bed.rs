@@ -41,7 +41,13 @@ impl Bed {
         std::fs::create_dir_all(dir).expect("create the scratch directory");
         // nginx's workers run as nobody: they must reach the scratch files.
         allow_all(dir);
-        let mut bed = Bed { daemon: None, prefix: prefix.into(), dir: dir.into(), control: dir.join("control.sock"), keep_dir: false };
+        let mut bed = Bed {
+            daemon: None,
+            prefix: prefix.into(),
+            dir: dir.into(),
+            control: dir.join("control.sock"),
+            keep_dir: false,
+        };
         bed.script(&["up", "tap", "0"]);
         let added = Command::new("ip")
             .args(["-n", &bed.dut_ns(), "addr", "add", &format!("{KERNEL_IP}/24"), "dev", "br1"])
@@ -105,7 +111,10 @@ impl Bed {
         let daemon = self.daemon.take().expect("the daemon runs");
         let finished = daemon.terminate(Duration::from_secs(10));
         if finished.killed || !finished.status.success() {
-            return Err(format!("sluice daemon: {} (killed: {})\n{}", finished.status, finished.killed, finished.stderr));
+            return Err(format!(
+                "sluice daemon: {} (killed: {})\n{}",
+                finished.status, finished.killed, finished.stderr
+            ));
         }
         Ok(())
     }

@@ -84,7 +84,14 @@ impl Report {
         let mut out = format!("{:width$}  kernel  sluice  same  note\n", "case");
         for r in &self.rows {
             let same = if r.same() { "yes" } else { "NO" };
-            let line = format!("{:width$}  {:6}  {:6}  {:4}  {}", r.case, verdict(&r.kernel), verdict(&r.sluice), same, r.note());
+            let line = format!(
+                "{:width$}  {:6}  {:6}  {:4}  {}",
+                r.case,
+                verdict(&r.kernel),
+                verdict(&r.sluice),
+                same,
+                r.note()
+            );
             out.push_str(line.trim_end());
             out.push('\n');
         }
@@ -110,7 +117,11 @@ mod tests {
     fn rows_compare_records_and_rates_count_each_side() {
         let report = Report {
             rows: vec![
-                Row { case: "same", kernel: outcome(json!({"s": 200}), None), sluice: outcome(json!({"s": 200}), None) },
+                Row {
+                    case: "same",
+                    kernel: outcome(json!({"s": 200}), None),
+                    sluice: outcome(json!({"s": 200}), None),
+                },
                 Row {
                     case: "differs",
                     kernel: outcome(json!({"s": 200}), None),

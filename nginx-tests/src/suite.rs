@@ -1,6 +1,6 @@
 //! Runs the cases on both sides in one test bed and collects the report.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::bed::{Bed, READY};
@@ -45,7 +45,9 @@ pub fn run(options: &Options) -> Run {
         }
     }
     let mut report = Report::default();
-    let selected = cases::all().into_iter().filter(|c| options.only.is_empty() || options.only.iter().any(|o| c.name.contains(o.as_str())));
+    let selected = cases::all()
+        .into_iter()
+        .filter(|c| options.only.is_empty() || options.only.iter().any(|o| c.name.contains(o.as_str())));
     for case in selected {
         let kernel_outcome = (case.run)(&Ctx { bed: &bed, side: Side::Kernel, nginx: &kernel, files: &files });
         let sluice_outcome = (case.run)(&Ctx { bed: &bed, side: Side::Sluice, nginx: &sluice, files: &files });
@@ -57,7 +59,8 @@ pub fn run(options: &Options) -> Run {
             problems.push(format!("{} nginx did not quit", nginx.side));
         }
     }
-    let crit: Vec<String> = [&kernel, &sluice].iter().map(|n| critical_lines(&n.dir)).filter(|s| !s.is_empty()).collect();
+    let crit: Vec<String> =
+        [&kernel, &sluice].iter().map(|n| critical_lines(&n.dir)).filter(|s| !s.is_empty()).collect();
     problems.extend(crit);
     drop((kernel, sluice));
     if let Err(e) = bed.finish() {
@@ -67,7 +70,7 @@ pub fn run(options: &Options) -> Run {
 }
 
 /// nginx's `[alert]` and `[emerg]` lines: never expected.
-fn critical_lines(dir: &PathBuf) -> String {
+fn critical_lines(dir: &Path) -> String {
     let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("[alert]") || l.contains("[emerg]")).collect();
     if lines.is_empty() {

@@ -50,7 +50,10 @@ fn range_single(ctx: &Ctx) -> Outcome {
     let mut out = Outcome::new(r.clone());
     expect_body(&mut out, "bytes=1000-1999", &r, 206, &ctx.files.big[1000..2000]);
     let range = format!("bytes 1000-1999/{}", ctx.files.big.len());
-    out.expect(r["headers"]["content-range"] == range.as_str(), format!("Content-Range {}", r["headers"]["content-range"]));
+    out.expect(
+        r["headers"]["content-range"] == range.as_str(),
+        format!("Content-Range {}", r["headers"]["content-range"]),
+    );
     out
 }
 
@@ -89,7 +92,13 @@ fn keepalive(ctx: &Ctx) -> Outcome {
     let r = ctx.client(crate::nginx::HTTP_PORT, "keepalive", &paths);
     let mut out = Outcome::new(r.clone());
     let (small, big, hello) = (&ctx.files.small[..], &ctx.files.big[..], &b"hello from nginx\n"[..]);
-    let want = [(paths[0], 200, small), (paths[1], 200, big), (paths[2], 200, hello), (paths[3], 200, small), (paths[4], 200, big)];
+    let want = [
+        (paths[0], 200, small),
+        (paths[1], 200, big),
+        (paths[2], 200, hello),
+        (paths[3], 200, small),
+        (paths[4], 200, big),
+    ];
     check_sequence(&mut out, &r, &want);
     out
 }
@@ -99,7 +108,11 @@ fn pipelining(ctx: &Ctx) -> Outcome {
     let paths = ["/small.txt", "/hello", "/big.bin"];
     let r = ctx.client(crate::nginx::HTTP_PORT, "pipeline", &paths);
     let mut out = Outcome::new(r.clone());
-    let want = [(paths[0], 200, &ctx.files.small[..]), (paths[1], 200, &b"hello from nginx\n"[..]), (paths[2], 200, &ctx.files.big[..])];
+    let want = [
+        (paths[0], 200, &ctx.files.small[..]),
+        (paths[1], 200, &b"hello from nginx\n"[..]),
+        (paths[2], 200, &ctx.files.big[..]),
+    ];
     check_sequence(&mut out, &r, &want);
     out
 }

@@ -89,10 +89,8 @@ fn graceful_quit(ctx: &Ctx) -> Outcome {
     let exited = ctx.nginx.quit();
     let results: Vec<_> = downloads.into_iter().map(client::result).collect();
     let refused = ctx.client(HTTP_PORT, "get", &["/hello"]);
-    let completed = results
-        .iter()
-        .filter(|r| r["status"] == 200 && r["sha256"] == sha(&ctx.files.limited).as_str())
-        .count();
+    let completed =
+        results.iter().filter(|r| r["status"] == 200 && r["sha256"] == sha(&ctx.files.limited).as_str()).count();
     let record = json!({"in_flight": in_flight, "completed": completed, "exited": exited, "after": refused["error"]});
     let mut out = Outcome::new(record);
     out.expect(in_flight, "the downloads never got their heads");

@@ -84,7 +84,8 @@ impl Files {
         let big = random(1 << 20, 1);
         let huge = random(10 << 20, 2);
         let limited = random(300 * 1024, 3);
-        let text: Vec<u8> = (0..8000).flat_map(|i| format!("line {i:05} of a compressible text\n").into_bytes()).collect();
+        let text: Vec<u8> =
+            (0..8000).flat_map(|i| format!("line {i:05} of a compressible text\n").into_bytes()).collect();
         for (name, bytes) in [
             ("small.txt", &small),
             ("big.bin", &big),

@@ -61,8 +61,11 @@ pub fn any_registered() -> bool {
 /// kernel sockets (their registrations move to the kernel sockets).
 pub fn settle(epfd: RawFd) -> Result<(), Errno> {
     let mut store = super::lock();
-    let watched: Vec<RawFd> =
-        store.iter().filter(|c| c.epoll.iter().any(|r| r.epfd == epfd)).filter_map(|c| c.fds.first().copied()).collect();
+    let watched: Vec<RawFd> = store
+        .iter()
+        .filter(|c| c.epoll.iter().any(|r| r.epfd == epfd))
+        .filter_map(|c| c.fds.first().copied())
+        .collect();
     for fd in watched {
         convert::to_kernel(&mut store, fd)?;
     }
@@ -72,18 +75,17 @@ pub fn settle(epfd: RawFd) -> Result<(), Errno> {
     Ok(())
 }
 
-/// `epoll_ctl` on the candidate `id` named by `fd`; the caller holds the
-/// store lock. Errors are the kernel's for the same call on a fresh socket
+/// `epoll_ctl` on the candidate `id` named by `fd` with the caller's event
+/// (`None` for DEL); the caller holds the store lock. Errors are the kernel's for the same call on a fresh socket
 /// (`EEXIST`, `ENOENT`, `EBADF`, `EINVAL`, `EFAULT`).
-pub fn ctl(store: &mut Store, id: CandidateId, epfd: RawFd, op: c_int, fd: RawFd, event: *mut epoll_event) -> Result<(), Errno> {
-    let wanted = if op == libc::EPOLL_CTL_DEL {
-        None
-    } else if event.is_null() {
-        return Err(Errno::EFAULT);
-    } else {
-        // SAFETY: non-NULL; the caller's event for ADD/MOD.
-        Some(unsafe { event.read_unaligned() })
-    };
+pub fn ctl(
+    store: &mut Store,
+    id: CandidateId,
+    epfd: RawFd,
+    op: c_int,
+    fd: RawFd,
+    wanted: Option<epoll_event>,
+) -> Result<(), Errno> {
     // Only EPOLLEXCLUSIVE changes what the kernel accepts (it refuses it
     // with MOD); the readiness bits stay off so the placeholder is silent.
     let mut silent = epoll_event { events: wanted.map_or(0, |e| e.events & libc::EPOLLEXCLUSIVE as u32), u64: 0 };
@@ -120,7 +122,8 @@ pub fn replay_on_session(session: SessionRef, registrations: &[Registration]) {
     for r in registrations {
         // SAFETY: DEL takes no event.
         let _ = unsafe { real::epoll_ctl(r.epfd, libc::EPOLL_CTL_DEL, r.fd, std::ptr::null_mut()) };
-        if let Err(err) = crate::hooks::epoll::session_ctl(r.epfd, libc::EPOLL_CTL_ADD, r.fd, session, Some(r.event())) {
+        if let Err(err) = crate::hooks::epoll::session_ctl(r.epfd, libc::EPOLL_CTL_ADD, r.fd, session, Some(r.event()))
+        {
             log::warn!("socket {}: adding its session to epoll instance {}: {err}", r.fd, r.epfd);
         }
     }

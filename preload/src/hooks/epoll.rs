@@ -39,26 +39,27 @@ crate::hook! {
     fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event) -> c_int;
     kernel_if untracked(fd);
     {
+        // The caller's event, for the calls that keep it here.
+        let wanted = || {
+            if op == libc::EPOLL_CTL_DEL {
+                Ok(None)
+            } else if event.is_null() {
+                Err(Errno::EFAULT)
+            } else {
+                // SAFETY: non-NULL; the caller's event for ADD/MOD.
+                Ok(Some(unsafe { event.read_unaligned() }))
+            }
+        };
         if let Entry::Candidate(id) = FDS.get(fd) {
             let mut store = candidate::lock();
             // Still a candidate under the lock: another thread may have
             // decided or closed it meanwhile.
             if FDS.get(fd) == Entry::Candidate(id) {
-                return candidate::epoll::ctl(&mut store, id, epfd, op, fd, event).map(|()| Outcome::Done(0));
+                return candidate::epoll::ctl(&mut store, id, epfd, op, fd, wanted()?).map(|()| Outcome::Done(0));
             }
         }
         match FDS.get(fd) {
-            Entry::Session(s) => {
-                let event = if op == libc::EPOLL_CTL_DEL {
-                    None
-                } else if event.is_null() {
-                    return Err(Errno::EFAULT);
-                } else {
-                    // SAFETY: non-NULL; the caller's event for ADD/MOD.
-                    Some(unsafe { event.read_unaligned() })
-                };
-                session_ctl(epfd, op, fd, s, event).map(|()| Outcome::Done(0))
-            }
+            Entry::Session(s) => session_ctl(epfd, op, fd, s, wanted()?).map(|()| Outcome::Done(0)),
             Entry::Epoll(_) if op == libc::EPOLL_CTL_ADD => {
                 // An instance with sessions nested in `epfd`: `epfd`'s waits
                 // must go through the backend too (see `Backend::epoll_nest`).
