@@ -53,6 +53,7 @@ pub fn run(options: &Options) -> Run {
         let sluice_outcome = (case.run)(&Ctx { bed: &bed, side: Side::Sluice, nginx: &sluice, files: &files });
         report.rows.push(Row { case: case.name, kernel: kernel_outcome, sluice: sluice_outcome });
     }
+    problems.extend(protocol_faults(&bed));
     for nginx in [&kernel, &sluice] {
         // What is still running after the cases quits now (and must).
         if nginx.master().is_some() && !nginx.quit() {
@@ -67,6 +68,22 @@ pub fn run(options: &Options) -> Run {
         problems.push(e);
     }
     Run { report, problems, took: started.elapsed() }
+}
+
+/// Apps that sent the daemon a request it could not serve or broke the
+/// shared-memory protocol (`sluice stats`: bad requests, violations).
+fn protocol_faults(bed: &Bed) -> Vec<String> {
+    let Some(stats) = bed.stats() else { return vec!["the daemon did not answer sluice stats".into()] };
+    let workers = stats["workers"].as_array().cloned().unwrap_or_default();
+    let apps = workers.iter().flat_map(|w| w["apps"].as_array().cloned().unwrap_or_default());
+    apps.filter(|a| a["bad_requests"].as_u64() != Some(0) || a["violations"].as_u64() != Some(0))
+        .map(|a| {
+            format!(
+                "app {} (pid {}): bad requests {}, violations {}",
+                a["id"], a["pid"], a["bad_requests"], a["violations"]
+            )
+        })
+        .collect()
 }
 
 /// nginx's `[alert]` and `[emerg]` lines: never expected.
