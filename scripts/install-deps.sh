@@ -16,8 +16,9 @@ pkgs=(iproute2 nftables ethtool python3 iputils-ping)
 pkgs+=(clang libelf-dev zlib1g-dev pkg-config m4 make)
 # The preload's oracle tests compile C programs; curl is a real client.
 pkgs+=(gcc libc6-dev curl)
-# Real programs run under the preload against the daemon: socat, nginx.
-pkgs+=(socat nginx)
+# Real programs run under the preload against the daemon: socat, nginx;
+# and the real HTTP load tools that drive nginx: wrk, ab (apache2-utils).
+pkgs+=(socat nginx wrk apache2-utils)
 for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
