@@ -2,7 +2,8 @@
 //! (design §5.2): create a real socket, give it the stored options and the
 //! placeholder's file status flags (`O_NONBLOCK`), `dup3` it over every
 //! placeholder descriptor naming the candidate (keeping each one's
-//! `FD_CLOEXEC`), close the temporary descriptor and forget the candidate.
+//! `FD_CLOEXEC`) with its epoll registrations moved over, close the
+//! temporary descriptor and forget the candidate.
 //!
 //! `dup3` replaces the placeholder atomically, so no other thread ever sees
 //! the number free or naming something else.
@@ -11,6 +12,7 @@ use std::os::fd::RawFd;
 
 use libc::{c_int, c_long};
 
+use super::epoll;
 use super::options::{self, StoredOption};
 use super::{Candidate, Store};
 use crate::errno::{check, Errno};
@@ -29,6 +31,9 @@ pub fn to_kernel(store: &mut Store, fd: RawFd) -> Result<(), Errno> {
         return Ok(());
     };
     let socket = kernel_socket(candidate.protocol, &candidate.options, candidate.fds[0])?;
+    // Out of the epoll sets before the placeholder goes, back in once the
+    // socket is there (an epoll registration is per open file).
+    let interests = epoll::withdraw(candidate);
     let mut failure = None;
     for &target in &candidate.fds {
         if let Err(err) = replace(socket, target) {
@@ -43,8 +48,11 @@ pub fn to_kernel(store: &mut Store, fd: RawFd) -> Result<(), Errno> {
         // that descriptor is then still the placeholder, and a placeholder
         // posing as a decided socket would be worse than a clear error.
         log::error!("converting socket {target} to a kernel socket failed: {err}");
+        epoll::register_kernel(&interests);
+        candidate.epoll = interests;
         return Err(err);
     }
+    epoll::register_kernel(&interests);
     if let Some(Candidate { fds, .. }) = store.remove(id) {
         for target in fds {
             FDS.forget(target, Entry::Candidate(id));

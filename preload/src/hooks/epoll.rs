@@ -5,7 +5,8 @@
 //! also in instances that watch sessions (design §4.4). Adding a session
 //! hands it to the backend, and the epoll descriptor is recorded in the fd
 //! table as that backend instance, so waits on it go to the backend, which
-//! reports both kinds. Adding a candidate converts it first. Epoll
+//! reports both kinds. A candidate's registrations are recorded and follow
+//! it at its decision (`candidate::epoll`). Epoll
 //! descriptors without sessions stay untracked: their waits are pure kernel
 //! calls.
 
@@ -15,7 +16,8 @@ use libc::{c_int, epoll_event};
 
 use super::poll::duration;
 use super::{backend, untracked};
-use crate::decide;
+use crate::backend::SessionRef;
+use crate::candidate;
 use crate::errno::{check, Errno};
 use crate::real;
 use crate::fdtable::{Entry, FDS};
@@ -37,17 +39,18 @@ crate::hook! {
     fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event) -> c_int;
     kernel_if untracked(fd);
     {
-        if let Entry::Candidate(_) = FDS.get(fd) {
-            decide::commit_to_kernel(fd)?;
+        if let Entry::Candidate(id) = FDS.get(fd) {
+            let mut store = candidate::lock();
+            if let (Entry::Candidate(now), Some(candidate)) = (FDS.get(fd), store.get_mut(id)) {
+                if now == id {
+                    candidate::epoll::ctl(candidate, epfd, op, fd, event)?;
+                    return Ok(Outcome::Done(0));
+                }
+            }
+            // Decided or closed by another thread meanwhile: what `fd` names now.
         }
         match FDS.get(fd) {
             Entry::Session(s) => {
-                let instance = match FDS.get(epfd) {
-                    Entry::Epoll(e) => Some(e),
-                    Entry::Kernel => None,
-                    // Not an epoll descriptor (the kernel's check).
-                    _ => return Err(Errno::EINVAL),
-                };
                 let event = if op == libc::EPOLL_CTL_DEL {
                     None
                 } else if event.is_null() {
@@ -56,13 +59,7 @@ crate::hook! {
                     // SAFETY: non-NULL; the caller's event for ADD/MOD.
                     Some(unsafe { event.read_unaligned() })
                 };
-                let updated = backend()?.epoll_ctl(epfd, instance, op, fd, s, event)?;
-                if instance != Some(updated) {
-                    let expected = instance.map_or(Entry::Kernel, Entry::Epoll);
-                    if !FDS.replace(epfd, expected, Entry::Epoll(updated)) {
-                        log::warn!("epoll descriptor {epfd} changed while a session was added to it");
-                    }
-                }
+                session_ctl(epfd, op, fd, s, event)?;
                 Ok(Outcome::Done(0))
             }
             Entry::Epoll(_) if op == libc::EPOLL_CTL_ADD => {
@@ -91,6 +88,33 @@ crate::hook! {
             _ => Ok(Outcome::Real),
         }
     }
+}
+
+/// `epoll_ctl(epfd, op, fd, event)` for the session `s` that `fd` names:
+/// the backend's instance for `epfd` takes it, and the fd table records the
+/// instance's new state. Also how a candidate's registrations follow it when
+/// it becomes a session.
+pub fn session_ctl(
+    epfd: c_int,
+    op: c_int,
+    fd: c_int,
+    s: SessionRef,
+    event: Option<epoll_event>,
+) -> Result<(), Errno> {
+    let instance = match FDS.get(epfd) {
+        Entry::Epoll(e) => Some(e),
+        Entry::Kernel => None,
+        // Not an epoll descriptor (the kernel's check).
+        _ => return Err(Errno::EINVAL),
+    };
+    let updated = backend()?.epoll_ctl(epfd, instance, op, fd, s, event)?;
+    if instance != Some(updated) {
+        let expected = instance.map_or(Entry::Kernel, Entry::Epoll);
+        if !FDS.replace(epfd, expected, Entry::Epoll(updated)) {
+            log::warn!("epoll descriptor {epfd} changed while a session was added to it");
+        }
+    }
+    Ok(())
 }
 
 /// `epoll_pwait2` on an instance with sessions, after the kernel's argument
