@@ -58,7 +58,12 @@ fn site(bench: &Bench) -> Site {
 fn start_nginx(bench: &Bench, www: &Path, port: u16, extra: &str, env: &[(&str, &str)]) -> Nginx {
     let dir = bench.tmp.0.join("nginx");
     let conf = nginx_conf_with(&dir, www, port, extra);
-    let nginx = Nginx { guard: NginxGuard(dir.clone()), dir, conf, env: env.iter().map(|&(k, v)| (k.into(), v.into())).collect() };
+    let nginx = Nginx {
+        guard: NginxGuard(dir.clone()),
+        dir,
+        conf,
+        env: env.iter().map(|&(k, v)| (k.into(), v.into())).collect(),
+    };
     nginx.cmd(bench, &[]);
     wait_http(bench, &format!("http://{SLUICE_IP}:{port}/16k.bin"));
     let family = nginx_family(&nginx.dir);
@@ -89,7 +94,11 @@ impl Nginx {
             "nginx left processes after quit: {:?}",
             nginx_family(&self.dir)
         );
-        assert!(wait_until(READY, || bench.sessions().is_empty()), "sessions stranded after quit: {:#?}", bench.sessions());
+        assert!(
+            wait_until(READY, || bench.sessions().is_empty()),
+            "sessions stranded after quit: {:#?}",
+            bench.sessions()
+        );
         assert!(refused(bench, port), "port {port} still accepts after nginx quit");
         let errors = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
         assert!(!errors.contains("[alert]") && !errors.contains("[emerg]"), "nginx error log:\n{errors}");
@@ -280,11 +289,7 @@ fn nginx_serves_wrk_and_ab_through_reload_and_quit_under_the_preload() {
     // before they leave (a graceful shutdown), and nothing is stranded.
     let downloads = slow_downloads(&bench, &big_url, 20);
     let in_flight = || {
-        bench
-            .sessions()
-            .iter()
-            .filter(|s| s["state"] == "ESTABLISHED" && port_of(&s["local"]) == Some(8090))
-            .count()
+        bench.sessions().iter().filter(|s| s["state"] == "ESTABLISHED" && port_of(&s["local"]) == Some(8090)).count()
     };
     assert!(wait_until(READY, || in_flight() >= 20), "the downloads never were in flight: {}", in_flight());
     nginx.quit(&bench, 8090);

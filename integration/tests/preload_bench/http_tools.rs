@@ -37,10 +37,8 @@ pub struct Ab {
 /// `wrk -t THREADS -c CONNECTIONS -d SECONDS --latency URL` from the peer
 /// namespace (keep-alive connections, HTTP/1.1).
 pub fn wrk(bench: &Bench, url: &str, threads: u32, connections: u32, seconds: u32) -> Wrk {
-    let finished = run_done(
-        peer_shell(bench, &format!("wrk -t {threads} -c {connections} -d {seconds}s --latency {url}")),
-        "wrk",
-    );
+    let finished =
+        run_done(peer_shell(bench, &format!("wrk -t {threads} -c {connections} -d {seconds}s --latency {url}")), "wrk");
     parse_wrk(&finished).unwrap_or_else(|| panic!("wrk {url}: no report\n{finished:#?}"))
 }
 

@@ -81,7 +81,8 @@ pub fn register_kernel(interests: &[Interest]) {
     for interest in interests {
         let mut event = interest.event();
         // SAFETY: a valid event on the stack; the kernel checks the descriptors.
-        if let Err(err) = check(unsafe { real::epoll_ctl(interest.epfd, libc::EPOLL_CTL_ADD, interest.fd, &mut event) }) {
+        let added = check(unsafe { real::epoll_ctl(interest.epfd, libc::EPOLL_CTL_ADD, interest.fd, &mut event) });
+        if let Err(err) = added {
             log::warn!("socket {}: re-adding it to epoll {} after its decision: {err}", interest.fd, interest.epfd);
         }
     }
@@ -90,4 +91,67 @@ pub fn register_kernel(interests: &[Interest]) {
 /// A descriptor of the candidate was closed: its registrations go with it.
 pub fn forget_fd(candidate: &mut Candidate, fd: RawFd) {
     candidate.epoll.retain(|i| i.fd != fd);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(fd: RawFd) -> Candidate {
+        Candidate { fds: vec![fd], protocol: 0, options: Vec::new(), epoll: Vec::new() }
+    }
+
+    fn event(events: c_int, data: u64) -> epoll_event {
+        epoll_event { events: events as u32, u64: data }
+    }
+
+    /// What a zero-timeout wait on `ep` reports: (events, data).
+    fn reported(ep: RawFd) -> Vec<(u32, u64)> {
+        let mut out = [event(0, 0); 4];
+        // SAFETY: a 4-event buffer on the stack.
+        let n = unsafe { real::epoll_wait(ep, out.as_mut_ptr(), 4, 0) };
+        out[..n.max(0) as usize].iter().map(|e| (e.events, e.u64)).collect()
+    }
+
+    #[test]
+    fn registrations_are_the_kernels_and_move_with_the_descriptor() {
+        // SAFETY: plain integer arguments.
+        let (ep, gone, fd) = unsafe {
+            (libc::epoll_create1(libc::EPOLL_CLOEXEC), libc::epoll_create1(libc::EPOLL_CLOEXEC), libc::eventfd(0, 0))
+        };
+        assert!(ep >= 0 && gone >= 0 && fd >= 0);
+        let mut c = candidate(fd);
+        let mut ev = event(libc::EPOLLIN | libc::EPOLLET, 7);
+        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_ADD, fd, &mut ev).is_ok());
+        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_ADD, fd, &mut ev) == Err(Errno(libc::EEXIST)), "the kernel's EEXIST");
+        let mut ev = event(libc::EPOLLOUT, 7);
+        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_MOD, fd, &mut ev).is_ok());
+        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_MOD, fd, std::ptr::null_mut()) == Err(Errno::EFAULT));
+        assert!(ctl(&mut c, gone, libc::EPOLL_CTL_ADD, fd, &mut ev).is_ok());
+        let out = Interest { epfd: ep, fd, events: libc::EPOLLOUT as u32, data: 7 };
+        assert_eq!(c.epoll, vec![out, Interest { epfd: gone, ..out }]);
+        // SAFETY: closing the second instance made above.
+        unsafe { libc::close(gone) };
+
+        // Only what the kernel still has is carried, and it leaves the kernel.
+        let carried = withdraw(&mut c);
+        assert_eq!(carried, vec![out]);
+        assert!(c.epoll.is_empty());
+        assert!(reported(ep).is_empty(), "withdrawn from the kernel's instance");
+        register_kernel(&carried);
+        assert_eq!(reported(ep), vec![(libc::EPOLLOUT as u32, 7)], "re-added with the last MOD's event");
+
+        c.epoll.push(out);
+        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()).is_ok());
+        assert!(c.epoll.is_empty() && reported(ep).is_empty(), "DEL removes the record and the registration");
+        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) == Err(Errno(libc::ENOENT)));
+        c.epoll.push(out);
+        forget_fd(&mut c, fd);
+        assert!(c.epoll.is_empty());
+        // SAFETY: closing the descriptors made above.
+        unsafe {
+            libc::close(fd);
+            libc::close(ep);
+        }
+    }
 }
