@@ -70,7 +70,7 @@ pub struct Candidate {
     pub options: Vec<StoredOption>,
     /// Its descriptors' registrations in epoll instances, carried over at
     /// the decision ([`epoll`]).
-    pub epoll: Vec<epoll::Interest>,
+    pub epoll: epoll::Registrations,
 }
 
 struct Slot {
@@ -171,7 +171,7 @@ extern "C" fn fork_release() {
 pub fn create(type_flags: c_int, protocol: c_int) -> Result<RawFd, Errno> {
     let mut store = lock();
     let fd = crate::hooks::socket::new_placeholder(type_flags)?;
-    let id = store.insert(Candidate { fds: vec![fd], protocol, options: Vec::new(), epoll: Vec::new() });
+    let id = store.insert(Candidate { fds: vec![fd], protocol, options: Vec::new(), epoll: Default::default() });
     if FDS.register(fd, Entry::Candidate(id)).is_err() {
         // Beyond the fd table: this socket cannot be tracked, so it is a
         // kernel socket from the start.
@@ -187,7 +187,7 @@ mod tests {
     use super::*;
 
     fn candidate(fd: RawFd) -> Candidate {
-        Candidate { fds: vec![fd], protocol: 0, options: Vec::new(), epoll: Vec::new() }
+        Candidate { fds: vec![fd], protocol: 0, options: Vec::new(), epoll: Default::default() }
     }
 
     #[test]

@@ -133,7 +133,7 @@ fn install(
             return to_kernel(store, fd).map(|route| (route, Vec::new()));
         }
     }
-    let interests = candidate::epoll::withdraw(candidate);
+    let interests = candidate::epoll::for_session(candidate);
     let fds = std::mem::take(&mut candidate.fds);
     store.remove(id);
     for (i, &named) in fds.iter().enumerate() {

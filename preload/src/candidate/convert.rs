@@ -34,22 +34,13 @@ pub fn to_kernel(store: &mut Store, fd: RawFd) -> Result<(), Errno> {
     // Out of the epoll sets before the placeholder goes, back in once the
     // socket is there (an epoll registration is per open file).
     let interests = epoll::withdraw(candidate);
-    let mut failure = None;
-    for &target in &candidate.fds {
-        if let Err(err) = replace(socket, target) {
-            failure = Some((target, err));
-        }
-    }
-    // SAFETY: closing the temporary descriptor created above; the targets
-    // hold their own references to the socket.
-    unsafe { real::close(socket) };
-    if let Some((target, err)) = failure {
+    if let Err((target, err)) = replace_all(socket, &candidate.fds) {
         // dup3 over a descriptor we own fails only on resource exhaustion;
         // that descriptor is then still the placeholder, and a placeholder
         // posing as a decided socket would be worse than a clear error.
         log::error!("converting socket {target} to a kernel socket failed: {err}");
         epoll::register_kernel(&interests);
-        candidate.epoll = interests;
+        epoll::restore(candidate, interests);
         return Err(err);
     }
     epoll::register_kernel(&interests);
@@ -59,6 +50,27 @@ pub fn to_kernel(store: &mut Store, fd: RawFd) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+/// `dup3(file, target)` over every one of `targets`, then closes `file`
+/// (the targets hold their own references). The last failure, if any, with
+/// its target (which then still names what it named).
+pub fn replace_all(file: RawFd, targets: &[RawFd]) -> Result<(), (RawFd, Errno)> {
+    let mut failure = Ok(());
+    for &target in targets {
+        if let Err(err) = replace(file, target) {
+            failure = Err((target, err));
+        }
+    }
+    // SAFETY: closing the caller's temporary descriptor, as documented.
+    unsafe { real::close(file) };
+    failure
+}
+
+/// A fresh kernel TCP socket with the file status flags of `like`, to stand
+/// in as a candidate's placeholder (see [`super::epoll`]).
+pub fn fresh_socket(protocol: c_int, like: RawFd) -> Result<RawFd, Errno> {
+    kernel_socket(protocol, &[], like)
 }
 
 /// Makes `fd`, a placeholder the fd table cannot hold, a kernel socket.
