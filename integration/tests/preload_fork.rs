@@ -7,6 +7,8 @@
 //! * `bgsave_server.c`: a child forked after every response (as redis's
 //!   BGSAVE) finds its inherited connection unusable and closes everything
 //!   it inherited; the parent's connections and listener keep working.
+//! * `listener_handoff.c`: a child that closes its copy of the listener with
+//!   a connection waiting leaves it to the parent (kernel vs preload).
 //!
 //! nginx's master and workers (its daemonizing fork, then the master's forks
 //! of its workers) are in `preload_nginx.rs`.
@@ -96,5 +98,29 @@ fn bgsave_like_children_close_what_they_inherited_and_the_parent_serves_on() {
     assert!(!finished.killed && finished.status.success(), "bgsave_server: {finished:#?}");
     assert!(finished.stdout.contains("forks 60\nchild-send ENOTCONN: 60\nbad-children 0\ndone"), "{finished:#?}");
     assert!(refused(&bench, 7090), "port 7090 still accepts after the server ended");
+
+    // A child that closes its listener with a connection waiting leaves it
+    // to the parent, as the kernel's shared socket does.
+    let program = preload_support::c_program("listener_handoff");
+    let kernel = handoff(bench.peer(program.to_str().expect("utf-8 path")), &bench, "127.0.0.1");
+    let sluice = handoff(bench.run(&program), &bench, SLUICE_IP);
+    assert!(kernel.stdout.contains("done"), "listener_handoff on the kernel: {kernel:#?}");
+    assert_eq!(sluice.stdout, kernel.stdout, "listener_handoff differs from the kernel\n{}", sluice.stderr);
     bench.finish();
+}
+
+/// Runs `listener_handoff 7091` from `cmd` and one client from the peer
+/// namespace to `ip:7091`, which must be answered.
+fn handoff(mut cmd: std::process::Command, bench: &Bench, ip: &str) -> sluice_integration::netns::Finished {
+    cmd.arg("7091");
+    let mut server = Process::spawn(cmd).expect("spawn listener_handoff");
+    if server.wait_for_line("ready", READY).is_none() {
+        panic!("listener_handoff never listened: {:#?}", server.terminate(Duration::from_secs(10)));
+    }
+    let mut client = bench.peer("bash");
+    client.arg("-c").arg(format!("printf 'hello\\n' | socat -t 30 - TCP:{ip}:7091"));
+    let answer = run_done(client, "listener_handoff's client");
+    let finished = server.wait(Duration::from_secs(60));
+    assert!(answer.stdout == "served\n", "the client to {ip} got {answer:#?}\nserver: {finished:#?}");
+    finished
 }

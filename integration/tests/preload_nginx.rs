@@ -220,8 +220,9 @@ fn kernel_wrk(bench: &Bench, www: &Path, connections: u32) -> Wrk {
     nginx_cmd_in(in_namespace(&dut, "nginx"), &dir, &conf, &[]);
     let url = format!("http://{KERNEL_IP}:8090/16k.bin");
     wait_http(bench, &url);
+    // Only for comparison: the kernel's errors, if any, are printed, not judged.
     let report = wrk(bench, &url, 2, connections, 5);
-    assert_clean_wrk(&report, "wrk against nginx on the kernel");
+    assert!(report.requests > 0, "wrk against nginx on the kernel: {}", report.report);
     nginx_cmd_in(in_namespace(&dut, "nginx"), &dir, &conf, &["-s", "quit"]);
     assert!(wait_until(Duration::from_secs(30), || nginx_family(&dir).is_empty()), "the kernel's nginx stayed");
     drop(guard);
@@ -253,13 +254,15 @@ fn nginx_serves_wrk_and_ab_through_reload_and_quit_under_the_preload() {
     let kernel = kernel_wrk(&bench, &site.www, 1000);
     eprintln!(
         "nginx, wrk -t 2 -c 1000 -d 5s /16k.bin: Sluice {:.0} req/s p50 {:.2} ms p99 {:.2} ms; \
-         kernel {:.0} req/s p50 {:.2} ms p99 {:.2} ms; ab -n 5000 -c 200 on Sluice {:.0} req/s p50 {} ms p99 {} ms",
+         kernel {:.0} req/s p50 {:.2} ms p99 {:.2} ms ({} socket errors); \
+         ab -n 5000 -c 200 on Sluice {:.0} req/s p50 {} ms p99 {} ms",
         sluice.requests_per_sec,
         sluice.p50_ms,
         sluice.p99_ms,
         kernel.requests_per_sec,
         kernel.p50_ms,
         kernel.p99_ms,
+        kernel.socket_errors,
         ab_5000.requests_per_sec,
         ab_5000.p50_ms,
         ab_5000.p99_ms

@@ -98,9 +98,15 @@ impl Vcl {
 
     /// Closes `key` (design §4.2, Close): ends the life and releases the
     /// daemon session, `CLOSE` for a connection or listener (the daemon sends
-    /// what the TX fifo holds, then FIN), `ABORT` when `abort`. A listener's
-    /// never-accepted connections are aborted, as the kernel resets a closed
-    /// listener's queue.
+    /// what the TX fifo holds, then FIN), `ABORT` when `abort`.
+    ///
+    /// A listener's never-accepted connections only end their lives here:
+    /// the daemon counts them pushed but not taken, and at the listener's
+    /// `CLOSE` hands them to another member of its listen group (a forked
+    /// server's processes share one kernel socket, whose queue survives one
+    /// process's close: nginx's old workers at a reload) or, if it was the
+    /// last member, resets them as the kernel resets a closed listener's
+    /// queue. Aborting them from here would reset them in both cases.
     pub(crate) fn close_key(&self, key: Key, abort: bool) -> Result<()> {
         if self.is_stale() {
             // A fork child's copy of its parent's socket: the session is the
@@ -112,7 +118,7 @@ impl Vcl {
         }
         let ended = self.end_life(key)?;
         for conn in ended.queued {
-            self.discard(conn);
+            let _ = self.end_life(conn);
         }
         if let Some(handle) = ended.handle {
             let req = if abort { Request::Abort { handle } } else { Request::Close { handle } };
