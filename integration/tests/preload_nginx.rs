@@ -294,7 +294,10 @@ fn nginx_serves_wrk_and_ab_through_reload_and_quit_under_the_preload() {
     let in_flight = || {
         bench.sessions().iter().filter(|s| s["state"] == "ESTABLISHED" && port_of(&s["local"]) == Some(8090)).count()
     };
-    assert!(wait_until(READY, || in_flight() >= 20), "the downloads never were in flight: {}", in_flight());
+    if !wait_until(READY, || in_flight() >= 20) {
+        let sessions = bench.sessions();
+        panic!("the downloads never were in flight: {sessions:#?}\n{:#?}", downloads.terminate(Duration::from_secs(5)));
+    }
     nginx.quit(&bench, 8090);
     let finished = downloads.wait(Duration::from_secs(90));
     let hashes: Vec<&str> = finished.stdout.lines().filter_map(|l| l.split_whitespace().next()).collect();

@@ -39,15 +39,16 @@ crate::hook! {
     fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event) -> c_int;
     kernel_if untracked(fd);
     {
-        if let Entry::Candidate(id) = FDS.get(fd) {
+        if let Entry::Candidate(_) = FDS.get(fd) {
             let mut store = candidate::lock();
-            if let (Entry::Candidate(now), Some(candidate)) = (FDS.get(fd), store.get_mut(id)) {
-                if now == id {
+            // Re-read under the lock; if another thread decided or closed it
+            // meanwhile, the call is for what `fd` names now.
+            if let Entry::Candidate(id) = FDS.get(fd) {
+                if let Some(candidate) = store.get_mut(id) {
                     candidate::epoll::ctl(candidate, epfd, op, fd, event)?;
                     return Ok(Outcome::Done(0));
                 }
             }
-            // Decided or closed by another thread meanwhile: what `fd` names now.
         }
         match FDS.get(fd) {
             Entry::Session(s) => {
