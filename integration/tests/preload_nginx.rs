@@ -192,13 +192,13 @@ fn nginx_master_and_workers_serve_reload_and_quit_under_the_preload() {
     bench.finish();
 }
 
-/// `curl --limit-rate` downloads of `url` from the peer, `count` at once:
-/// slow enough to be in flight for seconds. Prints one SHA-256 (or
-/// "failed") per download.
+/// `curl --limit-rate` downloads of `url` (1 MiB) from the peer, `count` at
+/// once: 8 s each, so all of them are in flight together for seconds even
+/// on a loaded machine. Prints one SHA-256 (or "failed") per download.
 fn slow_downloads(bench: &Bench, url: &str, count: u32) -> Process {
     let mut cmd = bench.peer("bash");
     cmd.arg("-c").arg(format!(
-        "for i in $(seq {count}); do (set -o pipefail; curl -sSf --max-time 60 --limit-rate 256k {url} | sha256sum \
+        "for i in $(seq {count}); do (set -o pipefail; curl -sSf --max-time 60 --limit-rate 128k {url} | sha256sum \
          || echo failed) & done; wait"
     ));
     Process::spawn(cmd).expect("spawn curl downloads")
