@@ -53,7 +53,18 @@ impl Interest {
 
 /// `epoll_ctl(epfd, op, fd, event)` for `fd`, a descriptor of `candidate`:
 /// the real call on the placeholder, then the record.
-pub fn ctl(candidate: &mut Candidate, epfd: RawFd, op: c_int, fd: RawFd, event: *mut epoll_event) -> Result<(), Errno> {
+///
+/// # Safety
+///
+/// `event` is what `epoll_ctl(2)` takes: NULL, or readable when the kernel
+/// accepts it (it is read here only after the kernel did, for ADD and MOD).
+pub unsafe fn ctl(
+    candidate: &mut Candidate,
+    epfd: RawFd,
+    op: c_int,
+    fd: RawFd,
+    event: *mut epoll_event,
+) -> Result<(), Errno> {
     if op == libc::EPOLL_CTL_ADD && !candidate.epoll.socket_placeholder {
         let socket = convert::fresh_socket(candidate.protocol, candidate.fds[0])?;
         convert::replace_all(socket, &candidate.fds).map_err(|(_, err)| err)?;
@@ -141,6 +152,12 @@ mod tests {
         Candidate { fds: vec![fd], protocol: 0, options: Vec::new(), epoll: Default::default() }
     }
 
+    /// [`ctl`] with an event on the caller's stack (or NULL).
+    fn ctl_on(c: &mut Candidate, epfd: RawFd, op: c_int, fd: RawFd, event: *mut epoll_event) -> Result<(), Errno> {
+        // SAFETY: the tests pass NULL or a pointer to a live local event.
+        unsafe { ctl(c, epfd, op, fd, event) }
+    }
+
     fn event(events: c_int, data: u64) -> epoll_event {
         epoll_event { events: events as u32, u64: data }
     }
@@ -171,15 +188,18 @@ mod tests {
         assert!(ep >= 0 && gone >= 0 && fd >= 0);
         let mut c = candidate(fd);
         let mut ev = event(libc::EPOLLIN | libc::EPOLLET, 7);
-        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_ADD, fd, &mut ev).is_ok());
+        assert!(ctl_on(&mut c, ep, libc::EPOLL_CTL_ADD, fd, &mut ev).is_ok());
         assert!(is_socket(fd), "the placeholder in a set is a fresh socket");
-        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_ADD, fd, &mut ev) == Err(Errno(libc::EEXIST)), "the kernel's EEXIST");
+        assert!(
+            ctl_on(&mut c, ep, libc::EPOLL_CTL_ADD, fd, &mut ev) == Err(Errno(libc::EEXIST)),
+            "the kernel's EEXIST"
+        );
         let mut ev = event(libc::EPOLLOUT, 7);
-        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_MOD, fd, &mut ev).is_ok());
-        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_MOD, fd, std::ptr::null_mut()) == Err(Errno::EFAULT));
+        assert!(ctl_on(&mut c, ep, libc::EPOLL_CTL_MOD, fd, &mut ev).is_ok());
+        assert!(ctl_on(&mut c, ep, libc::EPOLL_CTL_MOD, fd, std::ptr::null_mut()) == Err(Errno::EFAULT));
         let fresh = (libc::EPOLLOUT | libc::EPOLLHUP) as u32;
         assert_eq!(reported(ep), vec![(fresh, 7)], "what a fresh socket reports");
-        assert!(ctl(&mut c, gone, libc::EPOLL_CTL_ADD, fd, &mut ev).is_ok());
+        assert!(ctl_on(&mut c, gone, libc::EPOLL_CTL_ADD, fd, &mut ev).is_ok());
         let out = Interest { epfd: ep, fd, events: libc::EPOLLOUT as u32, data: 7 };
         assert_eq!(c.epoll.interests, vec![out, Interest { epfd: gone, ..out }]);
         // SAFETY: closing the second instance made above.
@@ -194,15 +214,15 @@ mod tests {
         assert_eq!(reported(ep), vec![(fresh, 7)], "re-added with the last MOD's event");
 
         restore(&mut c, carried);
-        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()).is_ok());
+        assert!(ctl_on(&mut c, ep, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()).is_ok());
         assert!(c.epoll.interests.is_empty() && reported(ep).is_empty(), "DEL removes the record and the registration");
-        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) == Err(Errno(libc::ENOENT)));
+        assert!(ctl_on(&mut c, ep, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) == Err(Errno(libc::ENOENT)));
         c.epoll.interests.push(out);
         forget_fd(&mut c, fd);
         assert!(c.epoll.interests.is_empty());
 
         // Becoming a session: the placeholder is an eventfd again.
-        assert!(ctl(&mut c, ep, libc::EPOLL_CTL_ADD, fd, &mut ev).is_ok());
+        assert!(ctl_on(&mut c, ep, libc::EPOLL_CTL_ADD, fd, &mut ev).is_ok());
         assert_eq!(for_session(&mut c), vec![out]);
         assert!(!is_socket(fd) && reported(ep).is_empty(), "an eventfd placeholder, out of the set");
         // SAFETY: closing the descriptors made above.

@@ -45,7 +45,8 @@ crate::hook! {
             // meanwhile, the call is for what `fd` names now.
             if let Entry::Candidate(id) = FDS.get(fd) {
                 if let Some(candidate) = store.get_mut(id) {
-                    candidate::epoll::ctl(candidate, epfd, op, fd, event)?;
+                    // SAFETY: the caller's event, as epoll_ctl(2) takes it.
+                    unsafe { candidate::epoll::ctl(candidate, epfd, op, fd, event) }?;
                     return Ok(Outcome::Done(0));
                 }
             }
