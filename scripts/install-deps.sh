@@ -2,7 +2,8 @@
 # Installs what `make test` needs on a fresh Debian machine: the tools the
 # real-peer tests drive (namespaces, nft loss, ethtool, the Python kernel
 # peer, ping, the load client's python3), what the AF_XDP device's build
-# needs, the C compiler and curl the preload tests use, and cargo-fuzz.
+# needs, the C compiler, curl and the real servers (nginx, redis) the
+# preload tests use, and cargo-fuzz.
 # Idempotent and quiet when all is present.
 set -euo pipefail
 
@@ -16,9 +17,13 @@ pkgs=(iproute2 nftables ethtool python3 iputils-ping)
 pkgs+=(clang libelf-dev zlib1g-dev pkg-config m4 make)
 # The preload's oracle tests compile C programs; curl is a real client.
 pkgs+=(gcc libc6-dev curl)
-# Real programs run under the preload against the daemon: socat, nginx;
-# and the real HTTP load tools that drive nginx: wrk, ab (apache2-utils).
-pkgs+=(socat nginx wrk apache2-utils)
+# Real programs run under the preload against the daemon: socat, nginx,
+# redis-server (its clients redis-cli and redis-benchmark are in
+# redis-tools). The tests start their own redis-server with their own
+# config; the Debian service apt starts on 127.0.0.1:6379 is not used.
+pkgs+=(socat nginx redis-server redis-tools)
+# The real HTTP load tools that drive nginx: wrk, ab (apache2-utils).
+pkgs+=(wrk apache2-utils)
 for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

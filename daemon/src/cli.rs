@@ -113,6 +113,10 @@ pub struct DaemonArgs {
     pub loopback: Option<String>,
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    #[arg(long, value_name = "PERCENT")]
+    pub loss: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub loss_seed: Option<String>,
     #[arg(long)]
     pub allow_kernel_addr: bool,
     /// TOML config file [default: $SLUICE_CONFIG, else /etc/sluice/sluice.toml if it exists].

@@ -21,6 +21,7 @@ use crate::control::signals::{TerminationSignals, Wake};
 use crate::control::{ControlHandle, ServerSetup};
 use crate::capture::CaptureTap;
 use crate::device::kernel_addr;
+use crate::device::loss::LossyDevice;
 use crate::device::tap::{locally_administered_mac, TapDevice};
 use crate::device::xdp::XdpDevice;
 use crate::device::Device;
@@ -210,8 +211,25 @@ fn unprivileged_port_start() -> u16 {
         .unwrap_or(DEFAULT_UNPRIVILEGED_PORT_START)
 }
 
-/// Opens queue `queue` of the configured device.
+/// Opens queue `queue` of the configured device, behind the loss injector
+/// when `--loss` asks for one.
 pub fn open_device(config: &DaemonConfig, queue: u32) -> io::Result<Box<dyn Device>> {
+    let device = open_queue(config, queue)?;
+    if config.loss_ppm == 0 {
+        return Ok(device);
+    }
+    let seed = config.loss_seed.unwrap_or_else(rand::random);
+    // Logged so that a failing run's losses can be replayed with
+    // `--loss-seed`; queue q draws from seed + q.
+    log::warn!(
+        "queue {queue}: dropping {}.{:04}% of frames each way on purpose (--loss-seed {seed})",
+        config.loss_ppm / 10_000,
+        config.loss_ppm % 10_000
+    );
+    Ok(Box::new(LossyDevice::new(device, config.loss_ppm, seed.wrapping_add(u64::from(queue)))))
+}
+
+fn open_queue(config: &DaemonConfig, queue: u32) -> io::Result<Box<dyn Device>> {
     match config.device {
         DeviceKind::Tap => {
             let mac = config.mac.unwrap_or_else(|| locally_administered_mac(config.ip));

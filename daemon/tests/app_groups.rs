@@ -25,7 +25,19 @@ fn listen(
     inherit: bool,
     accepting: bool,
 ) -> Result<SessionHandle, i32> {
-    let local = addr(DAEMON_IP, PORT);
+    listen_on(world, app, PORT, reuse_port, inherit, accepting)
+}
+
+/// [`listen`] on `port`.
+fn listen_on(
+    world: &mut World,
+    app: &mut TestApp,
+    port: u16,
+    reuse_port: bool,
+    inherit: bool,
+    accepting: bool,
+) -> Result<SessionHandle, i32> {
+    let local = addr(DAEMON_IP, port);
     let backlog = 64;
     let raw = app.call(world, |req_id| match inherit {
         false => Request::Listen { req_id, local, backlog, reuse_port },
@@ -71,6 +83,23 @@ fn total(counts: &HashMap<AppId, usize>) -> usize {
 /// A child process of the test that lives until `finish`.
 fn child() -> Child {
     Command::new("sh").args(["-c", "read x"]).stdin(Stdio::piped()).spawn().unwrap()
+}
+
+/// A child process without root's capabilities (uid 1000), as an nginx
+/// worker after it drops privileges; returned once it has dropped them.
+fn unprivileged_child() -> Child {
+    use std::io::BufRead;
+    let mut kid = Command::new("setpriv")
+        .args(["--reuid", &UNPRIVILEGED_UID.to_string(), "--regid", "1000", "--clear-groups"])
+        .args(["sh", "-c", "echo dropped; read x"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("setpriv (util-linux)");
+    let mut line = String::new();
+    std::io::BufReader::new(kid.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "dropped\n");
+    kid
 }
 
 fn finish(mut child: Child) {
@@ -237,6 +266,32 @@ fn a_forked_child_holds_the_group_until_it_re_creates_its_listener() {
     let counts = serve(&mut world, &mut [&mut child_app], |c| total(c) >= 4);
     assert_eq!(total(&counts), 4);
     assert_eq!(peer_was_reset(&mut world, &peers), 0, "queued, not reset, while the child held the port");
+    finish(kid);
+}
+
+/// nginx's master binds port 80 as root and forks workers that drop root:
+/// each re-creates the listener it inherited, which needs no privilege (the
+/// kernel's inherited socket needs no new bind), while a fresh bind of a
+/// privileged port by the same worker is refused.
+#[test]
+fn an_unprivileged_child_re_creates_an_inherited_privileged_listener() {
+    let mut world = World::new();
+    let geo = geometry(64, 4096);
+    let me = std::process::id() as i32;
+    let kid = unprivileged_child();
+    let kid_pid = kid.id() as i32;
+    let root = AppIdentity { id: AppId(1), pid: me, uid: 0, gid: 0 };
+    let mut parent = TestApp::attach_as(&mut world, root, geo);
+    listen_on(&mut world, &mut parent, 80, false, false, false).unwrap();
+    assert_eq!(parent.call(&mut world, |req_id| Request::Forked { req_id, child_pid: kid_pid as u32 }), Ok(1));
+    let worker = AppIdentity { id: AppId(2), pid: kid_pid, uid: UNPRIVILEGED_UID, gid: 0 };
+    let mut child_app = TestApp::attach_as(&mut world, worker, geo);
+    assert_eq!(listen_on(&mut world, &mut child_app, 81, false, false, false), Err(libc::EACCES), "a fresh bind");
+    listen_on(&mut world, &mut child_app, 80, false, true, true).expect("the inherited listener");
+    let peers: Vec<ConnId> = (0..3).map(|_| world.peer_connect(80)).collect();
+    let counts = serve(&mut world, &mut [&mut child_app], |c| total(c) >= 3);
+    assert_eq!(total(&counts), 3);
+    assert_eq!(peer_was_reset(&mut world, &peers), 0);
     finish(kid);
 }
 

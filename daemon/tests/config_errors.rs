@@ -52,6 +52,8 @@ const BAD: &[(&str, &[&str])] = &[
     ("mtu", &["575", "9001", "1500b"]),
     ("loopback", &["maybe", "1"]),
     ("log", &["verbose=1", "a/b/c", "debg"]),
+    ("loss", &["101", "-1", "5%", "0.00001", "1.", "lots"]),
+    ("loss_seed", &["-1", "18446744073709551616", "seed"]),
     ("allow_kernel_addr", &["maybe"]),
 ];
 

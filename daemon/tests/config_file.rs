@@ -32,6 +32,8 @@ mac = "02:00:00:77:00:02"
 mtu = 9000
 loopback = "on"
 log = "sluice_daemon=debug,info"
+loss = 2.5
+loss_seed = 7
 allow_kernel_addr = true
 "#;
 
@@ -57,6 +59,7 @@ fn a_good_file_sets_everything() {
     assert_eq!(config.mtu, 9000);
     assert!(config.loopback);
     assert_eq!(config.log, "sluice_daemon=debug,info");
+    assert_eq!((config.loss_ppm, config.loss_seed), (25_000, Some(7)));
     assert!(config.allow_kernel_addr);
 }
 

@@ -140,6 +140,8 @@ fn defaults_are_the_documented_ones() {
         socket_mode: 0o666,
         loopback: false,
         log: "info".into(),
+        loss_ppm: 0,
+        loss_seed: None,
         allow_kernel_addr: false,
     };
     assert_eq!(config, expected);

@@ -77,6 +77,7 @@ oracle_tests!(
     sockopt_fresh,
     fcntl_flags,
     cloexec_exec,
+    exec_inherit,
     fork_socket,
     epoll_mix,
     poll_select,

@@ -229,11 +229,24 @@ pub trait Backend: Send + Sync {
     /// (not close-on-exec). Returns those it turned into plain kernel
     /// descriptors at the same number (the hooks then forget them); the
     /// others reach the new image as placeholders, which a backend must hand
-    /// over itself (design §4.5, `SLUICE_INHERITED`) or they are plain
-    /// eventfds there.
+    /// over itself ([`Backend::handover`]; design §4.5, `SLUICE_INHERITED`)
+    /// or they are plain eventfds there.
     fn prepare_exec(&self, inherited: &[(RawFd, SessionRef)]) -> Vec<RawFd>;
+    /// What the new image needs to take over the sessions among
+    /// `inherited` (after [`Backend::prepare_exec`], which kept them): an
+    /// environment variable and its value, which the hooks add to the
+    /// exec'd environment. `exec_self`: this process execs (`execve`),
+    /// rather than a `posix_spawn` child. `None`: nothing to hand over.
+    fn handover(&self, _inherited: &[(RawFd, SessionRef)], _exec_self: bool) -> Option<(&'static str, String)> {
+        None
+    }
+
     /// `execve` returned: the process goes on in this image.
     fn exec_failed(&self);
+
+    /// `posix_spawn` made `child`, which inherited this process's
+    /// descriptors (as a fork child, then exec).
+    fn spawned(&self, _child: libc::pid_t) {}
 }
 
 /// The backend `SLUICE_BACKEND` names, or why there is none.

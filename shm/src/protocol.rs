@@ -91,6 +91,8 @@ pub enum SockOption {
     KeepCount = 5,
     /// `SO_LINGER` with `l_onoff = 1, l_linger = 0`: close sends RST.
     LingerZero = 6,
+    /// `TCP_CORK`: value 0/1; clearing it sends the held partial segment.
+    Cork = 7,
 }
 
 impl SockOption {
@@ -102,6 +104,7 @@ impl SockOption {
             4 => SockOption::KeepInterval,
             5 => SockOption::KeepCount,
             6 => SockOption::LingerZero,
+            7 => SockOption::Cork,
             _ => return None,
         })
     }
@@ -142,7 +145,10 @@ pub enum Request {
     /// them. Replies with the number of listen groups the child now holds.
     /// The parent waits for the reply: the daemon checks that the child is
     /// the app's own (its parent pid), which it cannot once the parent has
-    /// exited (nginx's P0 exits right after its fork).
+    /// exited (nginx's P0 exits right after its fork). `child_pid` naming
+    /// the app's own process announces an `execve`: the process keeps the
+    /// app worker's listen groups when the app worker goes (its new image
+    /// re-creates the listeners); replies with their number.
     Forked { req_id: u32, child_pid: u32 },
 }
 
@@ -410,6 +416,7 @@ mod tests {
             Request::Close { handle: h(9, 10) },
             Request::Abort { handle: h(11, 12) },
             Request::SetOption { req_id: 4, handle: h(13, 14), option: SockOption::KeepIdle, value: 75 },
+            Request::SetOption { req_id: 8, handle: h(13, 14), option: SockOption::Cork, value: 1 },
             Request::ListenInherited { req_id: 5, local: a, backlog: 16, reuse_port: false },
             Request::ListenInherited { req_id: 6, local: a, backlog: 16, reuse_port: true },
             Request::Forked { req_id: 7, child_pid: 4242 },

@@ -63,6 +63,10 @@ pub struct TcpConfig {
     pub delayed_ack: Duration,
     /// Disable Nagle (TCP_NODELAY).
     pub nodelay: bool,
+    /// Cork output (TCP_CORK, tcp(7)): while set only full segments leave;
+    /// a held partial segment goes out when cork is cleared, with a FIN, or
+    /// when the probe timer fires (Linux's 200 ms ceiling). Wins over `nodelay`.
+    pub cork: bool,
     /// Keepalive, off unless set (SO_KEEPALIVE).
     pub keepalive: Option<KeepaliveConfig>,
     /// Keepalive parameters used when keepalive is switched on without its own.
@@ -94,6 +98,7 @@ impl Default for TcpConfig {
             orphan_retries: 8,
             delayed_ack: Duration::from_millis(40),
             nodelay: false,
+            cork: false,
             keepalive: None,
             keepalive_defaults: KeepaliveConfig::default(),
             time_wait: Duration::from_secs(60),

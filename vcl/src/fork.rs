@@ -36,6 +36,16 @@
 //!   child that only closes what it inherited (redis's BGSAVE child) never
 //!   talks to the daemon, and the parent's sessions are untouched.
 //!
+//! # exec
+//! Sessions do not cross an `execve` (the segments and the session table
+//! go with the old image), but listeners can be handed over like after a
+//! fork: [`Socket::exec_form`] says what a socket is, for the caller to
+//! pass to its new image, which re-creates a listener with
+//! [`Vcl::listen_inherited`]. [`Vcl::report_exec`] tells the daemon first,
+//! so that the process holds its listen groups once the old image's app
+//! worker goes (its control socket closes on exec): the port stays bound
+//! and connections arriving during the exec wait for the new image.
+//!
 //! Limits: a lock of the session library held by another parent thread at
 //! the fork (`Vcl::global`'s, a session's token) stays held in the child;
 //! the child's first use of that object would block. Call `fork` from a
@@ -223,6 +233,15 @@ impl Vcl {
         }
     }
 
+    /// Tells the daemon this process is about to `execve`: if the app
+    /// worker then goes while the process lives, the process holds the
+    /// listen groups this app worker is a member of, for its new image to
+    /// re-create its listeners in (see the module docs). Harmless if the
+    /// exec fails: it only matters once the app worker goes.
+    pub fn report_exec(&self) -> Result<()> {
+        self.report_fork(std::process::id())
+    }
+
     /// A listener re-created in a fork child on `addr` (what the inherited
     /// one was bound to): joins the parent's listen group.
     pub fn listen_inherited(self: &Arc<Self>, addr: SocketAddrV4, backlog: u32, reuse_port: bool) -> Result<Socket> {
@@ -235,7 +254,37 @@ impl Vcl {
     }
 }
 
+/// What a socket is, for a new image to re-create it after an `execve`
+/// (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecForm {
+    /// Listening on `addr` (the address the daemon bound).
+    Listener { addr: SocketAddrV4, backlog: u32, reuse_port: bool },
+    /// A connection (or one being made): it cannot cross.
+    Connection,
+    /// Not listening nor connected; bound to `bound` if `bind` was called.
+    Unconnected { bound: Option<SocketAddrV4>, reuse_port: bool },
+}
+
 impl Socket {
+    /// What this socket is (of this process's attachment or an inherited
+    /// one, whose session table is still readable).
+    pub fn exec_form(&self) -> Result<ExecForm> {
+        let s = self.vcl.table.get(self.key).ok_or(Errno::EBADF)?;
+        let (bound, reuse_port) = {
+            let setup = s.setup.lock();
+            (setup.bound, setup.reuse_port)
+        };
+        Ok(match s.state() {
+            State::Listening => {
+                let addr = bound.ok_or(Errno::EINVAL)?;
+                ExecForm::Listener { addr, backlog: s.accept.lock().backlog, reuse_port }
+            }
+            State::Connecting | State::Connected => ExecForm::Connection,
+            State::Candidate | State::ListenPending | State::Failed => ExecForm::Unconnected { bound, reuse_port },
+        })
+    }
+
     /// In a fork child: this inherited listener, re-created on the process's
     /// fresh attachment ([`Vcl::global`]) with `LISTEN(inherit)`. `EINVAL`
     /// when the socket is not an inherited listener.

@@ -66,6 +66,7 @@
 
 mod attach;
 mod chunked;
+mod cork;
 mod drain;
 mod error;
 pub mod fork;

@@ -133,6 +133,9 @@ pub(crate) struct Session {
     write_timeout_us: AtomicU64,
     /// Length of the accept queue, for lock-free readiness.
     pub queued: AtomicU32,
+    /// Who wants the connection corked ([`crate::cork`]): `TCP_CORK`, a
+    /// pending `MSG_MORE`.
+    pub cork: AtomicU8,
     pub rx: Mutex<RxHalf>,
     pub tx: Mutex<TxHalf>,
     pub setup: Mutex<Setup>,
@@ -166,6 +169,7 @@ impl Session {
         self.read_timeout_us.store(0, Ordering::Relaxed);
         self.write_timeout_us.store(0, Ordering::Relaxed);
         self.queued.store(0, Ordering::Relaxed);
+        self.cork.store(0, Ordering::Relaxed);
         *self.rx.lock() = RxHalf { life, fifo: None };
         *self.tx.lock() = TxHalf { life, fifo: None };
         *self.setup.lock() = Setup::default();

@@ -145,6 +145,14 @@ impl Socket {
     /// known to the daemon (not yet connected or listening) it is kept and
     /// applied when it is.
     pub fn set_option(&self, option: SockOption, value: u64) -> Result<()> {
+        if option == SockOption::Cork {
+            return self.set_cork(value != 0);
+        }
+        self.send_option(option, value)
+    }
+
+    /// `SET_OPTION` to the daemon (or kept until the daemon knows the socket).
+    pub(crate) fn send_option(&self, option: SockOption, value: u64) -> Result<()> {
         let vcl = &*self.vcl;
         vcl.drain();
         let s = self.session()?;

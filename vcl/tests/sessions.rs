@@ -388,6 +388,41 @@ fn options_are_sent_when_the_daemon_knows_the_socket() {
     d.assert_clean();
 }
 
+/// The values of the `SET_OPTION Cork` requests the daemon got so far.
+fn cork_requests(d: &FakeDaemon) -> Vec<u64> {
+    d.requests()
+        .iter()
+        .filter_map(|r| match r {
+            Request::SetOption { option: SockOption::Cork, value, .. } => Some(*value),
+            _ => None,
+        })
+        .collect()
+}
+
+/// MSG_MORE and TCP_CORK both cork the daemon's connection; only changes
+/// of the combined state are sent, and clearing TCP_CORK ends a MSG_MORE hold.
+#[test]
+fn msg_more_and_tcp_cork_send_only_changes_of_the_cork() {
+    let (d, vcl) = attached();
+    let (_l, conn, _h) = accepted(&d, &vcl, 8093);
+    conn.set_more(true).unwrap();
+    conn.set_more(true).unwrap();
+    assert_eq!(conn.write(b"head").unwrap(), 4);
+    conn.set_more(false).unwrap();
+    conn.set_more(false).unwrap();
+    assert_eq!(cork_requests(&d), vec![1, 0], "one cork and one uncork around the MSG_MORE writes");
+
+    conn.set_option(SockOption::Cork, 1).unwrap();
+    conn.set_more(true).unwrap();
+    conn.set_more(false).unwrap();
+    assert_eq!(cork_requests(&d), vec![1, 0, 1], "MSG_MORE changes nothing under TCP_CORK");
+    conn.set_more(true).unwrap();
+    conn.set_option(SockOption::Cork, 0).unwrap();
+    conn.set_more(false).unwrap();
+    assert_eq!(cork_requests(&d), vec![1, 0, 1, 0], "clearing TCP_CORK pushes the MSG_MORE bytes too");
+    d.assert_clean();
+}
+
 #[test]
 fn shutdown_write_makes_writes_fail_and_tells_the_daemon() {
     let (d, vcl) = attached();

@@ -4,7 +4,9 @@
 //! so that nginx's `daemon()` chain works: P0 listens, forks P1 and exits,
 //! P1 forks the workers that re-create the listener. Each holder is watched
 //! through a pidfd, which names the process for its whole life and never a
-//! later one that reuses the pid.
+//! later one that reuses the pid. A process that announced an `execve`
+//! becomes a holder of its own app worker's groups when that app worker
+//! goes, so its new image finds them (`App::hold_across_exec`).
 
 use std::sync::Arc;
 
@@ -76,8 +78,22 @@ impl super::state::App {
     /// its ports; a child that already exited holds nothing.
     /// Replies with the number of groups the child holds, `ECHILD` if it is
     /// not this process's child, `ESRCH` if it already exited.
+    ///
+    /// `FORKED` naming the app's own process announces an `execve`: the
+    /// process keeps holding the groups it is a member of when its app
+    /// worker goes (the control socket closes on exec), so the new image
+    /// re-creates its inherited listeners on a port that stayed bound and
+    /// connections arriving meanwhile wait in the group. Replies with the
+    /// number of groups the app is a member of.
     pub(super) fn forked(&mut self, ctx: &mut super::state::Ctx<'_>, child_pid: i32) -> Result<u64, i32> {
         let parent = self.identity.pid;
+        if child_pid == parent {
+            let pidfd = PidFd::open(parent).map_err(|e| e.raw_os_error().unwrap_or(libc::ESRCH))?;
+            self.exec_holder = Some(Arc::new(pidfd));
+            let groups = ctx.groups.member_of(self.identity.id);
+            log::debug!("pid {parent} execs: it holds its {groups} listen groups across the exec");
+            return Ok(groups as u64);
+        }
         if parent_of(child_pid) != Some(parent) {
             log::debug!("app worker {}: FORKED names {child_pid}, not a child of {parent}", self.identity.id.0);
             self.bad_requests += 1;
@@ -87,6 +103,15 @@ impl super::state::App {
         let held = ctx.groups.add_holder(self.identity.id, parent, &Arc::new(pidfd));
         log::debug!("pid {child_pid} (forked by {parent}) holds {held} listen groups");
         Ok(held as u64)
+    }
+
+    /// The app worker is going (see [`Self::forked`]): if its process
+    /// announced an exec and still lives, it holds the groups the app is a
+    /// member of, unless its new image already re-created its listener there.
+    pub(super) fn hold_across_exec(&mut self, ctx: &mut super::state::Ctx<'_>) {
+        let Some(pidfd) = self.exec_holder.take().filter(|p| !p.has_exited()) else { return };
+        let held = ctx.groups.hold_across_exec(self.identity.id, &pidfd);
+        log::debug!("pid {} holds {held} listen groups across its exec", pidfd.pid());
     }
 }
 

@@ -86,6 +86,25 @@ pub(super) struct ListenGroups {
     dirty: Vec<ListenerId>,
 }
 
+/// How a new listener joins an existing group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Join {
+    /// A child re-creating the listener its parent holds: the port was
+    /// bound (and its privilege checked) when the parent bound it, as the
+    /// kernel's inherited socket needs no new `bind`.
+    Inherited(ListenerId),
+    /// A second `SO_REUSEPORT` listener of the same uid: a new `bind`.
+    Shared(ListenerId),
+}
+
+impl Join {
+    pub fn id(self) -> ListenerId {
+        match self {
+            Join::Inherited(id) | Join::Shared(id) => id,
+        }
+    }
+}
+
 impl ListenGroups {
     /// The group a new listener on `local` joins, `None` if there is none
     /// (the caller creates one), or `EADDRINUSE`. An inherited re-creation
@@ -98,18 +117,20 @@ impl ListenGroups {
         reuse_port: bool,
         inherit: Option<(i32, Option<i32>)>,
         uid: u32,
-    ) -> Result<Option<ListenerId>, i32> {
+    ) -> Result<Option<Join>, i32> {
         let Some(&id) = self.by_addr.get(&local) else { return Ok(None) };
         let Some(group) = self.groups.get_mut(&id) else { return Ok(None) };
         if let Some((pid, ppid)) = inherit {
-            let parent_holds =
-                ppid.is_some_and(|pp| group.holders.contains(pp) || group.members.iter().any(|m| m.pid == pp));
+            // A member with the same pid is the process's image before an
+            // exec whose app worker the daemon has not seen go yet.
+            let is_member = |p: i32| group.members.iter().any(|m| m.pid == p);
+            let parent_holds = ppid.is_some_and(|pp| group.holders.contains(pp) || is_member(pp)) || is_member(pid);
             if group.holders.remove(pid) || parent_holds {
-                return Ok(Some(id));
+                return Ok(Some(Join::Inherited(id)));
             }
         }
         if reuse_port && group.reuse_port && group.uid == uid {
-            return Ok(Some(id));
+            return Ok(Some(Join::Shared(id)));
         }
         Err(libc::EADDRINUSE)
     }
@@ -187,6 +208,27 @@ impl ListenGroups {
         for group in self.groups.values_mut() {
             if group.members.iter().any(|m| m.app == app) || group.holders.contains(pid) {
                 group.holders.add(child);
+                held += 1;
+            }
+        }
+        held
+    }
+
+    /// Groups app worker `app` is a member of.
+    pub fn member_of(&self, app: AppId) -> usize {
+        self.groups.values().filter(|g| g.members.iter().any(|m| m.app == app)).count()
+    }
+
+    /// App worker `app` goes while its process `holder` execs: the process
+    /// holds every group the app is a member of, except those its new image
+    /// already joined (a member of the same pid from another app worker).
+    pub fn hold_across_exec(&mut self, app: AppId, holder: &Arc<PidFd>) -> usize {
+        let mut held = 0;
+        for group in self.groups.values_mut() {
+            let member = group.members.iter().any(|m| m.app == app);
+            let rejoined = group.members.iter().any(|m| m.app != app && m.pid == holder.pid());
+            if member && !rejoined {
+                group.holders.add(holder);
                 held += 1;
             }
         }
@@ -317,13 +359,13 @@ mod tests {
     #[test]
     fn joining_follows_the_kernel_reuseport_rules() {
         let (mut groups, id) = group_of(&[(1, true)]);
-        assert_eq!(groups.joinable(PORT, true, None, 1000), Ok(Some(id)));
+        assert_eq!(groups.joinable(PORT, true, None, 1000), Ok(Some(Join::Shared(id))));
         assert_eq!(groups.joinable(PORT, true, None, 1001), Err(libc::EADDRINUSE), "another uid");
         assert_eq!(groups.joinable(PORT, false, None, 1000), Err(libc::EADDRINUSE), "no SO_REUSEPORT");
         let stranger = Some((10, Some(1)));
         assert_eq!(groups.joinable(PORT, false, stranger, 1000), Err(libc::EADDRINUSE), "inherit, no holder");
         let member_child = Some((10, Some(101)));
-        assert_eq!(groups.joinable(PORT, false, member_child, 1000), Ok(Some(id)), "a member's child re-creates");
+        assert_eq!(groups.joinable(PORT, false, member_child, 1000), Ok(Some(Join::Inherited(id))), "a member's child re-creates");
         let elsewhere = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 81);
         assert_eq!(groups.joinable(elsewhere, false, None, 1000), Ok(None));
     }
@@ -353,11 +395,39 @@ mod tests {
         assert_eq!(groups.add_holder(AppId(1), 1, &pidfd), 1);
         assert!(matches!(groups.leave(id, AppId(1), h(1)), Leave::Stays), "the child still holds it");
         assert!(groups.take_abandoned().is_empty());
-        assert_eq!(groups.joinable(PORT, false, Some((pid, None)), 1000), Ok(Some(id)), "the holder re-creates it");
+        assert_eq!(
+            groups.joinable(PORT, false, Some((pid, None)), 1000),
+            Ok(Some(Join::Inherited(id))),
+            "the holder re-creates it"
+        );
         groups.add_member(id, AppId(7), pid, h(7));
         assert_eq!(groups.get(id).unwrap().holders.len(), 0, "a member now, no longer a holder");
         drop(child.stdin.take());
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_process_that_execs_holds_its_groups_for_its_new_image() {
+        // The test process stands for the app's process (pid 101 in the group).
+        let me = std::process::id() as i32;
+        let pidfd = Arc::new(PidFd::open(me).unwrap());
+        let mut groups = ListenGroups::default();
+        let id = ListenerId::from_parts(0, 0);
+        groups.create(id, PORT, false, 1000);
+        groups.add_member(id, AppId(1), me, h(1));
+        assert_eq!(groups.member_of(AppId(1)), 1);
+        assert_eq!(groups.joinable(PORT, false, Some((me, None)), 1000), Ok(Some(id)), "the new image, early");
+        assert_eq!(groups.joinable(PORT, false, None, 1000), Err(libc::EADDRINUSE), "a stranger without reuse");
+        // The old image's app worker goes: the process holds the group.
+        assert_eq!(groups.hold_across_exec(AppId(1), &pidfd), 1);
+        assert!(matches!(groups.leave(id, AppId(1), h(1)), Leave::Stays), "held across the exec");
+        assert!(groups.take_abandoned().is_empty());
+        assert_eq!(groups.joinable(PORT, false, Some((me, None)), 1000), Ok(Some(id)), "the new image re-creates it");
+        groups.add_member(id, AppId(2), me, h(2));
+        assert_eq!(groups.get(id).unwrap().holders.len(), 0, "a member again, no longer a holder");
+        // Had the new image joined first, the old app's going holds nothing.
+        groups.add_member(id, AppId(3), me, h(3));
+        assert_eq!(groups.hold_across_exec(AppId(3), &pidfd), 0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use sluice_stack::{Error, ListenerId, SocketId};
 
 use super::errno::{connect_errno, errno};
 use super::holders::parent_of;
-use super::listen_groups::GROUP_CONSUMER;
+use super::listen_groups::{Join, GROUP_CONSUMER};
 use super::ports::may_bind;
 use super::session::{Conn, Listener, Role, Session};
 use super::state::{App, Ctx};
@@ -32,9 +32,6 @@ impl App {
         reuse_port: bool,
         inherit: bool,
     ) -> Result<u64, i32> {
-        if !may_bind(&self.identity, local.port(), ctx.config.unprivileged_port_start) {
-            return Err(libc::EACCES);
-        }
         if !local.ip().is_unspecified() && *local.ip() != ctx.stack.config().ip {
             return Err(libc::EADDRNOTAVAIL);
         }
@@ -46,8 +43,14 @@ impl App {
             0 => None,
             _ => ctx.groups.joinable(local, reuse_port, inherit, uid)?,
         };
+        // An inherited listener was bound by the parent: nginx's workers
+        // drop root but keep port 80, as with the kernel's inherited socket.
+        let inherited = matches!(joined, Some(Join::Inherited(_)));
+        if !inherited && !may_bind(&self.identity, local.port(), ctx.config.unprivileged_port_start) {
+            return Err(libc::EACCES);
+        }
         let id = match joined {
-            Some(id) => id,
+            Some(join) => join.id(),
             None => {
                 let id = if local.port() == 0 {
                     self.listen_ephemeral(ctx, local, credit, reuse_port)?

@@ -65,6 +65,7 @@ fn apply(config: &mut TcpConfig, option: SockOption, value: u64) -> Result<(), i
     let seconds = |v: u64| (1..=MAX_KEEP_SECONDS).contains(&v).then(|| Duration::from_secs(v)).ok_or(libc::EINVAL);
     match option {
         SockOption::NoDelay => config.nodelay = value != 0,
+        SockOption::Cork => config.cork = value != 0,
         SockOption::KeepAlive => {
             config.keepalive = (value != 0).then(|| config.keepalive.unwrap_or(config.keepalive_defaults))
         }
@@ -137,8 +138,10 @@ mod tests {
         let mut c = TcpConfig::default();
         apply(&mut c, SockOption::NoDelay, 7).unwrap();
         apply(&mut c, SockOption::LingerZero, 1).unwrap();
-        assert!(c.nodelay && c.linger_zero);
+        apply(&mut c, SockOption::Cork, 2).unwrap();
+        assert!(c.nodelay && c.linger_zero && c.cork);
         apply(&mut c, SockOption::NoDelay, 0).unwrap();
-        assert!(!c.nodelay);
+        apply(&mut c, SockOption::Cork, 0).unwrap();
+        assert!(!c.nodelay && !c.cork);
     }
 }

@@ -13,6 +13,9 @@ impl App {
     /// Closes every session of a departed app worker.
     pub(super) fn reap(&mut self, ctx: &mut Ctx<'_>) {
         self.detached = true;
+        // Before its listeners leave their groups: a process that execs
+        // keeps them (`holders.rs`).
+        self.hold_across_exec(ctx);
         let (listeners, conns): (Vec<_>, Vec<_>) = self
             .sessions
             .handles()

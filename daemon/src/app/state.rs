@@ -63,6 +63,10 @@ pub(super) struct App {
     pub detached: bool,
     /// Where the next search for an ephemeral listen port starts.
     pub port_cursor: u16,
+    /// The app's process announced an `execve` (`FORKED` naming itself):
+    /// if the app worker goes while this process lives, the process holds
+    /// its listen groups for the new image (`holders.rs`).
+    pub exec_holder: Option<std::sync::Arc<sluice_shm::process::PidFd>>,
 }
 
 impl App {
@@ -99,6 +103,7 @@ impl App {
             killed: false,
             detached: false,
             port_cursor: 0,
+            exec_holder: None,
         };
         state.update_headroom();
         Ok(state)

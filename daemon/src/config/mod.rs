@@ -102,6 +102,11 @@ pub struct DaemonConfig {
     pub loopback: bool,
     /// env_logger filter.
     pub log: String,
+    /// Frames lost on purpose in each direction, parts per million
+    /// (`device::loss`); 0 leaves the device unwrapped.
+    pub loss_ppm: u32,
+    /// The loss injector's seed; `None`: a random one, logged.
+    pub loss_seed: Option<u64>,
     /// Start even if the interface has a kernel IPv4 address.
     pub allow_kernel_addr: bool,
 }

@@ -35,6 +35,19 @@ pub fn octal(text: &str) -> Option<u64> {
     u64::from_str_radix(digits, 8).ok()
 }
 
+/// A percentage `0..=100` with up to 4 decimals (`2`, `0.5`, `12.25`), in
+/// parts per million.
+pub fn percent_ppm(text: &str) -> Option<u32> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 4 || (text.contains('.') && fraction.is_empty()) {
+        return None;
+    }
+    let whole = decimal(whole)?;
+    let fraction = if fraction.is_empty() { 0 } else { decimal(fraction)? * 10u64.pow(4 - fraction.len() as u32) };
+    let ppm = whole.checked_mul(10_000)?.checked_add(fraction)?;
+    (ppm <= 1_000_000).then_some(ppm as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +59,22 @@ mod tests {
         assert_eq!(decimal(" 1"), None);
         assert_eq!(decimal(""), None);
         assert_eq!(decimal("99999999999999999999999"), None);
+    }
+
+    #[test]
+    fn percentages_are_exact_to_four_decimals() {
+        assert_eq!(percent_ppm("0"), Some(0));
+        assert_eq!(percent_ppm("2"), Some(20_000));
+        assert_eq!(percent_ppm("0.5"), Some(5_000));
+        assert_eq!(percent_ppm("12.25"), Some(122_500));
+        assert_eq!(percent_ppm("0.0001"), Some(1));
+        assert_eq!(percent_ppm("100"), Some(1_000_000));
+        assert_eq!(percent_ppm("100.0001"), None);
+        assert_eq!(percent_ppm("0.00001"), None);
+        assert_eq!(percent_ppm("1."), None);
+        assert_eq!(percent_ppm(".5"), None);
+        assert_eq!(percent_ppm("-1"), None);
+        assert_eq!(percent_ppm("5%"), None);
     }
 
     #[test]

@@ -86,6 +86,22 @@ impl Raw {
         }
     }
 
+    /// A percentage in parts per million; in the file also a TOML integer
+    /// or float.
+    pub fn percent_ppm(&self) -> Result<u32, String> {
+        let bad = || format!("{} is not a percentage 0..=100 with up to 4 decimals", self.shown());
+        match self {
+            Raw::Arg(text) | Raw::Toml(toml::Value::String(text)) => number::percent_ppm(text).ok_or_else(bad),
+            Raw::Toml(toml::Value::Integer(n)) => number::percent_ppm(&n.to_string()).ok_or_else(bad),
+            Raw::Toml(toml::Value::Float(f)) if (0.0..=100.0).contains(f) => {
+                let ppm = f * 10_000.0;
+                // Only values with at most 4 decimals are exact here.
+                ((ppm - ppm.round()).abs() < 1e-6).then_some(ppm.round() as u32).ok_or_else(bad)
+            }
+            Raw::Toml(_) => Err(self.wrong_type("a number like 2 or 0.5")),
+        }
+    }
+
     /// `on`/`off`; in the file also a TOML boolean.
     pub fn switch(&self) -> Result<bool, String> {
         match self {

@@ -125,6 +125,8 @@ pub fn resolve(
     let mtu = src.require(&MTU, |raw| within(&MTU, raw, raw.count()?, 576, 9000))?;
     let loopback = src.require(&LOOPBACK, Raw::switch)?;
     let log = src.require(&LOG, |raw| text_with(raw, names::log_filter))?;
+    let loss = src.require(&LOSS, Raw::percent_ppm)?;
+    let loss_seed = src.get(&LOSS_SEED, Raw::count)?;
     let allow_kernel_addr = src.require(&ALLOW_KERNEL_ADDR, Raw::switch)?;
 
     let config = DaemonConfig {
@@ -150,6 +152,8 @@ pub fn resolve(
         socket_mode: socket_mode.value,
         loopback: loopback.value,
         log: log.value,
+        loss_ppm: loss.value,
+        loss_seed: loss_seed.map(|s| s.value),
         allow_kernel_addr: allow_kernel_addr.value,
     };
     // The checks above mirror these; running the real one keeps the daemon

@@ -32,6 +32,8 @@
 //! | `mtu` | `--mtu` | `SLUICE_MTU` | `mtu` | 1500 | 576..=9000 |
 //! | `loopback` | `--loopback` | `SLUICE_LOOPBACK` | `loopback` | off | one of on, off |
 //! | `log` | `--log` | `SLUICE_LOG` | `log` | info | an env_logger filter: `DIRECTIVE[,DIRECTIVE...][/REGEX]` |
+//! | `loss` | `--loss` | `SLUICE_LOSS` | `loss` | 0 | a percentage 0..=100 with up to 4 decimals (2, 0.5) |
+//! | `loss_seed` | `--loss-seed` | `SLUICE_LOSS_SEED` | `loss_seed` | none: a random seed, logged at start | a number 0..=18446744073709551615 |
 //! | `allow_kernel_addr` | `--allow-kernel-addr` | `SLUICE_ALLOW_KERNEL_ADDR` | `allow_kernel_addr` | off | on or off as a variable or file key (the flag takes no value) |
 //!
 //! In the file, counts are TOML integers (sizes may also be strings with a
@@ -262,6 +264,22 @@ pub const LOG: Setting = Setting {
     help: "Log filter, as RUST_LOG",
     flag: |a| a.log.as_deref(),
 };
+pub const LOSS: Setting = Setting {
+    name: "loss",
+    env: "SLUICE_LOSS",
+    fallback: Fallback::Value("0"),
+    rule: "a percentage 0..=100 with up to 4 decimals (2, 0.5)",
+    help: "Drop this share of the frames received and sent, at random (fault injection for tests)",
+    flag: |a| a.loss.as_deref(),
+};
+pub const LOSS_SEED: Setting = Setting {
+    name: "loss_seed",
+    env: "SLUICE_LOSS_SEED",
+    fallback: Fallback::Absent("none: a random seed, logged at start"),
+    rule: "a number 0..=18446744073709551615",
+    help: "Seed of the loss injector, to replay a run's losses",
+    flag: |a| a.loss_seed.as_deref(),
+};
 pub const ALLOW_KERNEL_ADDR: Setting = Setting {
     name: "allow_kernel_addr",
     env: "SLUICE_ALLOW_KERNEL_ADDR",
@@ -294,6 +312,8 @@ pub const SETTINGS: &[Setting] = &[
     MTU,
     LOOPBACK,
     LOG,
+    LOSS,
+    LOSS_SEED,
     ALLOW_KERNEL_ADDR,
 ];
 

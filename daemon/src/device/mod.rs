@@ -8,6 +8,7 @@ use std::os::fd::RawFd;
 use sluice_stack::FrameSink;
 
 pub mod kernel_addr;
+pub mod loss;
 pub mod memory;
 pub mod tap;
 pub mod xdp;
@@ -72,4 +73,6 @@ pub struct DeviceCounters {
     pub tx_dropped: u64,
     /// Syscalls made to kick the kernel (AF_XDP `sendto`/`poll` wake-ups).
     pub kicks: u64,
+    /// Frames dropped on purpose by the loss injector (`--loss`), both ways.
+    pub injected_drops: u64,
 }

@@ -275,6 +275,7 @@ impl Device for XdpDevice {
             rx_dropped: kernel_rx_dropped + rx.bad_descriptors,
             tx_dropped: kernel_tx_dropped + tx.oversized,
             kicks: rx.kicks + tx.kicks,
+            injected_drops: 0,
         }
     }
 }

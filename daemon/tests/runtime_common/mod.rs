@@ -77,6 +77,8 @@ pub fn config(dir: &Path) -> DaemonConfig {
         socket_mode: 0o666,
         loopback: false,
         log: "warn".into(),
+        loss_ppm: 0,
+        loss_seed: None,
         allow_kernel_addr: false,
     }
 }

@@ -124,7 +124,13 @@ impl Drop for Topology {
 /// `sluice daemon` in the topology's dut namespace; returns once its control
 /// socket answers `sluice stats`.
 pub fn start_daemon(topo: &Topology, control: &Path, extra: &[&str]) -> Process {
+    start_daemon_with_env(topo, control, extra, &[])
+}
+
+/// [`start_daemon`] with `SLUICE_*` (or other) variables set for the daemon.
+pub fn start_daemon_with_env(topo: &Topology, control: &Path, extra: &[&str], env: &[(&str, &str)]) -> Process {
     let mut cmd = in_namespace(&topo.dut_ns(), sluice_binary().to_str().expect("utf-8 path"));
+    cmd.envs(env.iter().copied());
     cmd.args(["daemon", "--device", topo.device, "--iface", topo.iface()])
         .args(["--ip", &format!("{SLUICE_IP}/24"), "--control-socket"])
         .arg(control)

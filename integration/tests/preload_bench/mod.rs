@@ -7,6 +7,7 @@
 
 pub mod http_tools;
 pub mod nginx;
+pub mod redis;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -34,13 +35,29 @@ impl Bench {
     /// The daemon on `device` ("tap" or "xdp") with `loss` percent dropped
     /// on the middle bridge and `daemon_args` added to its command line.
     pub fn with(prefix: &str, device: &'static str, loss: u8, daemon_args: &[&str]) -> Bench {
+        Bench::with_env(prefix, device, loss, daemon_args, &[])
+    }
+
+    /// [`Bench::with`], the daemon started with the variables `daemon_env`.
+    pub fn with_env(
+        prefix: &str,
+        device: &'static str,
+        loss: u8,
+        daemon_args: &[&str],
+        daemon_env: &[(&str, &str)],
+    ) -> Bench {
         // `sluice run` finds the interposer next to the `sluice` binary.
         preload_support::preload_lib();
         let topo = Topology::up(prefix, device, loss);
         let tmp = TempDir::new(prefix);
         let control = tmp.0.join("control.sock");
-        let daemon = Some(start_daemon(&topo, &control, daemon_args));
+        let daemon = Some(start_daemon_with_env(&topo, &control, daemon_args, daemon_env));
         Bench { daemon, tmp, control, topo }
+    }
+
+    /// The daemon's process id (`ip netns exec` execs it in place).
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().expect("the daemon runs").pid()
     }
 
     /// `sluice run --control-socket C -- program args...`.
@@ -82,7 +99,12 @@ impl Bench {
 
 /// Runs the load client; every request must have been answered correctly.
 pub fn http_load(bench: &Bench, port: u16, path: &str, sha: &str, len: usize, connections: u32, requests: u32) {
-    let (finished, result) = load_client(&bench.topo, &http_args(port, path, sha, len, connections, requests));
+    http_load_on(&bench.topo, port, path, sha, len, connections, requests)
+}
+
+/// [`http_load`] given the topology only (it can be shared with threads).
+pub fn http_load_on(topo: &Topology, port: u16, path: &str, sha: &str, len: usize, connections: u32, requests: u32) {
+    let (finished, result) = load_client(topo, &http_args(port, path, sha, len, connections, requests));
     assert!(
         !finished.killed && finished.status.success() && result["ok"] == connections * requests,
         "http {path} {connections}x{requests}: {result}\n{}\n{}",

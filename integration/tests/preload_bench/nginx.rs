@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use super::Bench;
 use crate::daemon_support::READY;
 
+/// Debian's nginx.
+pub const NGINX: &str = "/usr/sbin/nginx";
+
 /// nginx's configuration for `dir`: master and two workers, daemonizing.
 pub fn nginx_conf(dir: &Path, www: &Path, port: u16) -> PathBuf {
     nginx_conf_with(dir, www, port, "")
@@ -96,7 +99,8 @@ impl Drop for NginxGuard {
 
 /// `sluice run -- nginx -p DIR -c CONF ARGS` to completion.
 pub fn nginx_cmd(bench: &Bench, dir: &Path, conf: &Path, args: &[&str]) {
-    nginx_cmd_in(bench.run("nginx"), dir, conf, args)
+    // By its absolute path: a binary upgrade (`kill -USR2`) execs argv[0].
+    nginx_cmd_in(bench.run(NGINX), dir, conf, args)
 }
 
 /// `nginx` started by `nginx` (a command naming the binary: under `sluice

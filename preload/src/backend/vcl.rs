@@ -30,9 +30,15 @@
 //! The attachment is vcl's process-wide one ([`Vcl::global`]), which
 //! `fork::parent` reports through.
 //!
+//! # exec
+//! Sessions reach an exec'd image as descriptions in `SLUICE_INHERITED`,
+//! which its preload adopts at start and re-creates at first use like a
+//! fork child's (`exec.rs`).
+//!
 //! The epoch has 9 bits: after 512 attachments in one process lineage an old
 //! reference could name a session again (generation and slot must match too).
 
+mod exec;
 mod inherited;
 mod options;
 mod records;
@@ -203,6 +209,14 @@ fn sigpipe_unless(flags: c_int, err: Errno) -> Errno {
     err
 }
 
+/// `MSG_MORE` state of a write (`Socket::set_more`); a failure (the
+/// connection is gone) is for the write to report, not this hint.
+fn push_hint(h: &Handle, more: bool) {
+    if let Err(e) = h.set_more(more) {
+        log::debug!("MSG_MORE {more}: {e:?}");
+    }
+}
+
 fn total_len(bufs: &[IoSliceMut<'_>]) -> usize {
     bufs.iter().map(|b| b.len()).sum()
 }
@@ -272,6 +286,11 @@ impl Backend for VclBackend {
     fn release(&self, s: SessionRef) {
         let s = inherited::resolve(s);
         if records::release(s) {
+            if exec::forget(s) {
+                // Handed over by the previous image and never used: nothing
+                // to close anywhere.
+                return;
+            }
             // An inherited session's close is local: nothing to tell vcl,
             // whose stale handle would do nothing either.
             match inherited::handle_as_is(s) {
@@ -288,6 +307,10 @@ impl Backend for VclBackend {
     fn set_nonblocking(&self, s: SessionRef, on: bool) -> Result<(), Errno> {
         // Needs no daemon, so it re-creates nothing: on an inherited session
         // the flag is only recorded (a listener's re-creation applies it).
+        if exec::is_adopted(inherited::resolve(s)) {
+            records::set_nonblocking(inherited::resolve(s), on);
+            return Ok(());
+        }
         let h = inherited::handle_as_is(s)?;
         records::set_nonblocking(h.s, on);
         if h.inherited {
@@ -362,11 +385,21 @@ impl Backend for VclBackend {
         }
         let h = Handle::get(s)?;
         let mflags = MsgFlags { peek: false, dont_wait: flags & libc::MSG_DONTWAIT != 0 };
+        // MSG_MORE corks the connection for these bytes; a write without it
+        // pushes what earlier ones held (vcl's `cork` module). A hint: the
+        // write itself reports the socket's errors.
+        let more = flags & libc::MSG_MORE != 0;
+        if more {
+            push_hint(&h, true);
+        }
         let sent = match bufs {
             [one] => h.send(one, mflags),
             _ if !mflags.dont_wait => h.writev(bufs),
             _ => h.send(&bufs.iter().flat_map(|b| b.iter().copied()).collect::<Vec<u8>>(), mflags),
         };
+        if !more {
+            push_hint(&h, false);
+        }
         sent.map_err(|e| sigpipe_unless(flags, vcl_errno(e)))
     }
 
@@ -423,6 +456,8 @@ impl Backend for VclBackend {
                 }
             }
         }
+        // sendfile pushes at its end, as a write without MSG_MORE.
+        push_hint(&h, false);
         match explicit {
             Some(o) => *o = start + done as i64,
             None => {
@@ -534,9 +569,11 @@ impl Backend for VclBackend {
         ATTACHING.acquire();
         records::lock_for_fork();
         wait::lock_for_fork();
+        exec::lock_for_fork();
     }
 
     fn after_fork_parent(&self, child: libc::pid_t) {
+        exec::unlock_after_fork();
         wait::unlock_after_fork();
         records::unlock_after_fork();
         // SAFETY: taken by `before_fork` in the prepare step of this fork.
@@ -557,6 +594,7 @@ impl Backend for VclBackend {
         // First: makes every attachment of the parent stale (atomics and
         // dup2 only).
         fork::child();
+        exec::unlock_after_fork();
         wait::unlock_after_fork();
         records::unlock_after_fork();
         // SAFETY: taken by `before_fork` in the prepare step of this fork.
@@ -571,17 +609,27 @@ impl Backend for VclBackend {
         wait::forget_all();
     }
 
-    fn prepare_exec(&self, inherited: &[(RawFd, SessionRef)]) -> Vec<RawFd> {
-        if !inherited.is_empty() {
-            log::info!(
-                "{} Sluice socket(s) survive exec as plain eventfds: sessions cannot cross an exec yet",
-                inherited.len()
-            );
-        }
+    fn prepare_exec(&self, _inherited: &[(RawFd, SessionRef)]) -> Vec<RawFd> {
+        // Every session reaches the new image as its placeholder, described
+        // by `handover` (`exec.rs`).
         Vec::new()
     }
 
+    fn handover(&self, inherited: &[(RawFd, SessionRef)], exec_self: bool) -> Option<(&'static str, String)> {
+        if exec_self {
+            exec::announce(inherited);
+        }
+        exec::describe(inherited).map(|value| (exec::VARIABLE, value))
+    }
+
     fn exec_failed(&self) {}
+
+    fn spawned(&self, child: libc::pid_t) {
+        // As after a fork: the child holds the listen groups it inherited.
+        if let Err(e) = fork::parent(child) {
+            log::warn!("the Sluice daemon was not told of spawned child {child}: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

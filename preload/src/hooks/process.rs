@@ -22,7 +22,16 @@
 //!   that bypass these symbols (libc's own `system` and `popen`, runtimes
 //!   that `clone` and exec with raw system calls) skip the preparation; see
 //!   [`crate::candidate`].
+//! * The sessions themselves cannot cross (their memory goes with the old
+//!   image): the backend describes them ([`Backend::handover`]: the vcl
+//!   backend's `SLUICE_INHERITED`) and the hooks add that variable to the
+//!   new image's environment: a new array with the caller's entries
+//!   (`execve`, `execvpe`, `execveat`, `fexecve`, `posix_spawn*`) or the
+//!   process's (`execv`, `execvp`, and the `execl` family through them),
+//!   never a change to the caller's or to `environ`. Without anything to
+//!   hand over, the call is made as the caller made it.
 
+use std::ffi::CString;
 use std::os::fd::RawFd;
 
 use libc::{c_char, c_int, pid_t};
@@ -136,9 +145,16 @@ fn daemonize(nochdir: c_int, noclose: c_int) -> Result<c_int, Errno> {
     Ok(0)
 }
 
-/// Makes the process ready for an exec (see the module docs); returns the
-/// backend to tell if the exec fails.
-fn prepare_exec() -> Option<&'static dyn Backend> {
+/// What [`prepare_exec`] leaves for the exec call: the backend to tell if
+/// it fails, and the variable (`NAME=VALUE`) the new image needs.
+struct Prepared {
+    backend: Option<&'static dyn Backend>,
+    variable: Option<(&'static str, CString)>,
+}
+
+/// Makes the process ready for an exec (see the module docs). `exec_self`:
+/// this process execs (not a `posix_spawn` child).
+fn prepare_exec(exec_self: bool) -> Prepared {
     let survives = |fd: RawFd| {
         // SAFETY: F_GETFD on a tracked descriptor.
         let flags = unsafe { real::fcntl(fd, libc::F_GETFD, 0) };
@@ -159,25 +175,82 @@ fn prepare_exec() -> Option<&'static dyn Backend> {
             }
         }
     }
-    let backend = active_backend()?;
-    if !sessions.is_empty() {
-        for fd in backend.prepare_exec(&sessions) {
-            if let Some(&(_, s)) = sessions.iter().find(|(named, _)| *named == fd) {
-                if FDS.forget(fd, Entry::Session(s)) {
-                    backend.release(s);
-                }
+    let Some(backend) = active_backend() else { return Prepared { backend: None, variable: None } };
+    if sessions.is_empty() {
+        return Prepared { backend: Some(backend), variable: None };
+    }
+    for fd in backend.prepare_exec(&sessions) {
+        if let Some(at) = sessions.iter().position(|(named, _)| *named == fd) {
+            let (_, s) = sessions.remove(at);
+            if FDS.forget(fd, Entry::Session(s)) {
+                backend.release(s);
             }
         }
     }
-    Some(backend)
+    let variable = backend.handover(&sessions, exec_self).and_then(|(name, value)| {
+        CString::new(format!("{name}={value}")).ok().map(|entry| (name, entry))
+    });
+    Prepared { backend: Some(backend), variable }
+}
+
+/// An exec'd environment: the caller's entries, without any of the handed
+/// over variable's name, then that variable.
+struct Environment {
+    pointers: Vec<*const c_char>,
+    _entry: CString,
+}
+
+impl Environment {
+    /// # Safety
+    /// `envp` is NULL (an empty environment, as Linux takes it) or a
+    /// NULL-terminated array of NUL-terminated strings.
+    unsafe fn new(envp: Argv, (name, entry): (&'static str, CString)) -> Environment {
+        let mut pointers = Vec::new();
+        let mut at = envp;
+        // SAFETY: walking the caller's NULL-terminated array, as execve does.
+        while !at.is_null() && unsafe { !(*at).is_null() } {
+            // SAFETY: as above; each entry is a C string.
+            let e = unsafe { *at };
+            // SAFETY: a NUL-terminated string of the caller's.
+            let bytes = unsafe { std::ffi::CStr::from_ptr(e) }.to_bytes();
+            if !(bytes.starts_with(name.as_bytes()) && bytes.get(name.len()) == Some(&b'=')) {
+                pointers.push(e);
+            }
+            // SAFETY: the array goes on until its NULL.
+            at = unsafe { at.add(1) };
+        }
+        pointers.push(entry.as_ptr());
+        pointers.push(std::ptr::null());
+        Environment { pointers, _entry: entry }
+    }
+
+    fn as_ptr(&self) -> Argv {
+        self.pointers.as_ptr()
+    }
+}
+
+extern "C" {
+    /// The process environment, which `execv`, `execvp` and `execl*` pass on.
+    static environ: Argv;
+}
+
+fn process_environment() -> Argv {
+    // SAFETY: reading libc's pointer; the array it names is walked like any
+    // caller's envp.
+    unsafe { environ }
 }
 
 /// Runs an exec call after [`prepare_exec`]; it only returns on failure.
-fn exec_with(call: impl FnOnce() -> c_int) -> Result<Outcome<c_int>, Errno> {
-    let backend = prepare_exec();
-    call();
+/// `call` gets the environment to pass: the handed-over one if there is
+/// something to hand over (built from `envp`, the call's own), else `None`
+/// (the call as the caller made it).
+fn exec_with(envp: Argv, call: impl FnOnce(Option<Argv>) -> c_int) -> Result<Outcome<c_int>, Errno> {
+    let prepared = prepare_exec(true);
+    // SAFETY: `envp` is the caller's environment argument (or `environ`).
+    let environment = prepared.variable.map(|v| unsafe { Environment::new(envp, v) });
+    call(environment.as_ref().map(Environment::as_ptr));
     let err = Errno::last();
-    if let Some(b) = backend {
+    if let Some(b) = prepared.backend {
         b.exec_failed();
     }
     Err(err)
@@ -193,60 +266,88 @@ crate::hook! {
     fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int;
     kernel_if nothing_tracked();
     // SAFETY: the caller's arguments, as asked.
-    exec_with(|| unsafe { real::execve(path, argv, envp) })
+    exec_with(envp, |env| unsafe { real::execve(path, argv, env.unwrap_or(envp)) })
 }
 
 crate::hook! {
     fn execv(path: *const c_char, argv: Argv) -> c_int;
     kernel_if nothing_tracked();
-    // SAFETY: the caller's arguments, as asked.
-    exec_with(|| unsafe { real::execv(path, argv) })
+    exec_with(process_environment(), |env| match env {
+        // SAFETY: the caller's arguments, and the environment built from
+        // the process's.
+        Some(env) => unsafe { real::execve(path, argv, env) },
+        // SAFETY: the caller's arguments, as asked.
+        None => unsafe { real::execv(path, argv) },
+    })
 }
 
 crate::hook! {
     fn execvp(file: *const c_char, argv: Argv) -> c_int;
     kernel_if nothing_tracked();
-    // SAFETY: the caller's arguments, as asked.
-    exec_with(|| unsafe { real::execvp(file, argv) })
+    exec_with(process_environment(), |env| match env {
+        // SAFETY: the caller's arguments, and the environment built from
+        // the process's.
+        Some(env) => unsafe { real::execvpe(file, argv, env) },
+        // SAFETY: the caller's arguments, as asked.
+        None => unsafe { real::execvp(file, argv) },
+    })
 }
 
 crate::hook! {
     fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int;
     kernel_if nothing_tracked();
     // SAFETY: the caller's arguments, as asked.
-    exec_with(|| unsafe { real::execvpe(file, argv, envp) })
+    exec_with(envp, |env| unsafe { real::execvpe(file, argv, env.unwrap_or(envp)) })
 }
 
 crate::hook! {
     fn execveat(dirfd: c_int, path: *const c_char, argv: Argv, envp: Argv, flags: c_int) -> c_int;
     kernel_if nothing_tracked();
     // SAFETY: the caller's arguments, as asked.
-    exec_with(|| unsafe { real::execveat(dirfd, path, argv, envp, flags) })
+    exec_with(envp, |env| unsafe { real::execveat(dirfd, path, argv, env.unwrap_or(envp), flags) })
 }
 
 crate::hook! {
     fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int;
     kernel_if nothing_tracked();
     // SAFETY: the caller's arguments, as asked.
-    exec_with(|| unsafe { real::fexecve(fd, argv, envp) })
+    exec_with(envp, |env| unsafe { real::fexecve(fd, argv, env.unwrap_or(envp)) })
 }
 
 type SpawnArgv = *const *mut c_char;
 
 /// `posix_spawn`/`posix_spawnp` return an error number instead of setting
-/// `errno`, so they are written out by hand.
-fn spawn_with(name: &'static str, args: &[trace::Arg], call: impl FnOnce() -> c_int) -> c_int {
+/// `errno`, so they are written out by hand. `call` gets the environment to
+/// pass, as [`exec_with`]'s.
+fn spawn_with(
+    name: &'static str,
+    args: &[trace::Arg],
+    pid: *mut pid_t,
+    envp: SpawnArgv,
+    call: impl FnOnce(SpawnArgv) -> c_int,
+) -> c_int {
     if crate::guard::inside() {
-        return call();
+        return call(envp);
     }
     let rc = if nothing_tracked() {
-        call()
+        call(envp)
     } else {
-        let backend = hook::run_guarded(name, || Ok(prepare_exec())).ok().flatten();
-        let rc = call();
-        if let Some(b) = backend {
+        let prepared = hook::run_guarded(name, || Ok(prepare_exec(false)))
+            .unwrap_or(Prepared { backend: None, variable: None });
+        // SAFETY: the caller's environment argument.
+        let environment = prepared.variable.map(|v| unsafe { Environment::new(envp.cast(), v) });
+        let rc = call(environment.as_ref().map_or(envp, |e| e.as_ptr().cast()));
+        if let Some(b) = prepared.backend {
             // The parent carries on in this image, as after a failed exec.
             b.exec_failed();
+            // SAFETY: posix_spawn stored the child's pid if it succeeded and
+            // `pid` is not NULL.
+            if let Some(child) = (rc == 0 && !pid.is_null()).then(|| unsafe { *pid }) {
+                let _ = hook::run_guarded(name, || {
+                    b.spawned(child);
+                    Ok(())
+                });
+            }
         }
         rc
     };
@@ -270,7 +371,9 @@ pub unsafe extern "C" fn posix_spawn(
 ) -> c_int {
     let args = [trace::Arg::from(pid), trace::Arg::from(path), trace::Arg::from(argv)];
     // SAFETY: the caller's arguments, as asked.
-    spawn_with("posix_spawn", &args, || unsafe { real::posix_spawn(pid, path, actions, attr, argv, envp) })
+    spawn_with("posix_spawn", &args, pid, envp, |env| unsafe {
+        real::posix_spawn(pid, path, actions, attr, argv, env)
+    })
 }
 
 /// # Safety
@@ -286,5 +389,40 @@ pub unsafe extern "C" fn posix_spawnp(
 ) -> c_int {
     let args = [trace::Arg::from(pid), trace::Arg::from(file), trace::Arg::from(argv)];
     // SAFETY: the caller's arguments, as asked.
-    spawn_with("posix_spawnp", &args, || unsafe { real::posix_spawnp(pid, file, actions, attr, argv, envp) })
+    spawn_with("posix_spawnp", &args, pid, envp, |env| unsafe {
+        real::posix_spawnp(pid, file, actions, attr, argv, env)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(env: &Environment) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut at = env.as_ptr();
+        // SAFETY: the array `Environment` built, NULL-terminated.
+        while unsafe { !(*at).is_null() } {
+            // SAFETY: each entry is a live C string (the caller's or ours).
+            out.push(unsafe { std::ffi::CStr::from_ptr(*at) }.to_string_lossy().into_owned());
+            // SAFETY: within the array, before its NULL.
+            at = unsafe { at.add(1) };
+        }
+        out
+    }
+
+    #[test]
+    fn the_exec_d_environment_replaces_the_handed_over_variable() {
+        let path = CString::new("PATH=/bin").unwrap();
+        let stale = CString::new("SLUICE_INHERITED=3,C,0,-,0,0,").unwrap();
+        let similar = CString::new("SLUICE_INHERITED_X=1").unwrap();
+        let envp = [path.as_ptr(), stale.as_ptr(), similar.as_ptr(), std::ptr::null()];
+        let ours = || ("SLUICE_INHERITED", CString::new("SLUICE_INHERITED=4,C,0,-,0,0,").unwrap());
+        // SAFETY: a NULL-terminated array of C strings that outlive the call.
+        let env = unsafe { Environment::new(envp.as_ptr(), ours()) };
+        assert_eq!(strings(&env), ["PATH=/bin", "SLUICE_INHERITED_X=1", "SLUICE_INHERITED=4,C,0,-,0,0,"]);
+        // SAFETY: a NULL environment is an empty one.
+        let env = unsafe { Environment::new(std::ptr::null(), ours()) };
+        assert_eq!(strings(&env), ["SLUICE_INHERITED=4,C,0,-,0,0,"]);
+    }
 }

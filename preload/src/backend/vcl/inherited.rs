@@ -30,6 +30,10 @@
 //! inherited connection cannot be served by the child (`ForkingMixIn`-style
 //! servers that accept in the parent and serve in a child).
 //!
+//! Sockets handed over across an `execve` (`exec.rs`) are inherited the
+//! same way: a listener or an unconnected socket is re-created at its first
+//! use ([`recreate_with`]), a connection gives `ENOTCONN`.
+//!
 //! Closing needs no re-creation, and nor does `O_NONBLOCK` (recorded, and
 //! given to the new session); every other call on a listener re-creates it,
 //! so a process that only holds its listeners for its children (nginx's
@@ -42,7 +46,7 @@ use std::sync::Arc;
 use libc::c_int;
 use sluice_vcl::Socket;
 
-use super::{adopt_locked, options, records, to_key, to_ref, vcl_errno, Attachment, Handle, ATTACHING, EPOCH_MASK};
+use super::{adopt_locked, exec, options, records, to_key, to_ref, vcl_errno, Attachment, Handle, ATTACHING, EPOCH_MASK};
 use crate::backend::SessionRef;
 use crate::errno::Errno;
 use crate::fdtable::{Entry, FDS};
@@ -105,6 +109,9 @@ pub(super) fn handle(s: SessionRef) -> Result<Handle, Errno> {
     if let Some(a) = super::current().filter(|a| a.epoch == epoch) {
         return Ok(Handle::new(&a.vcl, s, epoch, key, false));
     }
+    if let Some(adopted) = exec::handle(s) {
+        return adopted;
+    }
     let a = by_epoch(epoch).filter(|a| a.is_inherited()).ok_or(Errno::EBADF)?;
     if records::is_listening(s) {
         let fresh = recreate(s, a)?;
@@ -131,6 +138,24 @@ pub(super) fn handle_as_is(s: SessionRef) -> Result<Handle, Errno> {
 /// Re-creates the inherited listener `old` of attachment `a` on this
 /// process's attachment; see the module docs.
 fn recreate(old: SessionRef, a: &'static Attachment) -> Result<SessionRef, Errno> {
+    recreate_with(old, || {
+        let parents = Socket::from_key(Arc::clone(&a.vcl), to_key(old).1);
+        let recreated = parents.recreate_inherited();
+        // Dropping the parent's handle would close it, locally; it stays as
+        // the parent left it.
+        let _ = parents.into_key();
+        recreated.map_err(vcl_errno)
+    })
+}
+
+/// Replaces the inherited session `old` with the one `make` creates on this
+/// process's attachment (an inherited listener re-created after a fork, a
+/// socket handed over across an exec, `exec.rs`): it takes over `old`'s
+/// record and options, and every descriptor naming `old` names it now.
+pub(super) fn recreate_with(
+    old: SessionRef,
+    make: impl FnOnce() -> Result<Socket, Errno>,
+) -> Result<SessionRef, Errno> {
     // Serialised with attaching (a re-creation may attach) and with fork.
     let _serial = ATTACHING.lock();
     let now = resolve(old);
@@ -138,12 +163,7 @@ fn recreate(old: SessionRef, a: &'static Attachment) -> Result<SessionRef, Errno
         // Another thread was first.
         return Ok(now);
     }
-    let parents = Socket::from_key(Arc::clone(&a.vcl), to_key(old).1);
-    let recreated = parents.recreate_inherited();
-    // Dropping the parent's handle would close it, locally; it stays as the
-    // parent left it.
-    let _ = parents.into_key();
-    let socket = recreated.map_err(vcl_errno)?;
+    let socket = make()?;
     socket.set_nonblocking(records::is_nonblocking(old)).map_err(vcl_errno)?;
     let fresh = adopt_locked(Arc::clone(socket.vcl()));
     let new = to_ref(fresh.epoch, socket.into_key());
@@ -165,6 +185,6 @@ fn recreate(old: SessionRef, a: &'static Attachment) -> Result<SessionRef, Errno
             repointed += 1;
         }
     });
-    log::debug!("inherited listener re-created ({repointed} descriptor(s) re-pointed)");
+    log::debug!("inherited socket re-created ({repointed} descriptor(s) re-pointed)");
     Ok(new)
 }

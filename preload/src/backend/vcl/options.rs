@@ -3,8 +3,8 @@
 //! net/ipv4/tcp.c `do_tcp_setsockopt`, net/ipv4/ip_sockglue.c).
 //!
 //! Options with an effect in the daemon go to it (`TCP_NODELAY`,
-//! `SO_KEEPALIVE`, `TCP_KEEPIDLE/INTVL/CNT`, `SO_LINGER` with a zero
-//! timeout); timeouts, `O_NONBLOCK`-like state and `SO_REUSEPORT` are vcl's;
+//! `TCP_CORK`, `SO_KEEPALIVE`, `TCP_KEEPIDLE/INTVL/CNT`, `SO_LINGER` with a
+//! zero timeout); timeouts, `O_NONBLOCK`-like state and `SO_REUSEPORT` are vcl's;
 //! every other known option is accepted and remembered so `getsockopt`
 //! reports what was set (the daemon has no use for it). Unknown options
 //! give `ENOPROTOOPT`, as the kernel.
@@ -40,8 +40,7 @@ fn remembered(level: c_int, name: c_int) -> bool {
         ),
         libc::IPPROTO_TCP => matches!(
             name,
-            libc::TCP_CORK
-                | libc::TCP_DEFER_ACCEPT
+            libc::TCP_DEFER_ACCEPT
                 | libc::TCP_QUICKACK
                 | libc::TCP_FASTOPEN
                 | libc::TCP_USER_TIMEOUT
@@ -125,6 +124,7 @@ pub(super) fn set(h: &Handle, s: SessionRef, level: c_int, name: c_int, value: &
             return Ok(());
         }
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => daemon_option(h, SockOption::NoDelay, (int_of(value)? != 0) as u64)?,
+        (libc::IPPROTO_TCP, libc::TCP_CORK) => daemon_option(h, SockOption::Cork, (int_of(value)? != 0) as u64)?,
         (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE | libc::TCP_KEEPINTVL | libc::TCP_KEEPCNT) => {
             let v = int_of(value)?;
             // tcp_sock_set_keepidle & co.: 1..=32767 (MAX_TCP_KEEP*), count ≤ 127.
@@ -234,7 +234,7 @@ pub(super) fn get(h: &Handle, s: SessionRef, level: c_int, name: c_int, out: &mu
             put(out, &bytes)
         }
         (libc::SOL_SOCKET, libc::SO_KEEPALIVE | libc::SO_REUSEPORT) => put_int(out, flag(s, level, name)),
-        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => put_int(out, flag(s, level, name)),
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY | libc::TCP_CORK) => put_int(out, flag(s, level, name)),
         // Linux defaults (net.ipv4.tcp_keepalive_*).
         (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => put_int(out, stored_int(s, level, name, 7200)),
         (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => put_int(out, stored_int(s, level, name, 75)),

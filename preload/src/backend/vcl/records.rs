@@ -53,8 +53,9 @@ pub(super) fn create_accepted(s: SessionRef, listener: SessionRef, nonblocking: 
 /// options to apply to the new session.
 pub(super) fn transfer(old: SessionRef, new: SessionRef) -> Stored {
     with(|m| {
-        let mut record = m.remove(&old.raw()).unwrap_or(Record { refs: 1, ..Record::default() });
-        record.listening = true;
+        // Only listeners were re-created before exec hand-overs (`exec.rs`),
+        // which record what they are.
+        let record = m.remove(&old.raw()).unwrap_or(Record { refs: 1, listening: true, ..Record::default() });
         let options = record.options.clone();
         m.insert(new.raw(), record);
         options
@@ -120,6 +121,11 @@ pub(super) fn option(s: SessionRef, level: i32, name: i32) -> Option<Vec<u8>> {
     with(|m| m.get(&s.raw()).and_then(|r| r.options.get(&(level, name)).cloned()))
 }
 
+/// The options set on `s`, to hand them over across an exec.
+pub(super) fn options(s: SessionRef) -> Stored {
+    with(|m| m.get(&s.raw()).map(|r| r.options.clone()).unwrap_or_default())
+}
+
 pub(super) fn lock_for_fork() {
     RECORDS.acquire();
 }
@@ -139,6 +145,7 @@ mod tests {
         let old = SessionRef::new(0x3_0000_0001).unwrap();
         let new = SessionRef::new(0x3_0000_0002).unwrap();
         create(old, true);
+        set_listening(old);
         add_ref(old);
         store_option(old, libc::SOL_SOCKET, libc::SO_KEEPALIVE, &1i32.to_ne_bytes());
         let options = transfer(old, new);

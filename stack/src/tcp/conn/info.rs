@@ -53,6 +53,10 @@ pub(super) fn set_config(conn: &mut TcpConn, now: Instant, config: TcpConfig) {
     let before_handshake = matches!(conn.state, TcpState::SynSent | TcpState::SynReceived);
     let mut next = old;
     next.nodelay = config.nodelay;
+    // Clearing cork needs nothing more: the engine polls the connection after
+    // a change, and the held partial segment leaves at once (Linux's
+    // `__tcp_sock_set_cork(sk, false)` pushes the pending frames).
+    next.cork = config.cork;
     next.keepalive = config.keepalive;
     next.keepalive_defaults = config.keepalive_defaults;
     next.linger_zero = config.linger_zero;

@@ -13,7 +13,7 @@
 //! Files, one job each: `open` (handshakes, options), `input` (segment
 //! arrival, RFC 5961, PAWS), `ack` (receiving text, delayed ACKs),
 //! `sack_report` (which SACK blocks each ACK carries), `window` (the
-//! advertised window), `send` (segmentation, Nagle, SWS, probes), `recovery`
+//! advertised window), `send` (segmentation, Nagle, cork, SWS, probes), `recovery`
 //! (ACK processing, fast recovery, RTO), `lost_retransmission` (RACK-style
 //! detection of lost retransmissions), `timers`, `close`, `info`, `state`
 //! (the variables), `lazy_scoreboard`.
@@ -342,7 +342,7 @@ impl TcpConn {
     pub fn config(&self) -> &TcpConfig {
         &self.config
     }
-    /// Apply changed options (no-delay, keepalive, buffer limits, congestion algorithm
+    /// Apply changed options (no-delay, cork, keepalive, buffer limits, congestion algorithm
     /// before the handshake completes). Fields that cannot change now are ignored.
     pub fn set_config(&mut self, now: Instant, config: TcpConfig) {
         info::set_config(self, now, config)

@@ -1,7 +1,7 @@
 //! Transmission: SYN/SYN-ACK, budgeted loss-recovery retransmissions, new data
 //! and go-back retransmissions under the receiver window and cwnd, Nagle
-//! (RFC 9293 §3.7.4), sender silly-window avoidance (§3.8.6.2.1), probes,
-//! pure ACKs and RSTs.
+//! (RFC 9293 §3.7.4), TCP_CORK (tcp(7)), sender silly-window avoidance
+//! (§3.8.6.2.1), probes, pure ACKs and RSTs.
 
 use super::open::timestamp_option_len;
 use super::state::*;
@@ -182,7 +182,7 @@ impl TcpConn {
     }
 
     /// What may go out next from SND.NXT under the receiver window, cwnd,
-    /// sender SWS avoidance and Nagle; None if nothing may.
+    /// sender SWS avoidance, cork and Nagle; None if nothing may.
     fn next_data_segment(&mut self) -> Option<DataSegment> {
         while self.snd.nxt < self.snd.max && self.flags.sack && self.scoreboard.is_sacked(self.snd.nxt) {
             // Going back over data the receiver already has: skip to the next hole.
@@ -232,8 +232,18 @@ impl TcpConn {
             return None;
         }
         let small = len < max_payload;
+        // A partial segment at the end of the queued data (Linux's `partial`
+        // in `tcp_nagle_check`). A FIN lifts both holds: `tcp_send_fin` pushes
+        // with TCP_NAGLE_OFF, so close and shutdown flush a corked tail.
+        let partial_tail = len > 0 && len == unsent && small && !self.flags.fin_queued && !going_back;
+        if partial_tail && self.config.cork && !self.flags.force_send {
+            // TCP_CORK (tcp(7); TCP_NAGLE_CORK in `tcp_nagle_check`): only
+            // full segments while corked, whatever TCP_NODELAY says. The probe
+            // timer lets it out if cork stays on (`update_persist_timer`).
+            return None;
+        }
         let nagle = !self.config.nodelay && !self.flags.fin_queued && !going_back;
-        if nagle && len > 0 && len == unsent && small && self.small_segment_unacked() {
+        if nagle && partial_tail && self.small_segment_unacked() {
             // Nagle (RFC 9293 §3.7.4) as Linux applies it (Minshall's variant,
             // `tcp_nagle_check`): hold a partial segment only while an earlier
             // partial one is unacknowledged. Waiting for every full segment
@@ -243,6 +253,16 @@ impl TcpConn {
         }
         let seq = self.snd.nxt;
         Some(DataSegment { seq, len, small, fin: fin_due && seq + len == data_end, retransmission: going_back, sack })
+    }
+
+    /// Whether cork holds back `unsent` bytes: a partial segment while
+    /// TCP_CORK is set, with no FIN to push it and no probe-timer override.
+    pub(super) fn cork_holds(&self, unsent: usize) -> bool {
+        self.config.cork
+            && !self.flags.fin_queued
+            && !self.flags.force_send
+            && unsent > 0
+            && unsent < self.max_payload(&self.sack_blocks())
     }
 
     /// Whether the last partial segment sent is still in flight (Linux's

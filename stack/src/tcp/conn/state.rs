@@ -188,7 +188,8 @@ pub(super) struct Flags {
     pub ack_now: bool,
     /// A zero-window probe is due.
     pub probe_due: bool,
-    /// The persist timer fired with a non-zero but SWS-blocked window: send what fits.
+    /// The persist timer fired with a non-zero window that sender SWS avoidance
+    /// or cork held back: send what fits.
     pub force_send: bool,
     /// A keepalive probe is due.
     pub keepalive_due: bool,

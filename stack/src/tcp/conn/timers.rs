@@ -65,7 +65,8 @@ pub(super) fn on_timeout(conn: &mut TcpConn, now: Instant) {
 
 impl TcpConn {
     /// The persist timer fired: probe a zero window, or override sender SWS
-    /// avoidance for a small one (RFC 9293 §3.8.6.2.1 "override timeout").
+    /// avoidance for a small one (RFC 9293 §3.8.6.2.1 "override timeout") or
+    /// the hold of cork on a partial segment.
     fn on_persist_timeout(&mut self) {
         let room = (self.snd.una + self.snd.wnd as usize).distance_from(self.snd.nxt);
         if room > 0 {
@@ -87,7 +88,12 @@ impl TcpConn {
     }
 
     /// Arm or disarm the persist timer after a transmission opportunity: it
-    /// runs while data waits, nothing is in flight, and the window will not take it.
+    /// runs while data waits, nothing is in flight, and the window will not
+    /// take it or cork holds it. The latter is Linux's TCP_CORK ceiling
+    /// (tcp(7) "200 millisecond ceiling"): `tcp_write_xmit` leaves the corked
+    /// tail queued with nothing in flight, `tcp_check_probe_timer` arms the
+    /// probe timer at max(RTO, TCP_RTO_MIN), and `tcp_write_wakeup` sends the
+    /// tail when it fires (here `force_send`).
     pub(super) fn update_persist_timer(&mut self, now: Instant) {
         let unsent = self.data_end().distance_from(self.snd.nxt);
         let room = (self.snd.una + self.snd.wnd as usize).distance_from(self.snd.nxt);
@@ -95,7 +101,7 @@ impl TcpConn {
             && unsent > 0
             && self.snd.nxt == self.snd.una
             && self.timers.rto.is_none()
-            && room < unsent.min(self.send_mss());
+            && (room < unsent.min(self.send_mss()) || self.cork_holds(unsent));
         if !blocked {
             self.timers.persist = None;
         } else if self.timers.persist.is_none() {

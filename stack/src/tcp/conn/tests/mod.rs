@@ -3,6 +3,7 @@
 
 mod buffers;
 mod close;
+mod cork;
 mod handshake;
 mod long_lived;
 mod loss;
