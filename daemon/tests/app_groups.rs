@@ -159,7 +159,10 @@ fn binding_a_bound_port_follows_the_kernel() {
     let mut b = TestApp::attach(&mut world, 2, geo);
     let other_uid = AppIdentity { id: AppId(3), pid: std::process::id() as i32, uid: UNPRIVILEGED_UID + 1, gid: 0 };
     let mut c = TestApp::attach_as(&mut world, other_uid, geo);
-    let mut d = TestApp::attach(&mut world, 4, geo);
+    // Neither a member's pid (that is the member's own new image after an
+    // exec) nor its child: init.
+    let unrelated = AppIdentity { id: AppId(4), pid: 1, uid: UNPRIVILEGED_UID, gid: 0 };
+    let mut d = TestApp::attach_as(&mut world, unrelated, geo);
     listen(&mut world, &mut a, true, false, true).unwrap();
     assert_eq!(listen(&mut world, &mut b, false, false, true), Err(libc::EADDRINUSE), "no SO_REUSEPORT");
     assert_eq!(listen(&mut world, &mut c, true, false, true), Err(libc::EADDRINUSE), "another uid");

@@ -12,6 +12,9 @@
 //! * `remote_mix.c` (epoll LT/ET/ONESHOT/RDHUP/EXCLUSIVE, poll and select
 //!   over a session mixed with a pipe and an eventfd, timeouts, EINTR) prints
 //!   exactly what it prints on the kernel;
+//! * `epoll_before_connect.c` (sockets added to an epoll set before their
+//!   connect, as nginx's upstream connections) prints what it prints on the
+//!   kernel, and its sockets are sessions;
 //! * a forked child's use and close of an inherited connection leave the
 //!   parent's connection working;
 //! * `sluice run` without a daemon fails with a clear message.
@@ -158,6 +161,20 @@ fn socat_client_and_mixed_readiness_under_the_preload_match_the_kernel() {
     let sluice = run_done(sluice, "remote_mix under the preload").expect_success("remote_mix under the preload");
     assert!(kernel.stdout.contains("done"), "{kernel:#?}");
     assert_eq!(sluice.stdout, kernel.stdout, "remote_mix differs from the kernel\n--- stderr\n{}", sluice.stderr);
+
+    // Sockets added to an epoll set before their connect (nginx's upstream
+    // connections): the registration follows them to Sluice.
+    let program = preload_support::c_program("epoll_before_connect");
+    let mut kernel = bench.peer(program.to_str().expect("utf-8 path"));
+    kernel.args([PEER_IP, "9001"]);
+    let kernel = run_done(kernel, "epoll_before_connect on the kernel").expect_success("epoll_before_connect");
+    let before = bench.opened();
+    let mut sluice = bench.run(&program);
+    sluice.args([PEER_IP, "9001"]);
+    let sluice = run_done(sluice, "epoll_before_connect under the preload").expect_success("epoll_before_connect");
+    assert!(kernel.stdout.contains("done"), "{kernel:#?}");
+    assert_eq!(sluice.stdout, kernel.stdout, "epoll_before_connect differs from the kernel\n{}", sluice.stderr);
+    assert!(bench.opened() >= before + 2, "epoll_before_connect's sockets did not go through the daemon");
 
     // A forked child cannot use its parent's connection (it stays the
     // parent's; vcl's fork support): it fails cleanly with ENOTCONN, and the

@@ -86,7 +86,6 @@ oracle_tests!(
     io_calls,
     threads,
     daemon_listen,
-    epoll_before_connect,
 );
 
 /// `SLUICE_RULES=kernel:*` sends every socket to the kernel from `socket()`

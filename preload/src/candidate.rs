@@ -15,8 +15,8 @@
 //! * `getsockname` says `0.0.0.0:0`, `getpeername` `ENOTCONN`, `fstat`
 //!   `S_IFSOCK`, `FIONREAD`/`SIOCOUTQ` 0.
 //!
-//! * `epoll_ctl` is checked by the kernel on the placeholder and remembered,
-//!   then replayed on what the decision makes of the socket ([`epoll`]).
+//! * `epoll_ctl` registers the placeholder and records the registration,
+//!   which moves to the socket or session at the decision ([`epoll`]).
 //!
 //! Any other call (I/O, `shutdown`, `accept`, polling, options
 //! outside the stored set, odd `fcntl`s, a `bind` or `connect` with an
@@ -24,7 +24,8 @@
 //! socket ([`convert`]) and then runs the real call: the result is then the
 //! kernel's by construction, at the price of committing that socket to the
 //! kernel. Programs do not poll or read sockets before binding or connecting
-//! them, so in practice the decision is the policy's.
+//! them (they may add them to an epoll set: nginx does), so in practice the
+//! decision is the policy's.
 //!
 //! The store is a slab behind a [`SpinLock`]; every operation on a candidate
 //! takes the lock, re-reads the descriptor's fd-table entry and acts only if
@@ -67,8 +68,9 @@ pub struct Candidate {
     pub protocol: c_int,
     /// Options set so far, in the order to replay them.
     pub options: Vec<StoredOption>,
-    /// Its epoll registrations, replayed at the decision ([`epoll`]).
-    pub epoll: Vec<epoll::Registration>,
+    /// Its descriptors' registrations in epoll instances, carried over at
+    /// the decision ([`epoll`]).
+    pub epoll: epoll::Registrations,
 }
 
 struct Slot {
@@ -121,11 +123,6 @@ impl Store {
         Some(candidate)
     }
 
-    /// The live candidates.
-    pub fn iter(&self) -> impl Iterator<Item = &Candidate> {
-        self.slots.iter().filter_map(|slot| slot.candidate.as_ref())
-    }
-
     /// Number of live candidates.
     pub fn len(&self) -> usize {
         self.slots.len() - self.free.len()
@@ -174,7 +171,7 @@ extern "C" fn fork_release() {
 pub fn create(type_flags: c_int, protocol: c_int) -> Result<RawFd, Errno> {
     let mut store = lock();
     let fd = crate::hooks::socket::new_placeholder(type_flags)?;
-    let id = store.insert(Candidate { fds: vec![fd], protocol, options: Vec::new(), epoll: Vec::new() });
+    let id = store.insert(Candidate { fds: vec![fd], protocol, options: Vec::new(), epoll: Default::default() });
     if FDS.register(fd, Entry::Candidate(id)).is_err() {
         // Beyond the fd table: this socket cannot be tracked, so it is a
         // kernel socket from the start.
@@ -190,7 +187,7 @@ mod tests {
     use super::*;
 
     fn candidate(fd: RawFd) -> Candidate {
-        Candidate { fds: vec![fd], protocol: 0, options: Vec::new(), epoll: Vec::new() }
+        Candidate { fds: vec![fd], protocol: 0, options: Vec::new(), epoll: Default::default() }
     }
 
     #[test]

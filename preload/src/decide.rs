@@ -7,7 +7,9 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::{Backend, OpenError, SessionRef, Unreachable};
+use crate::candidate::epoll::Interest;
 use crate::candidate::{self, convert, Store};
+use crate::hooks;
 use crate::errno::{check, Errno};
 use crate::fdtable::{CandidateId, Entry, FDS};
 use crate::policy::{self, Decision, Fallback, Policy, Verdict};
@@ -53,13 +55,25 @@ pub fn decide(fd: RawFd, decision: Decision, addr: SocketAddrV4) -> Result<Route
                 backend.release(session);
                 return Ok(current(fd).err().unwrap_or(Route::Kernel));
             }
-            let mut registrations = Vec::new();
-            let route = install(&mut store, fd, id, backend, session, &mut registrations);
+            let (route, interests) = install(&mut store, fd, id, backend, session)?;
             drop(store);
-            if let Ok(Route::Session(s)) = route {
-                candidate::epoll::replay_on_session(s, &registrations);
+            // The candidate's epoll registrations, now the session's (outside
+            // the store lock: the backend takes its own locks).
+            if let Route::Session(session) = route {
+                for interest in interests {
+                    let added = hooks::epoll::session_ctl(
+                        interest.epfd,
+                        libc::EPOLL_CTL_ADD,
+                        interest.fd,
+                        session,
+                        Some(interest.event()),
+                    );
+                    if let Err(err) = added {
+                        log::warn!("socket {}: adding it to epoll {} at its decision: {err}", interest.fd, interest.epfd);
+                    }
+                }
             }
-            route
+            Ok(route)
         }
         Err(OpenError::Unreachable(why)) => match current(fd) {
             Ok(_) => fall_back(&mut store, fd, policy, &why),
@@ -91,20 +105,19 @@ fn to_kernel(store: &mut Store, fd: RawFd) -> Result<Route, Errno> {
 }
 
 /// Makes the candidate `id` (named by `fd`) the new `session`: replays its
-/// options into the session and points all its descriptors at it; its epoll
-/// registrations go to `registrations`, for the caller to replay once it
-/// has released the store lock.
+/// options into the session and points all its descriptors at it. The
+/// caller holds the store lock, and adds the session to the epoll instances
+/// returned (the candidate's, its placeholder already taken out of them).
 fn install(
     store: &mut Store,
     fd: RawFd,
     id: CandidateId,
     backend: &dyn Backend,
     session: SessionRef,
-    registrations: &mut Vec<candidate::epoll::Registration>,
-) -> Result<Route, Errno> {
+) -> Result<(Route, Vec<Interest>), Errno> {
     let Some(candidate) = store.get_mut(id) else {
         backend.release(session);
-        return Ok(Route::Kernel);
+        return Ok((Route::Kernel, Vec::new()));
     };
     for option in &candidate.options {
         if let Err(err) = backend.setsockopt(session, option.level, option.name, &option.value) {
@@ -117,11 +130,11 @@ fn install(
                 backend.name()
             );
             backend.release(session);
-            return to_kernel(store, fd);
+            return to_kernel(store, fd).map(|route| (route, Vec::new()));
         }
     }
+    let interests = candidate::epoll::for_session(candidate);
     let fds = std::mem::take(&mut candidate.fds);
-    *registrations = std::mem::take(&mut candidate.epoll);
     store.remove(id);
     for (i, &named) in fds.iter().enumerate() {
         if i > 0 {
@@ -129,7 +142,7 @@ fn install(
         }
         FDS.replace(named, Entry::Candidate(id), Entry::Session(session));
     }
-    Ok(Route::Session(session))
+    Ok((Route::Session(session), interests))
 }
 
 static REPORTED: AtomicBool = AtomicBool::new(false);

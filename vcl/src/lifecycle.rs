@@ -98,14 +98,15 @@ impl Vcl {
 
     /// Closes `key` (design §4.2, Close): ends the life and releases the
     /// daemon session, `CLOSE` for a connection or listener (the daemon sends
-    /// what the TX fifo holds, then FIN), `ABORT` when `abort`. A listener's
-    /// never-accepted connections end here but are not released: the daemon
-    /// still counts them as pushed and not taken, and at the listener's
-    /// `CLOSE` it hands them to another member of the listen group, or
-    /// resets them if this was the last one. The kernel resets a closed
-    /// listener's queue only when no other process holds the socket: nginx's
-    /// old workers close their copies at a reload while the new ones accept,
-    /// and a connection queued at an old worker must not be reset then.
+    /// what the TX fifo holds, then FIN), `ABORT` when `abort`.
+    ///
+    /// A listener's never-accepted connections only end their lives here:
+    /// the daemon counts them pushed but not taken, and at the listener's
+    /// `CLOSE` hands them to another member of its listen group (a forked
+    /// server's processes share one kernel socket, whose queue survives one
+    /// process's close: nginx's old workers at a reload) or, if it was the
+    /// last member, resets them as the kernel resets a closed listener's
+    /// queue. Aborting them from here would reset them in both cases.
     pub(crate) fn close_key(&self, key: Key, abort: bool) -> Result<()> {
         if self.is_stale() {
             // A fork child's copy of its parent's socket: the session is the
@@ -117,7 +118,6 @@ impl Vcl {
         }
         let ended = self.end_life(key)?;
         for conn in ended.queued {
-            // Their daemon sessions are the listener CLOSE's to settle.
             let _ = self.end_life(conn);
         }
         if let Some(handle) = ended.handle {

@@ -134,9 +134,7 @@ impl Socket {
 
     /// Closes the socket: the daemon sends what was written, then FIN (or
     /// RST with `SockOption::LingerZero`, or when unread bytes are left, as
-    /// the kernel does). A listener's never-accepted connections are the
-    /// daemon's to settle: handed to another member of the listen group, or
-    /// reset with the group's last member (see `Vcl::close_key`).
+    /// the kernel does). A listener's never-accepted connections are reset.
     pub fn close(mut self) -> Result<()> {
         self.released = true;
         self.vcl.drain();

@@ -416,13 +416,21 @@ mod tests {
         groups.create(id, PORT, false, 1000);
         groups.add_member(id, AppId(1), me, h(1));
         assert_eq!(groups.member_of(AppId(1)), 1);
-        assert_eq!(groups.joinable(PORT, false, Some((me, None)), 1000), Ok(Some(id)), "the new image, early");
+        assert_eq!(
+            groups.joinable(PORT, false, Some((me, None)), 1000),
+            Ok(Some(Join::Inherited(id))),
+            "the new image, early"
+        );
         assert_eq!(groups.joinable(PORT, false, None, 1000), Err(libc::EADDRINUSE), "a stranger without reuse");
         // The old image's app worker goes: the process holds the group.
         assert_eq!(groups.hold_across_exec(AppId(1), &pidfd), 1);
         assert!(matches!(groups.leave(id, AppId(1), h(1)), Leave::Stays), "held across the exec");
         assert!(groups.take_abandoned().is_empty());
-        assert_eq!(groups.joinable(PORT, false, Some((me, None)), 1000), Ok(Some(id)), "the new image re-creates it");
+        assert_eq!(
+            groups.joinable(PORT, false, Some((me, None)), 1000),
+            Ok(Some(Join::Inherited(id))),
+            "the new image re-creates it"
+        );
         groups.add_member(id, AppId(2), me, h(2));
         assert_eq!(groups.get(id).unwrap().holders.len(), 0, "a member again, no longer a holder");
         // Had the new image joined first, the old app's going holds nothing.

@@ -5,6 +5,7 @@
 //! peers in the peer namespace, and the waits and checks the tests share.
 #![allow(dead_code)]
 
+pub mod http_tools;
 pub mod nginx;
 pub mod redis;
 
@@ -75,6 +76,18 @@ impl Bench {
     pub fn opened(&self) -> u64 {
         let s = stats(&self.control).expect("daemon stats");
         s["workers"][0]["engine"]["connections_opened"].as_u64().unwrap_or(0)
+    }
+
+    /// The rows of `sluice sessions --json` (every app's sessions).
+    pub fn sessions(&self) -> Vec<serde_json::Value> {
+        let out = Command::new(sluice_binary())
+            .args(["sessions", "--json", "--control-socket"])
+            .arg(&self.control)
+            .output()
+            .expect("run sluice sessions");
+        assert!(out.status.success(), "sluice sessions: {}", String::from_utf8_lossy(&out.stderr));
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("sluice sessions --json");
+        list["sessions"].as_array().cloned().unwrap_or_default()
     }
 
     pub fn finish(mut self) {

@@ -2,6 +2,7 @@
 //! file and `/proc`), its access log by worker, and its command line.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::Bench;
@@ -12,19 +13,27 @@ pub const NGINX: &str = "/usr/sbin/nginx";
 
 /// nginx's configuration for `dir`: master and two workers, daemonizing.
 pub fn nginx_conf(dir: &Path, www: &Path, port: u16) -> PathBuf {
+    nginx_conf_with(dir, www, port, "")
+}
+
+/// [`nginx_conf`] with `extra` added to its `http` block (more servers,
+/// upstreams, log formats). Room for a thousand connections per worker: one
+/// fd each, plus the file a request sends.
+pub fn nginx_conf_with(dir: &Path, www: &Path, port: u16, extra: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
     let conf = dir.join("nginx.conf");
     let d = dir.display();
     std::fs::write(
         &conf,
         format!(
-            "daemon on;\nmaster_process on;\nworker_processes 2;\nerror_log {d}/error.log info;\npid {d}/nginx.pid;\n\
-             events {{ worker_connections 1024; }}\nhttp {{\n  log_format bypid '$pid $status';\n\
+            "daemon on;\nmaster_process on;\nworker_processes 2;\nworker_rlimit_nofile 8192;\n\
+             error_log {d}/error.log info;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 4096; }}\nhttp {{\n  log_format bypid '$pid $status';\n\
              access_log {d}/access.log bypid;\n\
              client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;\n\
              uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
              sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_timeout 30;\n\
-             server {{ listen {port}; root {}; }}\n}}\n",
+             server {{ listen {port}; root {}; }}\n{extra}}}\n",
             www.display()
         ),
     )
@@ -88,17 +97,23 @@ impl Drop for NginxGuard {
     }
 }
 
-/// `sluice run -- nginx -p DIR -c CONF ARGS` to completion. Its output goes
-/// to files: with `daemon on` the master keeps stderr until it redirects it
-/// to the error log, so a pipe would not end with the command.
+/// `sluice run -- nginx -p DIR -c CONF ARGS` to completion.
 pub fn nginx_cmd(bench: &Bench, dir: &Path, conf: &Path, args: &[&str]) {
+    // By its absolute path: a binary upgrade (`kill -USR2`) execs argv[0].
+    nginx_cmd_in(bench.run(NGINX), dir, conf, args)
+}
+
+/// `nginx` started by `nginx` (a command naming the binary: under `sluice
+/// run`, or in a namespace on the kernel) with `-p DIR -c CONF ARGS`, to
+/// completion. Its output goes to files: with `daemon on` the master keeps
+/// stderr until it redirects it to the error log, so a pipe would not end
+/// with the command.
+pub fn nginx_cmd_in(mut nginx: Command, dir: &Path, conf: &Path, args: &[&str]) {
     let out = std::fs::File::create(dir.join("cmd.out")).expect("create cmd.out");
     let err = out.try_clone().expect("dup cmd.out");
-    // By its absolute path: a binary upgrade (`kill -USR2`) execs argv[0].
-    let mut cmd = bench.run(NGINX);
-    cmd.arg("-p").arg(dir).arg("-c").arg(conf).args(args);
-    cmd.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
-    let mut child = cmd.spawn().expect("spawn nginx (scripts/install-deps.sh installs it)");
+    nginx.arg("-p").arg(dir).arg("-c").arg(conf).args(args);
+    nginx.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
+    let mut child = nginx.spawn().expect("spawn nginx (scripts/install-deps.sh installs it)");
     let deadline = Instant::now() + READY;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for nginx") {

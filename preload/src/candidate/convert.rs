@@ -2,7 +2,8 @@
 //! (design §5.2): create a real socket, give it the stored options and the
 //! placeholder's file status flags (`O_NONBLOCK`), `dup3` it over every
 //! placeholder descriptor naming the candidate (keeping each one's
-//! `FD_CLOEXEC`), close the temporary descriptor and forget the candidate.
+//! `FD_CLOEXEC`) with its epoll registrations moved over, close the
+//! temporary descriptor and forget the candidate.
 //!
 //! `dup3` replaces the placeholder atomically, so no other thread ever sees
 //! the number free or naming something else.
@@ -11,6 +12,7 @@ use std::os::fd::RawFd;
 
 use libc::{c_int, c_long};
 
+use super::epoll;
 use super::options::{self, StoredOption};
 use super::{Candidate, Store};
 use crate::errno::{check, Errno};
@@ -29,29 +31,46 @@ pub fn to_kernel(store: &mut Store, fd: RawFd) -> Result<(), Errno> {
         return Ok(());
     };
     let socket = kernel_socket(candidate.protocol, &candidate.options, candidate.fds[0])?;
-    let mut failure = None;
-    for &target in &candidate.fds {
-        if let Err(err) = replace(socket, target) {
-            failure = Some((target, err));
-        }
-    }
-    // SAFETY: closing the temporary descriptor created above; the targets
-    // hold their own references to the socket.
-    unsafe { real::close(socket) };
-    if let Some((target, err)) = failure {
+    // Out of the epoll sets before the placeholder goes, back in once the
+    // socket is there (an epoll registration is per open file).
+    let interests = epoll::withdraw(candidate);
+    if let Err((target, err)) = replace_all(socket, &candidate.fds) {
         // dup3 over a descriptor we own fails only on resource exhaustion;
         // that descriptor is then still the placeholder, and a placeholder
         // posing as a decided socket would be worse than a clear error.
         log::error!("converting socket {target} to a kernel socket failed: {err}");
+        epoll::register_kernel(&interests);
+        epoll::restore(candidate, interests);
         return Err(err);
     }
-    if let Some(Candidate { fds, epoll, .. }) = store.remove(id) {
+    epoll::register_kernel(&interests);
+    if let Some(Candidate { fds, .. }) = store.remove(id) {
         for target in fds {
             FDS.forget(target, Entry::Candidate(id));
         }
-        super::epoll::replay_on_kernel(&epoll);
     }
     Ok(())
+}
+
+/// `dup3(file, target)` over every one of `targets`, then closes `file`
+/// (the targets hold their own references). The last failure, if any, with
+/// its target (which then still names what it named).
+pub fn replace_all(file: RawFd, targets: &[RawFd]) -> Result<(), (RawFd, Errno)> {
+    let mut failure = Ok(());
+    for &target in targets {
+        if let Err(err) = replace(file, target) {
+            failure = Err((target, err));
+        }
+    }
+    // SAFETY: closing the caller's temporary descriptor, as documented.
+    unsafe { real::close(file) };
+    failure
+}
+
+/// A fresh kernel TCP socket with the file status flags of `like`, to stand
+/// in as a candidate's placeholder (see [`super::epoll`]).
+pub fn fresh_socket(protocol: c_int, like: RawFd) -> Result<RawFd, Errno> {
+    kernel_socket(protocol, &[], like)
 }
 
 /// Makes `fd`, a placeholder the fd table cannot hold, a kernel socket.

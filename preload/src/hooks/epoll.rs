@@ -5,8 +5,8 @@
 //! also in instances that watch sessions (design §4.4). Adding a session
 //! hands it to the backend, and the epoll descriptor is recorded in the fd
 //! table as that backend instance, so waits on it go to the backend, which
-//! reports both kinds. A candidate's registrations wait for its decision
-//! (`candidate::epoll`). Epoll
+//! reports both kinds. A candidate's registrations are recorded and follow
+//! it at its decision (`candidate::epoll`). Epoll
 //! descriptors without sessions stay untracked: their waits are pure kernel
 //! calls.
 
@@ -39,27 +39,31 @@ crate::hook! {
     fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event) -> c_int;
     kernel_if untracked(fd);
     {
-        // The caller's event, for the calls that keep it here.
-        let wanted = || {
-            if op == libc::EPOLL_CTL_DEL {
-                Ok(None)
-            } else if event.is_null() {
-                Err(Errno::EFAULT)
-            } else {
-                // SAFETY: non-NULL; the caller's event for ADD/MOD.
-                Ok(Some(unsafe { event.read_unaligned() }))
-            }
-        };
-        if let Entry::Candidate(id) = FDS.get(fd) {
+        if let Entry::Candidate(_) = FDS.get(fd) {
             let mut store = candidate::lock();
-            // Still a candidate under the lock: another thread may have
-            // decided or closed it meanwhile.
-            if FDS.get(fd) == Entry::Candidate(id) {
-                return candidate::epoll::ctl(&mut store, id, epfd, op, fd, wanted()?).map(|()| Outcome::Done(0));
+            // Re-read under the lock; if another thread decided or closed it
+            // meanwhile, the call is for what `fd` names now.
+            if let Entry::Candidate(id) = FDS.get(fd) {
+                if let Some(candidate) = store.get_mut(id) {
+                    // SAFETY: the caller's event, as epoll_ctl(2) takes it.
+                    unsafe { candidate::epoll::ctl(candidate, epfd, op, fd, event) }?;
+                    return Ok(Outcome::Done(0));
+                }
             }
         }
         match FDS.get(fd) {
-            Entry::Session(s) => session_ctl(epfd, op, fd, s, wanted()?).map(|()| Outcome::Done(0)),
+            Entry::Session(s) => {
+                let event = if op == libc::EPOLL_CTL_DEL {
+                    None
+                } else if event.is_null() {
+                    return Err(Errno::EFAULT);
+                } else {
+                    // SAFETY: non-NULL; the caller's event for ADD/MOD.
+                    Some(unsafe { event.read_unaligned() })
+                };
+                session_ctl(epfd, op, fd, s, event)?;
+                Ok(Outcome::Done(0))
+            }
             Entry::Epoll(_) if op == libc::EPOLL_CTL_ADD => {
                 // An instance with sessions nested in `epfd`: `epfd`'s waits
                 // must go through the backend too (see `Backend::epoll_nest`).
@@ -88,9 +92,17 @@ crate::hook! {
     }
 }
 
-/// `epoll_ctl` of the session `s` at `fd` in the instance `epfd` (also
-/// for a candidate's registrations replayed when it became a session).
-pub fn session_ctl(epfd: c_int, op: c_int, fd: c_int, s: SessionRef, event: Option<epoll_event>) -> Result<(), Errno> {
+/// `epoll_ctl(epfd, op, fd, event)` for the session `s` that `fd` names:
+/// the backend's instance for `epfd` takes it, and the fd table records the
+/// instance's new state. Also how a candidate's registrations follow it when
+/// it becomes a session.
+pub fn session_ctl(
+    epfd: c_int,
+    op: c_int,
+    fd: c_int,
+    s: SessionRef,
+    event: Option<epoll_event>,
+) -> Result<(), Errno> {
     let instance = match FDS.get(epfd) {
         Entry::Epoll(e) => Some(e),
         Entry::Kernel => None,
@@ -116,9 +128,6 @@ fn wait_tracked(
     timeout: Option<Duration>,
     sigmask: *const libc::sigset_t,
 ) -> Result<Outcome<c_int>, Errno> {
-    if candidate::epoll::any_registered() {
-        candidate::epoll::settle(epfd)?;
-    }
     let Entry::Epoll(instance) = FDS.get(epfd) else {
         return Ok(Outcome::Real);
     };
@@ -144,21 +153,21 @@ fn millis(timeout: c_int) -> Option<Duration> {
 
 crate::hook! {
     fn epoll_wait(epfd: c_int, events: *mut epoll_event, maxevents: c_int, timeout: c_int) -> c_int;
-    kernel_if untracked(epfd) && !candidate::epoll::any_registered();
+    kernel_if untracked(epfd);
     wait_tracked(epfd, events, maxevents, millis(timeout), std::ptr::null())
 }
 
 crate::hook! {
     fn epoll_pwait(epfd: c_int, events: *mut epoll_event, maxevents: c_int, timeout: c_int,
         sigmask: *const libc::sigset_t) -> c_int;
-    kernel_if untracked(epfd) && !candidate::epoll::any_registered();
+    kernel_if untracked(epfd);
     wait_tracked(epfd, events, maxevents, millis(timeout), sigmask)
 }
 
 crate::hook! {
     fn epoll_pwait2(epfd: c_int, events: *mut epoll_event, maxevents: c_int, timeout: *const libc::timespec,
         sigmask: *const libc::sigset_t) -> c_int;
-    kernel_if untracked(epfd) && !candidate::epoll::any_registered();
+    kernel_if untracked(epfd);
     {
         // SAFETY: the caller's timeout, NULL or valid.
         let timeout = unsafe { timeout.as_ref() }.map(duration).transpose()?;

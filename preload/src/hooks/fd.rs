@@ -56,6 +56,7 @@ fn close_tracked(fd: RawFd, closer: impl FnOnce() -> Result<c_int, Errno>) -> Re
             }
             if let Some(candidate) = store.get_mut(id) {
                 candidate.fds.retain(|&named| named != fd);
+                candidate::epoll::forget_fd(candidate, fd);
                 if candidate.fds.is_empty() {
                     store.remove(id);
                 }
@@ -114,6 +115,7 @@ fn close_range_tracked(
             Entry::Candidate(id) => {
                 if let Some(candidate) = store.get_mut(id) {
                     candidate.fds.retain(|&named| named != fd);
+                    candidate::epoll::forget_fd(candidate, fd);
                     if candidate.fds.is_empty() {
                         store.remove(id);
                     }
