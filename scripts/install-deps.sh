@@ -22,6 +22,11 @@ pkgs+=(gcc libc6-dev curl)
 # redis-tools). The tests start their own redis-server with their own
 # config; the Debian service apt starts on 127.0.0.1:6379 is not used.
 pkgs+=(socat nginx redis-server redis-tools)
+# The benchmark report (scripts/bench-report.py): HTTP load from wrk and
+# ab (apache2-utils), charts drawn with matplotlib.
+pkgs+=(wrk)
+pkgs+=(apache2-utils)
+pkgs+=(python3-matplotlib)
 for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -1,0 +1,60 @@
+"""Echo RPC latency at a fixed load: `sluice-server echo` (the workspace's
+test server, one mio event loop over kernel socket calls) serving
+scripts/echo-rate-client.py, which sends fixed-size requests on a fixed
+schedule and records every round trip.
+
+Three servers: the same binary on kernel sockets (`--kernel`) and under
+`sluice run` (its socket calls interposed by the preload), and its native
+Sluice build (`sluice-server echo` on vcl, no preload) for the preload's
+own share of the latency.
+"""
+import json
+import os
+import subprocess
+import sys
+
+from .env import HERE, IP, SERVER_CPU, BenchError, wait_for
+
+PORT = 7
+
+
+def percentile(sorted_values, p):
+    return sorted_values[min(len(sorted_values) - 1, int(p * len(sorted_values)))]
+
+
+def summary(rtt_us):
+    return {"n": len(rtt_us), **{f"p{k}_us": percentile(rtt_us, p) for k, p in
+                                 (("50", 0.50), ("99", 0.99), ("99.9", 0.999))}}
+
+
+def client(topo, plan, what):
+    cmd = topo.client([sys.executable, os.path.join(HERE, "echo-rate-client.py"), IP, str(PORT),
+                       "--rate", str(plan["echo_rate"]), "--connections", str(plan["echo_connections"]),
+                       "--size", str(plan["echo_size"]), "--seconds", str(plan["echo_seconds"])])
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=plan["echo_seconds"] + 60)
+    if out.returncode != 0:
+        raise BenchError(f"echo client {what}: exit {out.returncode}\n{out.stderr}")
+    return json.loads(out.stdout)["rtt_us"]
+
+
+def run(side, topo, procs, tmp, server_bin, native, plan):
+    """Round trips to an echo server on `side`; `native` starts the vcl
+    build (Sluice side only) instead of the kernel-socket one."""
+    label = f"{side.name}-native" if native else side.name
+    d = os.path.join(tmp, label)
+    os.makedirs(d, exist_ok=True)
+    if native:
+        cmd = ["taskset", "-c", SERVER_CPU, server_bin, "echo", "--listen", f"0.0.0.0:{PORT}",
+               "--control-socket", side.control]
+    else:
+        cmd = side.server([server_bin, "echo", "--kernel", "--listen", f"0.0.0.0:{PORT}"])
+    server = procs.spawn(cmd, os.path.join(d, "echo.out"))
+    try:
+        wait_for(lambda: topo.connect_ok(PORT), f"echo server on {label}", server)
+        rtt = client(topo, plan, f"on {label}")
+        side.check_alive()
+        if server.poll() is not None:
+            raise BenchError(f"echo server on {label} exited during the run")
+        return rtt
+    finally:
+        procs.stop(server)
