@@ -1,12 +1,15 @@
-"""Echo RPC latency at a fixed load: `sluice-server echo` (the workspace's
-test server, one mio event loop over kernel socket calls) serving
+"""Echo RPC latency at a fixed load: an echo server serving
 scripts/echo-rate-client.py, which sends fixed-size requests on a fixed
 schedule and records every round trip.
 
-Three servers: the same binary on kernel sockets (`--kernel`) and under
-`sluice run` (its socket calls interposed by the preload), and its native
-Sluice build (`sluice-server echo` on vcl, no preload) for the preload's
-own share of the latency.
+Servers (VARIANTS), each on the kernel and on Sluice:
+* `mio`: `sluice-server echo --kernel`, the workspace's test server (one mio
+  event loop over kernel socket calls; Nagle's algorithm left on, as mio
+  leaves it), on kernel sockets and under `sluice run`;
+* `nodelay`: scripts/echo-server.py, TCP_NODELAY on each connection as RPC
+  servers set it, on kernel sockets and under `sluice run`;
+* `native` (Sluice only): `sluice-server echo` built on vcl, no preload: the
+  preload's own share of the latency.
 """
 import json
 import os
@@ -37,24 +40,30 @@ def client(topo, plan, what):
     return json.loads(out.stdout)["rtt_us"]
 
 
-def run(side, topo, procs, tmp, server_bin, native, plan):
-    """Round trips to an echo server on `side`; `native` starts the vcl
-    build (Sluice side only) instead of the kernel-socket one."""
-    label = f"{side.name}-native" if native else side.name
+VARIANTS = ("mio", "nodelay", "native")
+
+
+def server_cmd(side, server_bin, variant):
+    if variant == "native":
+        return ["taskset", "-c", SERVER_CPU, server_bin, "echo", "--listen", f"0.0.0.0:{PORT}",
+                "--control-socket", side.control]
+    if variant == "nodelay":
+        return side.server([sys.executable, os.path.join(HERE, "echo-server.py"), str(PORT)])
+    return side.server([server_bin, "echo", "--kernel", "--listen", f"0.0.0.0:{PORT}"])
+
+
+def run(side, topo, procs, tmp, server_bin, variant, plan):
+    """Round trips to the `variant` echo server on `side`, sorted."""
+    label = f"{side.name}-{variant}"
     d = os.path.join(tmp, label)
     os.makedirs(d, exist_ok=True)
-    if native:
-        cmd = ["taskset", "-c", SERVER_CPU, server_bin, "echo", "--listen", f"0.0.0.0:{PORT}",
-               "--control-socket", side.control]
-    else:
-        cmd = side.server([server_bin, "echo", "--kernel", "--listen", f"0.0.0.0:{PORT}"])
-    server = procs.spawn(cmd, os.path.join(d, "echo.out"))
+    server = procs.spawn(server_cmd(side, server_bin, variant), os.path.join(d, "echo.out"))
     try:
-        wait_for(lambda: topo.connect_ok(PORT), f"echo server on {label}", server)
-        rtt = client(topo, plan, f"on {label}")
+        wait_for(lambda: topo.connect_ok(PORT), f"echo server {label}", server)
+        rtt = client(topo, plan, label)
         side.check_alive()
         if server.poll() is not None:
-            raise BenchError(f"echo server on {label} exited during the run")
+            raise BenchError(f"echo server {label} exited during the run")
         return rtt
     finally:
         procs.stop(server)

@@ -31,7 +31,7 @@ def machine():
         "kernel": platform.release(),
         "nginx": _version(["nginx", "-v"], r"nginx/([\d.]+)"),
         "redis": _version(["redis-server", "--version"], r"v=([\d.]+)"),
-        "wrk": _version(["wrk", "-v"], r"wrk ([\d.]+)"),
+        "wrk": _version(["wrk", "-v"], r"wrk (?:debian/)?([\d.]+)"),
         "ab": _version(["ab", "-V"], r"Version ([\d.]+)"),
         "commit": commit,
     }
@@ -65,15 +65,14 @@ def table(results, rtts, plan):
             a, b = s["redis"][mode][test], k["redis"][mode][test]
             rows.append(_row(f"redis {test}, {plan['redis_clients']} clients{flag}", "req/s", a["rps"], b["rps"],
                              (a, b)))
-    kernel_echo = summary(rtts["kernel"])
-    for key, label in (("sluice", "preload"), ("sluice-native", "native vcl")):
-        if key not in rtts:
-            continue
-        mine = summary(rtts[key])
+    for mine, theirs, label in (("sluice-mio", "kernel-mio", "sluice-server echo, preload"),
+                                ("sluice-native", "kernel-mio", "sluice-server echo, native vcl"),
+                                ("sluice-nodelay", "kernel-nodelay", "echo-server.py TCP_NODELAY, preload")):
+        a, b = summary(rtts[mine]), summary(rtts[theirs])
         for p in ("50", "99", "99.9"):
-            rows.append(f"| echo RPC round trip p{p} ({label}) | {mine[f'p{p}_us']:,.0f} µs | "
-                        f"{kernel_echo[f'p{p}_us']:,.0f} µs | **{_ratio(mine[f'p{p}_us'], kernel_echo[f'p{p}_us'])}**"
-                        " | | |")
+            key = f"p{p}_us"
+            rows.append(f"| echo RPC p{p} ({label}) | {a[key]:,.0f} µs | {b[key]:,.0f} µs | "
+                        f"**{_ratio(a[key], b[key])}** | | |")
     head = ["| workload | Sluice | kernel | Sluice/kernel | p50 ratio | p99 ratio |", "|---|---:|---:|---:|---:|---:|"]
     return head + rows
 
@@ -119,14 +118,17 @@ def report(results, rtts, plan, charts, info, runtime_s):
         "request. Both files are fetched and checked by SHA-256 before and after each side's load.",
         f"* redis: `redis-server` with no persistence; `redis-benchmark -c {p['redis_clients']} -t set,get`, "
         f"{p['redis_requests']} requests plain and {p['redis_requests'] * 8} with `-P 16`.",
-        f"* echo RPC: `sluice-server echo` (one mio event loop on kernel socket calls) on the kernel and under "
-        f"`sluice run`, and its native Sluice build on vcl; `scripts/echo-rate-client.py` sends "
-        f"{p['echo_size']}-byte requests at a fixed {p['echo_rate']:.0f}/s over {p['echo_connections']} "
-        f"connections for {p['echo_seconds']} s after 1 s of warm-up, each reply checked byte for byte, each "
-        "round trip timed from its scheduled send (no coordinated omission). The client is Python: its own "
-        "overhead (tens of µs) is in both sides' numbers.",
-        "* The machine's other work is not stopped for the run: compare the ratios, not absolute numbers "
-        "across runs.",
+        f"* echo RPC: `scripts/echo-rate-client.py` sends {p['echo_size']}-byte requests at a fixed "
+        f"{p['echo_rate']:.0f}/s over {p['echo_connections']} connections for {p['echo_seconds']} s after 1 s of "
+        "warm-up, each reply checked byte for byte, each round trip timed from its scheduled send (no "
+        "coordinated omission). Servers: `sluice-server echo --kernel` (a mio loop on kernel socket calls, "
+        "Nagle left on) on the kernel and under `sluice run`; the same server's native build on vcl (compared "
+        "with the kernel run of the same code); `scripts/echo-server.py` (TCP_NODELAY on each connection) on "
+        "the kernel and under `sluice run`. The client is Python: its own overhead (tens of µs) is in both "
+        "sides' numbers.",
+        f"* The machine's other work is not stopped for the run; the run and everything it starts runs at "
+        f"niceness {p['nice']} (both sides alike) so that it disturbs the measurements less. Compare the "
+        "ratios, not absolute numbers across runs.",
         "",
     ]
     return "\n".join(lines)
