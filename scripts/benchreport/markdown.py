@@ -104,8 +104,10 @@ def report(results, rtts, plan, charts, info, runtime_s):
         "namespace. Sluice side: `sluice daemon` owns the server's veth with AF_XDP (copy mode on veth) and "
         "answers for 10.79.0.2; the servers run under `sluice run` (LD_PRELOAD interposer). Kernel side: the "
         "same veth carries 10.79.0.2 on the kernel and the same servers run in that namespace. The sides take "
-        "turns on the one veth (the XDP program takes every frame of its queue), workload group by workload "
-        "group, Sluice first, in one run.",
+        "turns on the one veth (the XDP program takes every frame of its queue), Sluice first, in one run: "
+        f"nginx and redis in {p['rounds']} round(s) (Sluice, kernel, Sluice, kernel, ...), each point of the "
+        "table and charts the better of its side's rounds (background work only slows a run down); then the "
+        "echo servers, one run each.",
         f"* Pinning (`taskset`, {info['cpus']} CPUs): server side on CPU {SERVER_CPU} — for Sluice the daemon "
         f"and the server share it, for the kernel the server alone; every client on CPU {CLIENT_CPU}. The "
         "kernel's own packet work on veth runs in softirq on the sending CPU, so part of the kernel side's "
