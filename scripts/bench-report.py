@@ -99,6 +99,9 @@ def main():
     except BenchError as e:
         print(f"bench-report: FAILED: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("bench-report: interrupted; cleaning up", file=sys.stderr)
+        return 130
     finally:
         procs.stop_all()
         topo.down()
