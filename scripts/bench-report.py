@@ -73,9 +73,10 @@ def main():
     ap.add_argument("--server", required=True, help="the sluice-server binary")
     ap.add_argument("--out-dir", default="bench/results")
     ap.add_argument("--quick", action="store_true", help="fewer points, shorter runs (about 2 minutes)")
-    ap.add_argument("--nice", type=int, default=-10,
-                    help="niceness change for the run and all it starts, both sides alike (default -10): other "
-                         "work on the machine disturbs the measurements less")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="niceness change for the run and all it starts, both sides alike (default 0; a negative "
+                         "one makes other work disturb less, but the CPU-bound clients then starve ksoftirqd, "
+                         "which carries part of both sides' packet work)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench-report: needs root (network namespaces, AF_XDP)")

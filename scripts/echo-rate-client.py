@@ -22,7 +22,6 @@ import sys
 import time
 
 TIMEOUT_S = 10.0
-SPIN_S = 0.0015
 
 
 class Conn:
@@ -40,12 +39,8 @@ def pattern(seq, size):
 
 
 def wait_s(until):
-    """How long select() may block before the next send is due. epoll's
-    timeout is in whole milliseconds, rounded up: blocking close to a send
-    would send late and count the delay as latency, so within SPIN_S of
-    one the loop spins (a reply still ends any wait at once)."""
-    left = until - time.perf_counter()
-    return left - SPIN_S if left > SPIN_S else 0.0
+    """How long select() may block before the next send is due."""
+    return max(0.0, until - time.perf_counter())
 
 
 def run(args):
@@ -53,7 +48,12 @@ def run(args):
     start = time.perf_counter() + 0.05
     end_warmup = start + args.warmup
     end = end_warmup + args.seconds
-    sel = selectors.DefaultSelector()
+    # select(2), not epoll: epoll's timeout is in whole milliseconds
+    # (rounded up), so sends would go out late and the delay would count as
+    # latency; select's is in microseconds. The client sleeps between sends
+    # rather than spinning: a spinning client would starve the softirq work
+    # (ksoftirqd) of the CPU it shares with it.
+    sel = selectors.SelectSelector()
     conns = []
     for i in range(args.connections):
         sock = socket.create_connection((args.host, args.port), timeout=TIMEOUT_S)

@@ -128,9 +128,8 @@ def report(results, rtts, plan, charts, info, runtime_s):
         "with the kernel run of the same code); `scripts/echo-server.py` (TCP_NODELAY on each connection) on "
         "the kernel and under `sluice run`. The client is Python: its own overhead (tens of µs) is in both "
         "sides' numbers.",
-        f"* The machine's other work is not stopped for the run; the run and everything it starts runs at "
-        f"niceness {p['nice']} (both sides alike) so that it disturbs the measurements less. Compare the "
-        "ratios, not absolute numbers across runs.",
+        f"* The machine's other work is not stopped for the run (niceness {p['nice']}): compare the ratios, "
+        "not absolute numbers across runs.",
         "",
     ]
     return "\n".join(lines)
