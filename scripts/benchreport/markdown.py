@@ -126,8 +126,8 @@ def report(results, rtts, plan, charts, info, runtime_s):
         "coordinated omission). Servers: `sluice-server echo --kernel` (a mio loop on kernel socket calls, "
         "Nagle left on) on the kernel and under `sluice run`; the same server's native build on vcl (compared "
         "with the kernel run of the same code); `scripts/echo-server.py` (TCP_NODELAY on each connection) on "
-        "the kernel and under `sluice run`. The client is Python: its own overhead (tens of µs) is in both "
-        "sides' numbers.",
+        "the kernel and under `sluice run`. The client is Python and sleeps in select(2) between sends: its "
+        "own share (of the order of 100 µs) is in both sides' numbers.",
         f"* The machine's other work is not stopped for the run (niceness {p['nice']}): compare the ratios, "
         "not absolute numbers across runs.",
         "",
