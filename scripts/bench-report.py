@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 
+# The package next to this script; no __pycache__ left in the source tree.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchreport import echo, nginx, redis  # noqa: E402

@@ -35,10 +35,10 @@ class Processes:
     def __init__(self):
         self.live = []
 
-    def spawn(self, cmd, log_path, env=None):
+    def spawn(self, cmd, log_path):
         log = open(log_path, "ab")
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=env)
+                                start_new_session=True)
         log.close()
         proc.log_path = log_path
         self.live.append(proc)
