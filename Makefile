@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Seconds each cargo-fuzz target runs during `make test`.
 FUZZ_SECONDS ?= 60
 
-.PHONY: test deps test-cargo test-fuzz test-bench-smoke bench bench-daemon fuzz demo clean
+.PHONY: test deps test-cargo test-fuzz test-bench-smoke bench bench-engine bench-report bench-daemon fuzz demo clean
 
 ## make test: install what the tests need, then run every test: unit, property,
 ## simulation, the engine against the Linux kernel over TAP (needs root), a
@@ -25,17 +25,31 @@ test-fuzz:
 test-bench-smoke:
 	$(CARGO) run --release -p sluice-integration --bin sluice-bench -- --quick
 
-## The full engine benchmark (Sluice vs smoltcp); writes bench/results/engine.md.
-bench:
+## make bench (needs root): the engine benchmark (Sluice vs smoltcp,
+## bench/results/engine.md), then the report: nginx, redis and echo RPC
+## latency on Sluice (AF_XDP daemon, servers under the preload) vs on the
+## kernel, same run, same pinning: bench/results/report.md and its PNG charts.
+## make bench BENCH_ARGS=--quick: the report's short smoke run.
+BENCH_ARGS ?=
+# Debian's python, which has apt's matplotlib (a pyenv python3 first on
+# PATH would not).
+BENCH_PYTHON ?= /usr/bin/python3
+BENCH_BIN = $${CARGO_TARGET_DIR:-target}/release
+bench: deps bench-engine bench-report
+
+bench-engine:
 	$(CARGO) run --release -p sluice-integration --bin sluice-bench -- --out bench/results/engine.md
+
+bench-report: deps
+	$(CARGO) build --release -p sluice-daemon --bin sluice -p sluice-preload --lib -p sluice-integration --bin sluice-server
+	$(BENCH_PYTHON) scripts/bench-report.py --sluice $(BENCH_BIN)/sluice --server $(BENCH_BIN)/sluice-server --out-dir bench/results $(BENCH_ARGS)
 
 ## The daemon benchmark (needs root): the HTTP test server on Sluice (AF_XDP)
 ## vs on kernel sockets, same topology and pinning, plus idle CPU and wake-up
 ## latency; writes bench/results/daemon.md.
 bench-daemon: deps
-	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(CARGO) build --release -p sluice-daemon --bin sluice -p sluice-integration --bin sluice-server
-	python3 scripts/bench-daemon.py --sluice $${CARGO_TARGET_DIR:-target}/release/sluice --server $${CARGO_TARGET_DIR:-target}/release/sluice-server --out bench/results/daemon.md
+	python3 scripts/bench-daemon.py --sluice $(BENCH_BIN)/sluice --server $(BENCH_BIN)/sluice-server --out bench/results/daemon.md
 
 ## Longer fuzzing: make fuzz FUZZ_SECONDS=600
 fuzz:

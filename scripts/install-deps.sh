@@ -22,10 +22,13 @@ pkgs+=(gcc libc6-dev curl)
 # redis-tools). The tests start their own redis-server with their own
 # config; the Debian service apt starts on 127.0.0.1:6379 is not used.
 pkgs+=(socat nginx redis-server redis-tools)
-# The real HTTP load tools that drive nginx: wrk, ab (apache2-utils).
+# The real HTTP load tools that drive nginx (tests and the benchmark
+# report): wrk, ab (apache2-utils).
 pkgs+=(wrk apache2-utils)
 # nginx-tests/ proxies TCP with the stream module (dynamic in Debian).
 pkgs+=(libnginx-mod-stream)
+# The benchmark report's charts (scripts/bench-report.py).
+pkgs+=(python3-matplotlib)
 for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
