@@ -55,9 +55,9 @@ bench-daemon: deps
 fuzz:
 	bash stack/fuzz/run.sh $(FUZZ_SECONDS)
 
-## make demo: the Sluice daemon (AF_XDP, else TAP) and an HTTP server on vcl
-## serve Linux clients in another namespace, clean and through 5% loss
-## (nginx under the preload takes the server's place with issue 5).
+## make demo: unmodified nginx (master + 2 workers) under the preload on the
+## Sluice daemon (AF_XDP, else TAP) serves Linux clients in another
+## namespace, clean and through 5% loss; everything is torn down at the end.
 demo:
 	@bash scripts/demo.sh
 
