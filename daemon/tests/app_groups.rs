@@ -107,6 +107,29 @@ fn finish(mut child: Child) {
     child.wait().unwrap();
 }
 
+/// Connections that arrive one at a time (each handed out before the next
+/// comes) still alternate between the members: a hand-out that finds the
+/// accept queue empty must not take a member's turn.
+#[test]
+fn connections_arriving_one_by_one_alternate_between_members() {
+    let mut world = World::new();
+    let geo = geometry(64, 4096);
+    let mut w1 = TestApp::attach(&mut world, 1, geo);
+    let mut w2 = TestApp::attach(&mut world, 2, geo);
+    listen(&mut world, &mut w1, true, false, true).unwrap();
+    listen(&mut world, &mut w2, true, false, true).unwrap();
+    let mut counts = HashMap::new();
+    for n in 1..=8 {
+        world.peer_connect(PORT);
+        let round = serve(&mut world, &mut [&mut w1, &mut w2], |c| total(c) >= 1);
+        for (app, k) in round {
+            *counts.entry(app).or_insert(0) += k;
+        }
+        assert_eq!(total(&counts), n);
+    }
+    assert_eq!((counts.get(&AppId(1)), counts.get(&AppId(2))), (Some(&4), Some(&4)), "{counts:?}");
+}
+
 #[test]
 fn connections_go_only_to_accepting_members_each_to_exactly_one() {
     let mut world = World::new();

@@ -81,6 +81,7 @@ impl AppSet {
             if !taken {
                 break;
             }
+            self.groups.gave(id, &member);
             handed += 1;
         }
         handed

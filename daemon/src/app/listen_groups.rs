@@ -237,18 +237,21 @@ impl ListenGroups {
 
     /// The next member to give a connection to: round-robin among the
     /// accepting members for which `can_take` holds (credit and a slot).
+    /// The turn passes only when the member is given one ([`Self::gave`]):
+    /// a pick that finds nothing to hand out must not skip the member, or
+    /// connections arriving one at a time would all go to the same member.
     pub fn pick(&mut self, id: ListenerId, mut can_take: impl FnMut(&Member) -> bool) -> Option<Member> {
-        let group = self.groups.get_mut(&id)?;
+        let group = self.groups.get(&id)?;
         let n = group.members.len();
-        for i in 0..n {
-            let at = (group.cursor + i) % n;
-            let member = group.members[at];
-            if member.accepting && can_take(&member) {
-                group.cursor = (at + 1) % n;
-                return Some(member);
-            }
+        (0..n).map(|i| group.members[(group.cursor + i) % n]).find(|m| m.accepting && can_take(m))
+    }
+
+    /// `member` was given a connection: the turn passes to the next one.
+    pub fn gave(&mut self, id: ListenerId, member: &Member) {
+        let Some(group) = self.groups.get_mut(&id) else { return };
+        if let Some(at) = group.members.iter().position(|m| m.app == member.app && m.handle == member.handle) {
+            group.cursor = (at + 1) % group.members.len();
         }
-        None
     }
 
     pub fn push_returned(&mut self, id: ListenerId, conn: Returned) {
@@ -338,10 +341,32 @@ mod tests {
         (groups, id)
     }
 
+    /// Connections arriving one at a time: each hand-out gives one and then
+    /// finds nothing more; the turn must still alternate.
+    #[test]
+    fn the_turn_passes_only_when_a_member_is_given_a_connection() {
+        let (mut groups, id) = group_of(&[(1, true), (2, true)]);
+        let mut given = Vec::new();
+        for _ in 0..6 {
+            let member = groups.pick(id, |_| true).unwrap();
+            groups.gave(id, &member);
+            given.push(member.app.0);
+            // The next pick finds the engine's accept queue empty: no turn taken.
+            let idle = groups.pick(id, |_| true).unwrap();
+            assert_ne!(idle.app, member.app);
+        }
+        assert_eq!(given, [1, 2, 1, 2, 1, 2]);
+    }
+
     #[test]
     fn a_member_that_is_not_accepting_is_never_picked() {
         let (mut groups, id) = group_of(&[(1, false), (2, true), (3, true)]);
-        let picks: Vec<u32> = (0..6).map(|_| groups.pick(id, |_| true).unwrap().app.0).collect();
+        let mut give = || {
+            let member = groups.pick(id, |_| true).unwrap();
+            groups.gave(id, &member);
+            member.app.0
+        };
+        let picks: Vec<u32> = (0..6).map(|_| give()).collect();
         assert_eq!(picks, [2, 3, 2, 3, 2, 3], "round-robin over the accepting members only");
         let (mut groups, id) = group_of(&[(1, false)]);
         assert_eq!(groups.pick(id, |_| true), None, "a lone non-accepting member (nginx's master) gets nothing");
