@@ -42,10 +42,10 @@ const CLOSING_PORT: u16 = 8101;
 const REDIS_PORT: u16 = 6390;
 /// A fixed seed for the injector: a failure replays with the same losses.
 const LOSS_SEED: &str = "2003";
-/// Private memory the daemon may gain in the second pass of rounds over its
-/// first: allocator slack (a few hundred KiB seen). A pass opens about
-/// 1,100 connections, so a leak of 4 KiB per connection (one page: a buffer,
-/// a queue) is over the limit.
+/// Private memory the daemon may gain in the third pass of rounds over the
+/// first two: allocator slack (a few hundred KiB seen). The third pass
+/// opens about 800 connections, so a leak of 5 KiB per connection is over
+/// the limit.
 const RSS_GROWTH_LIMIT_KIB: u64 = 4 << 10;
 
 /// nginx's configuration: master, two workers, both servers.
@@ -191,10 +191,12 @@ fn round(bench: &Bench, site: &Site, store: &Store, label: &str) -> Value {
     after
 }
 
-/// nft loss: one daemon and one nginx through 0%, 2% and 10%, then the
-/// same again. The first pass sets the daemon's memory high-water mark
-/// (loss makes out-of-order queues and retransmission state, whose heap the
-/// allocator keeps); the second must not climb past it.
+/// nft loss: one daemon, one nginx and one redis through 0%, 2% and 10%,
+/// then 2% and 10% twice more. The first two passes set the daemon's
+/// memory high-water mark (loss makes out-of-order queues and
+/// retransmission state, whose heap the allocator keeps; when the peak comes
+/// depends on how many connections happen to recover at once); the third
+/// must not climb past it, as a leak would, pass after pass.
 #[test]
 fn nginx_on_sluice_survives_0_2_and_10_percent_loss_on_the_wire() {
     let bench = Bench::with("lmn", "xdp", 0, &[]);
@@ -202,8 +204,8 @@ fn nginx_on_sluice_survives_0_2_and_10_percent_loss_on_the_wire() {
     let store = Store::start(&bench);
     let pid = bench.daemon_pid();
     let mut retransmits = 0;
-    let mut first_pass = 0;
-    for (pass, loss) in [(1, 0u8), (1, 2), (1, 10), (2, 0), (2, 2), (2, 10)] {
+    let mut high_water = 0;
+    for (pass, loss) in [(1, 0u8), (1, 2), (1, 10), (2, 2), (2, 10), (3, 2), (3, 10)] {
         bench.topo.set_loss(loss);
         let after = round(&bench, &site, &store, &format!("pass {pass}, nft {loss}%"));
         let now = counter(&after, "tcp_retransmits");
@@ -211,12 +213,12 @@ fn nginx_on_sluice_survives_0_2_and_10_percent_loss_on_the_wire() {
         retransmits = now;
         let rss = rss_anon_kib(pid);
         println!("daemon RssAnon after pass {pass} at {loss}%: {rss} KiB");
-        if pass == 1 {
-            first_pass = first_pass.max(rss);
+        if pass < 3 {
+            high_water = high_water.max(rss);
         } else {
             assert!(
-                rss <= first_pass + RSS_GROWTH_LIMIT_KIB,
-                "the daemon's private memory grew from {first_pass} KiB (first pass) to {rss} KiB"
+                rss <= high_water + RSS_GROWTH_LIMIT_KIB,
+                "the daemon's private memory grew from {high_water} KiB (first two passes) to {rss} KiB"
             );
         }
     }
