@@ -25,8 +25,7 @@ const TAP_IP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 fn in_fresh_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| {
         s.spawn(|| {
-            // SAFETY: unshare(CLONE_NEWNET) changes only this thread's network
-            // namespace; it takes no pointers.
+            // SAFETY: unshare(CLONE_NEWNET) changes only this thread's network namespace; it takes no pointers.
             let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
             assert_eq!(rc, 0, "unshare(CLONE_NEWNET) needs root: {}", std::io::Error::last_os_error());
             f()

@@ -58,8 +58,7 @@ fn run_with_limit(mut cmd: Command, limit: StdDuration) -> Output {
     match done_rx.recv_timeout(limit) {
         Ok(output) => output.unwrap_or_else(|e| panic!("wait for {what}: {e}")),
         Err(_) => {
-            // SAFETY: kill(2) on the pid of a child this function started and
-            // has not reaped (the waiting thread reaps it after the kill).
+            // SAFETY: kill(2) on the pid of a child this function started and has not reaped (the waiting thread reaps it after the kill).
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
             let output = done_rx.recv().expect("waiter thread").expect("wait after kill");
             panic!(
@@ -142,8 +141,7 @@ impl Drop for Topology {
 /// Moves the calling thread into the named network namespace.
 fn enter_netns(ns: &str) {
     let file = File::open(format!("/var/run/netns/{ns}")).unwrap_or_else(|e| panic!("open netns {ns}: {e}"));
-    // SAFETY: setns(2) with a namespace descriptor that is open for the whole
-    // call; CLONE_NEWNET moves only the calling thread.
+    // SAFETY: setns(2) with a namespace descriptor that is open for the whole call; CLONE_NEWNET moves only the calling thread.
     let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
     assert_eq!(rc, 0, "setns into {ns}: {}", io::Error::last_os_error());
 }

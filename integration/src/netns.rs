@@ -194,8 +194,7 @@ impl Process {
     /// is still running after `timeout`.
     pub fn terminate(self, timeout: Duration) -> Finished {
         if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill(2) with a child's pid that has not been reaped yet
-            // (this Process still owns it), so the pid cannot name another process.
+            // SAFETY: kill(2) with a child's pid that has not been reaped yet (this Process still owns it), so the pid cannot name another process.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
         self.wait(timeout)

@@ -77,8 +77,7 @@ impl TapDevice {
         syscall!(ioctl(fd.as_raw_fd(), libc::TUNSETIFF as _, &mut req as *mut libc::ifreq))
             .map_err(|e| io::Error::new(e.kind(), format!("TUNSETIFF {name}: {e}")))?;
 
-        // SAFETY: the kernel wrote a NUL-terminated name into the
-        // IFNAMSIZ-byte array (the zeroed tail guarantees a terminator).
+        // SAFETY: the kernel wrote a NUL-terminated name into the IFNAMSIZ-byte array (the zeroed tail guarantees a terminator).
         let actual = unsafe { CStr::from_ptr(req.ifr_name.as_ptr()) };
         Ok(TapDevice { fd, name: actual.to_string_lossy().into_owned() })
     }

@@ -119,8 +119,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         for pid in &self.pids {
-            // SAFETY: kill(2) with integer arguments; the pids are this test's
-            // server processes (workers also die with their parent).
+            // SAFETY: kill(2) with integer arguments; the pids are this test's server processes (workers also die with their parent).
             unsafe { libc::kill(*pid, libc::SIGKILL) };
         }
         if let Some(process) = self.process.take() {

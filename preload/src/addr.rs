@@ -21,9 +21,8 @@ pub unsafe fn read_v4(addr: *const sockaddr, len: socklen_t) -> Option<SocketAdd
     if addr.is_null() || (len as usize) < SIN_LEN {
         return None;
     }
-    // SAFETY: non-NULL and readable for at least a sockaddr_in (caller's
-    // contract plus the length check); read unaligned, callers' buffers need
-    // not be aligned.
+    // Read unaligned: callers' buffers need not be aligned.
+    // SAFETY: non-NULL and readable for a sockaddr_in (contract, length check).
     let sin = unsafe { std::ptr::read_unaligned(addr.cast::<sockaddr_in>()) };
     if sin.sin_family != libc::AF_INET as sa_family_t {
         return None;
@@ -54,8 +53,7 @@ pub unsafe fn write_v4(value: SocketAddrV4, addr: *mut sockaddr, len: *mut sockl
             return Err(Errno::EFAULT);
         }
         let sin = to_sockaddr_in(value);
-        // SAFETY: `addr` is writable for `room >= take` bytes; `sin` is a
-        // local of SIN_LEN >= take bytes; the regions cannot overlap.
+        // SAFETY: `addr` is writable for `room >= take` bytes; `sin` is a local of SIN_LEN >= take bytes; the regions cannot overlap.
         unsafe { std::ptr::copy_nonoverlapping((&sin as *const sockaddr_in).cast::<u8>(), addr.cast::<u8>(), take) };
     }
     // SAFETY: as above.

@@ -145,8 +145,7 @@ static ATFORK: Once = Once::new();
 /// Locks the process's candidate store.
 pub fn lock() -> SpinGuard<'static, Store> {
     ATFORK.call_once(|| {
-        // SAFETY: the three handlers are plain functions that stay valid for
-        // the life of the process (a preload is never unloaded).
+        // SAFETY: the three handlers are plain functions that stay valid for the life of the process (a preload is never unloaded).
         let rc = unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_release)) };
         if rc != 0 {
             log::warn!("pthread_atfork failed ({}); a fork racing a socket() may deadlock its child", Errno(rc));
@@ -160,9 +159,9 @@ extern "C" fn fork_prepare() {
 }
 
 extern "C" fn fork_release() {
-    // SAFETY: `fork_prepare` took the lock in this thread before `fork`; in
-    // the parent it is released after, and the child (a copy of this thread)
-    // releases its copy.
+    // In the parent the lock is released after `fork`; the child (a copy of
+    // this thread) releases its copy.
+    // SAFETY: `fork_prepare` took the lock in this thread before `fork`.
     unsafe { STORE.release() };
 }
 

@@ -26,8 +26,7 @@ impl Errno {
 
     /// The calling thread's current `errno`.
     pub fn last() -> Errno {
-        // SAFETY: __errno_location always returns a valid pointer to this
-        // thread's errno.
+        // SAFETY: __errno_location always returns a valid pointer to this thread's errno.
         Errno(unsafe { *libc::__errno_location() })
     }
 

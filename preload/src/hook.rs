@@ -159,8 +159,7 @@ macro_rules! hook {
                     &[$($crate::trace::Arg::from($arg)),*],
                     kernel,
                     || $body,
-                    // SAFETY: the caller's arguments, forwarded unchanged;
-                    // run by `hook::run` only for `Outcome::Real`.
+                    // SAFETY: the caller's arguments, forwarded unchanged; run by `hook::run` only for `Outcome::Real`.
                     || unsafe { $crate::real::$name($($arg),*) },
                 )
             }

@@ -64,9 +64,8 @@ impl Real {
             return None;
         }
         RESOLVING.with(|r| r.set(true));
-        // SAFETY: `name` is NUL-terminated (built by `real_functions!` with
-        // `concat!(.., "\0")`); RTLD_NEXT is a valid pseudo-handle in a
-        // shared object.
+        // `name` is built by `real_functions!` with `concat!(.., "\0")`.
+        // SAFETY: a NUL-terminated name; RTLD_NEXT is valid in a shared object.
         let found = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr().cast()) };
         RESOLVING.with(|r| r.set(false));
         if found.is_null() {
@@ -102,8 +101,7 @@ macro_rules! real_functions {
             pub unsafe fn $name($($arg: $ty),*) -> $ret {
                 match sym::$name.get() {
                     Some(addr) => {
-                        // SAFETY: `addr` is the address dlsym returned for this
-                        // symbol, whose C prototype is the one declared here.
+                        // SAFETY: `addr` is the address dlsym returned for this symbol, whose C prototype is the one declared here.
                         let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(addr) };
                         // SAFETY: forwarded under the caller's contract.
                         unsafe { f($($arg),*) }
@@ -123,8 +121,7 @@ macro_rules! real_functions {
 /// `syscall(2)` with up to three integer arguments, used only as the
 /// resolution-time fallback.
 fn raw_syscall(number: c_long, a: c_long, b: c_long, c: c_long) -> c_long {
-    // SAFETY: callers pass the documented arguments of `number`; the raw call
-    // has the same contract as the libc wrapper it replaces.
+    // SAFETY: callers pass the documented arguments of `number`; the raw call has the same contract as the libc wrapper it replaces.
     unsafe { libc::syscall(number, a, b, c) }
 }
 
@@ -265,8 +262,7 @@ pub unsafe fn closefrom(lowfd: c_int) {
 pub fn chk_fail() -> ! {
     static SYM: Real = Real::new(b"__chk_fail\0");
     if let Some(addr) = SYM.get() {
-        // SAFETY: dlsym's address of `void __chk_fail(void)`, which takes no
-        // arguments and does not return.
+        // SAFETY: dlsym's address of `void __chk_fail(void)`, which takes no arguments and does not return.
         let f: unsafe extern "C" fn() -> ! = unsafe { std::mem::transmute(addr) };
         // SAFETY: no arguments; it terminates the process.
         unsafe { f() }
@@ -291,6 +287,7 @@ mod tests {
         assert_eq!(&buf[..2], b"ab");
         // SAFETY: F_GETFD takes no argument.
         assert_eq!(unsafe { fcntl(fds[0], libc::F_GETFD, 0) }, 0);
+
         // SAFETY: closing descriptors this test opened.
         unsafe {
             assert_eq!(close(fds[0]), 0);

@@ -15,8 +15,7 @@ pub struct SpinLock<T> {
     value: UnsafeCell<T>,
 }
 
-// SAFETY: the value is only reached through a `SpinGuard`, and the lock hands
-// out at most one at a time, so sharing the lock shares `T` like a Mutex does.
+// SAFETY: the value is only reached through a `SpinGuard`, and the lock hands out at most one at a time, so sharing the lock shares `T` like a Mutex does.
 unsafe impl<T: Send> Sync for SpinLock<T> {}
 // SAFETY: moving the lock moves the `T` it owns.
 unsafe impl<T: Send> Send for SpinLock<T> {}

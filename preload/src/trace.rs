@@ -35,8 +35,7 @@ const PATH_CAP: usize = libc::PATH_MAX as usize;
 /// `UNREAD` to `READING`, read only after `STATE` is `FILE` (Release/Acquire).
 struct PathSlot(UnsafeCell<[u8; PATH_CAP]>);
 
-// SAFETY: the slot is written by exactly one thread before `STATE` publishes
-// it with a Release store, and only read after an Acquire load of `FILE`.
+// SAFETY: the slot is written by exactly one thread before `STATE` publishes it with a Release store, and only read after an Acquire load of `FILE`.
 unsafe impl Sync for PathSlot {}
 
 static PATH: PathSlot = PathSlot(UnsafeCell::new([0; PATH_CAP]));
@@ -92,8 +91,7 @@ fn sink() -> Option<Sink> {
     match STATE.load(Ordering::Acquire) {
         STDERR => Some(Sink::Stderr),
         FILE => {
-            // SAFETY: STATE is FILE, so the path was fully written before the
-            // Release store we synchronised with, and is never written again.
+            // SAFETY: STATE is FILE, so the path was fully written before the Release store we synchronised with, and is never written again.
             let slot: &'static [u8; PATH_CAP] = unsafe { &*PATH.0.get() };
             let path = CStr::from_bytes_until_nul(slot).ok()?;
             Some(Sink::File(path))

@@ -215,8 +215,7 @@ impl FifoProducer {
         if spans[0].is_empty() {
             return Ok(0);
         }
-        // SAFETY: the spans are the fifo's free space inside `self.ring.data`,
-        // which `self` keeps mapped; only this producer writes free space.
+        // SAFETY: the spans are the fifo's free space inside `self.ring.data`, which `self` keeps mapped; only this producer writes free space.
         let n = unsafe { os::readv_spans(fd, &spans) }?;
         self.commit(n);
         Ok(n)

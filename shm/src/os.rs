@@ -116,8 +116,7 @@ pub struct Mapping {
     dont_fork_owner: std::sync::atomic::AtomicU32,
 }
 
-// SAFETY: the mapping is plain memory owned by this value; all access goes
-// through raw pointers and atomics, which any thread may use.
+// SAFETY: the mapping is plain memory owned by this value; all access goes through raw pointers and atomics, which any thread may use.
 unsafe impl Send for Mapping {}
 // SAFETY: as for Send.
 unsafe impl Sync for Mapping {}
@@ -132,8 +131,7 @@ impl Mapping {
             Access::ReadOnly => libc::PROT_READ,
             Access::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
         };
-        // SAFETY: a fresh mapping at an address the kernel chooses; it aliases
-        // no Rust object.
+        // SAFETY: a fresh mapping at an address the kernel chooses; it aliases no Rust object.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -174,14 +172,12 @@ impl Drop for Mapping {
             // mapped here (MADV_DONTFORK).
             return;
         }
-        // SAFETY: the range is exactly the mapping made in `map`, unmapped
-        // once; no Region outlives it (each holds an Arc of this Mapping).
+        // SAFETY: the range is exactly the mapping made in `map`, unmapped once; no Region outlives it (each holds an Arc of this Mapping).
         unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
     }
 }
 
-// SAFETY: mmap returns page-aligned memory of `len` bytes that stays mapped
-// until drop. Read-only mappings must only be read (a write faults).
+// SAFETY: mmap returns page-aligned memory of `len` bytes that stays mapped until drop. Read-only mappings must only be read (a write faults).
 unsafe impl Backing for Mapping {
     fn base(&self) -> NonNull<u8> {
         self.base

@@ -77,8 +77,7 @@ impl SigSet {
     /// The empty set: as a wait's mask, every signal may interrupt it.
     pub fn empty() -> SigSet {
         let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigemptyset initialises the whole set it is given; it cannot
-        // fail for a valid pointer.
+        // SAFETY: sigemptyset initialises the whole set it is given; it cannot fail for a valid pointer.
         let set = unsafe {
             libc::sigemptyset(set.as_mut_ptr());
             set.assume_init()
@@ -158,8 +157,7 @@ extern "C" fn noop_handler(_signo: libc::c_int) {}
 /// the signal then only interrupts blocking calls of the thread it is
 /// delivered to (`EINTR`), as an app's own handler would.
 pub fn install_noop_handler(signo: i32) -> io::Result<()> {
-    // SAFETY: sigaction is plain data; all-zero is a valid value (empty
-    // mask, no flags) that the fields below complete.
+    // SAFETY: sigaction is plain data; all-zero is a valid value (empty mask, no flags) that the fields below complete.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = noop_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
     action.sa_flags = 0;

@@ -20,8 +20,7 @@ impl PidFd {
         if pid <= 0 {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
-        // SAFETY: pidfd_open takes a pid and flags by value and returns a new
-        // descriptor or -1; no memory is passed.
+        // SAFETY: pidfd_open takes a pid and flags by value and returns a new descriptor or -1; no memory is passed.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
@@ -57,8 +56,7 @@ impl AsFd for PidFd {
 /// those glibc's `system`/`posix_spawn` fallbacks make; the child handler
 /// must be async-signal-safe (only atomics and `close`).
 pub fn register_atfork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) -> io::Result<()> {
-    // SAFETY: the three arguments are plain `extern "C" fn()` pointers that
-    // live for the whole program.
+    // SAFETY: the three arguments are plain `extern "C" fn()` pointers that live for the whole program.
     let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
@@ -73,8 +71,7 @@ pub fn register_atfork(prepare: extern "C" fn(), parent: extern "C" fn(), child:
 /// hang-up) while the descriptor number stays valid for the code that
 /// still owns it and will close it later.
 pub fn replace_fd(fd: RawFd, replacement: RawFd) -> io::Result<()> {
-    // SAFETY: dup2 takes two integers; on a bad descriptor it fails with
-    // EBADF and changes nothing.
+    // SAFETY: dup2 takes two integers; on a bad descriptor it fails with EBADF and changes nothing.
     let rc = unsafe { libc::dup2(replacement, fd) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
@@ -100,8 +97,7 @@ pub enum Forked {
 /// async-signal-safe calls until it execs or has re-initialised what it
 /// uses (`fork(2)`, `signal-safety(7)`); the caller is responsible for that.
 pub fn fork() -> io::Result<Forked> {
-    // SAFETY: fork has no arguments; its effects on the child's state are
-    // the caller's documented responsibility above.
+    // SAFETY: fork has no arguments; its effects on the child's state are the caller's documented responsibility above.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(Forked::Child),

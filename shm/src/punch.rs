@@ -20,8 +20,7 @@ pub fn punch_hole(fd: BorrowedFd<'_>, offset: usize, len: usize) -> io::Result<(
         return Ok(());
     }
     let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
-    // SAFETY: plain integer arguments on a live descriptor; no memory is
-    // passed to the kernel.
+    // SAFETY: plain integer arguments on a live descriptor; no memory is passed to the kernel.
     let res = unsafe { libc::fallocate(fd.as_raw_fd(), mode, offset, len) };
     if res == -1 {
         return Err(io::Error::last_os_error());

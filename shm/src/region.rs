@@ -65,21 +65,17 @@ impl HeapMemory {
 
 impl Drop for HeapMemory {
     fn drop(&mut self) {
-        // SAFETY: `base` came from `alloc_zeroed` with exactly this layout and
-        // is freed once, here.
+        // SAFETY: `base` came from `alloc_zeroed` with exactly this layout and is freed once, here.
         unsafe { alloc::dealloc(self.base.as_ptr(), self.layout) }
     }
 }
 
-// SAFETY: the buffer is only ever accessed through raw pointers and atomics
-// (never references), which is what concurrent access from several threads
-// requires; the pointer itself is owned by this value.
+// SAFETY: the buffer is only ever accessed through raw pointers and atomics (never references), which is what concurrent access from several threads requires; the pointer itself is owned by this value.
 unsafe impl Send for HeapMemory {}
 // SAFETY: as for Send.
 unsafe impl Sync for HeapMemory {}
 
-// SAFETY: `base` points to `layout.size()` bytes (>= the requested len),
-// aligned to 4096, owned until drop.
+// SAFETY: `base` points to `layout.size()` bytes (>= the requested len), aligned to 4096, owned until drop.
 unsafe impl Backing for HeapMemory {
     fn base(&self) -> NonNull<u8> {
         self.base
@@ -140,8 +136,7 @@ pub struct Region {
     len: usize,
 }
 
-// SAFETY: a Region only reaches its memory through atomics and raw copies,
-// which are sound from any thread; `Backing` is Send + Sync.
+// SAFETY: a Region only reaches its memory through atomics and raw copies, which are sound from any thread; `Backing` is Send + Sync.
 unsafe impl Send for Region {}
 // SAFETY: as for Send.
 unsafe impl Sync for Region {}
@@ -194,8 +189,7 @@ impl Region {
     /// The `len` bytes at `offset`, as a region of their own.
     pub fn sub(&self, offset: usize, len: usize) -> Result<Region, LayoutError> {
         self.check(offset, len)?;
-        // SAFETY: offset + len <= self.len, so the result stays inside (or one
-        // past the end of) the same allocation.
+        // SAFETY: offset + len <= self.len, so the result stays inside (or one past the end of) the same allocation.
         let base = unsafe { NonNull::new_unchecked(self.base.as_ptr().add(offset)) };
         Ok(Region {
             backing: Arc::clone(&self.backing),
@@ -274,8 +268,7 @@ impl Region {
     /// caller validates, never a memory-safety problem for the caller.
     pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> Result<(), LayoutError> {
         self.check(offset, dst.len())?;
-        // SAFETY: the source range is in bounds (checked) and `dst` is private,
-        // so they cannot overlap; no reference to shared bytes is formed.
+        // SAFETY: the source range is in bounds (checked) and `dst` is private, so they cannot overlap; no reference to shared bytes is formed.
         unsafe {
             ptr::copy_nonoverlapping(self.base.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
         }
@@ -291,8 +284,7 @@ impl Region {
     pub fn read_volatile_at(&self, offset: usize, dst: &mut [u8]) -> Result<(), LayoutError> {
         self.check(offset, dst.len())?;
         for (i, byte) in dst.iter_mut().enumerate() {
-            // SAFETY: offset + i < offset + dst.len() <= self.len (checked);
-            // a raw volatile load forms no reference to the shared byte.
+            // SAFETY: offset + i < offset + dst.len() <= self.len (checked); a raw volatile load forms no reference to the shared byte.
             *byte = unsafe { ptr::read_volatile(self.base.as_ptr().add(offset + i)) };
         }
         Ok(())

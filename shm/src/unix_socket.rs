@@ -123,8 +123,7 @@ pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::R
         let space = unsafe { libc::CMSG_SPACE(payload) } as usize;
         msg.msg_control = cmsg.bytes.as_mut_ptr().cast();
         msg.msg_controllen = space;
-        // SAFETY: msg_control points at `space` ≤ 256 writable, aligned bytes,
-        // so the first header and its data (CMSG_LEN(payload) ≤ space) fit.
+        // SAFETY: msg_control points at `space` ≤ 256 writable, aligned bytes, so the first header and its data (CMSG_LEN(payload) ≤ space) fit.
         unsafe {
             let hdr = libc::CMSG_FIRSTHDR(&msg);
             (*hdr).cmsg_level = libc::SOL_SOCKET;

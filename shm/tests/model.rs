@@ -49,8 +49,7 @@ fn fill_spans(p: &mut FifoProducer, len: usize, byte: u8) -> usize {
     let mut left = len;
     for span in p.writable_spans().unwrap() {
         let n = left.min(span.len());
-        // SAFETY: the span is `span.len()` bytes of the fifo's free space,
-        // which the single producer owns until it commits; n <= span.len().
+        // SAFETY: the span is `span.len()` bytes of the fifo's free space, which the single producer owns until it commits; n <= span.len().
         unsafe { std::ptr::write_bytes(span.as_ptr(), byte, n) };
         left -= n;
     }

@@ -75,8 +75,8 @@ impl TerminationSignals {
                 // SAFETY: signalfd_siginfo is plain data; all-zero is valid.
                 let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
                 let size = mem::size_of::<libc::signalfd_siginfo>();
-                // SAFETY: `info` is valid for writes of `size` bytes for the call.
                 let n =
+                    // SAFETY: `info` is valid for writes of `size` bytes for the call.
                     unsafe { libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
                 if n == size as isize {
                     return Ok(Wake::Signal(info.ssi_signo as i32));

@@ -119,15 +119,13 @@ impl TapDevice {
         }
         // IFF_* are small positive constants that fit the C `short` field.
         req.ifr_ifru.ifru_flags = flags as libc::c_short;
-        // SAFETY: TUNSETIFF reads and writes one `ifreq`; `req` is a valid,
-        // exclusively borrowed `ifreq` that lives across the call, and `fd` is open.
+        // SAFETY: TUNSETIFF reads and writes one `ifreq`; `req` is a valid, exclusively borrowed `ifreq` that lives across the call, and `fd` is open.
         let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF as _, &mut req as *mut libc::ifreq) };
         if rc < 0 {
             let e = io::Error::last_os_error();
             return Err(io::Error::new(e.kind(), format!("TUNSETIFF {name}: {e}")));
         }
-        // SAFETY: the kernel wrote a NUL-terminated name into the
-        // IFNAMSIZ-byte array (the zeroed tail guarantees a terminator).
+        // SAFETY: the kernel wrote a NUL-terminated name into the IFNAMSIZ-byte array (the zeroed tail guarantees a terminator).
         let actual = unsafe { CStr::from_ptr(req.ifr_name.as_ptr()) };
 
         // One byte more than the largest frame expected, so a longer frame
@@ -159,8 +157,7 @@ impl TapDevice {
     fn read_one(&mut self, slot: usize) -> io::Result<Option<usize>> {
         let buf = &mut self.rx.bufs[slot];
         loop {
-            // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the
-            // whole call, and `self.fd` is an open descriptor we own.
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call, and `self.fd` is an open descriptor we own.
             let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n >= 0 {
                 return Ok(Some(n as usize));
@@ -178,8 +175,7 @@ impl TapDevice {
     /// cannot take it now.
     fn write_one(fd: RawFd, frame: &[u8]) -> io::Result<bool> {
         loop {
-            // SAFETY: `frame` is valid for reads of `frame.len()` bytes for
-            // the whole call, and `fd` is the device's open descriptor.
+            // SAFETY: `frame` is valid for reads of `frame.len()` bytes for the whole call, and `fd` is the device's open descriptor.
             let n = unsafe { libc::write(fd, frame.as_ptr().cast(), frame.len()) };
             if n >= 0 {
                 if n as usize != frame.len() {

@@ -46,8 +46,7 @@ impl Epoll {
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
         let mut ev = libc::epoll_event { events, u64: token };
-        // SAFETY: `ev` is a live, initialised epoll_event for the call; the
-        // kernel copies it and keeps no pointer to it.
+        // SAFETY: `ev` is a live, initialised epoll_event for the call; the kernel copies it and keeps no pointer to it.
         let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) };
         if rc < 0 {
             return Err(io::Error::last_os_error());

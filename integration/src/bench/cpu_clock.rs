@@ -31,8 +31,7 @@ impl Stopwatch {
 /// The calling thread's CPU time (user + system).
 pub fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec that outlives the call, and
-    // CLOCK_THREAD_CPUTIME_ID is a clock every Linux kernel since 2.6.12 supports.
+    // SAFETY: `ts` is a valid, writable timespec that outlives the call, and CLOCK_THREAD_CPUTIME_ID is a clock every Linux kernel since 2.6.12 supports.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     if rc != 0 {
         return Duration::ZERO;

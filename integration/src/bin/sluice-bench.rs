@@ -19,8 +19,7 @@ struct CountingAlloc;
 
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees hold; the counter is only bookkeeping.
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so `System`'s guarantees hold; the counter is only bookkeeping.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
@@ -145,8 +144,7 @@ fn parse_args() -> Result<Args, String> {
 /// mapping for both stacks, whatever ran before.
 fn pin_mmap_threshold() {
     const THRESHOLD: libc::c_int = 128 * 1024;
-    // SAFETY: mallopt only changes allocator tuning; it is called before any
-    // other thread exists, with a valid parameter and value.
+    // SAFETY: mallopt only changes allocator tuning; it is called before any other thread exists, with a valid parameter and value.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD);
     }

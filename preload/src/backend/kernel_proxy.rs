@@ -206,8 +206,7 @@ impl Backend for KernelProxy {
 
     fn recv(&self, s: SessionRef, bufs: &mut [IoSliceMut<'_>], flags: c_int) -> Result<usize, Errno> {
         let mut msg = msghdr(bufs.as_mut_ptr().cast(), bufs.len());
-        // SAFETY: IoSliceMut is ABI-compatible with iovec; the buffers are
-        // live and writable.
+        // SAFETY: IoSliceMut is ABI-compatible with iovec; the buffers are live and writable.
         to_usize(unsafe { real::recvmsg(private(s)?, &mut msg, flags) })
     }
 
@@ -321,8 +320,7 @@ impl Backend for KernelProxy {
         let ts = timeout.map(timespec);
         let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
         let mask_ptr = sigmask.map_or(std::ptr::null(), |m| m as *const libc::sigset_t);
-        // SAFETY: the caller's event array of the stated length; timeout and
-        // mask NULL or valid.
+        // SAFETY: the caller's event array of the stated length; timeout and mask NULL or valid.
         let n = unsafe { real::epoll_pwait2(epfd, events.as_mut_ptr(), events.len() as c_int, ts_ptr, mask_ptr) };
         check(n).map(|n| n as usize)
     }

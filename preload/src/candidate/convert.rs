@@ -115,8 +115,7 @@ fn replace(socket: RawFd, target: RawFd) -> Result<(), Errno> {
     let fd_flags = check(unsafe { real::fcntl(target, libc::F_GETFD, 0) })?;
     let dup_flags = if fd_flags & libc::FD_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
     loop {
-        // SAFETY: both descriptors are owned by the caller; dup3 replaces
-        // `target` atomically.
+        // SAFETY: both descriptors are owned by the caller; dup3 replaces `target` atomically.
         match check(unsafe { real::dup3(socket, target, dup_flags) }) {
             Ok(_) => return Ok(()),
             // EBUSY: the kernel was mid-way installing `target` for a racing

@@ -70,8 +70,7 @@ pub unsafe fn ctl(
         convert::replace_all(socket, &candidate.fds).map_err(|(_, err)| err)?;
         candidate.epoll.socket_placeholder = true;
     }
-    // SAFETY: the caller's arguments, handed to the kernel, which checks
-    // them (EBADF, EINVAL, EFAULT, EEXIST, ENOENT) as for a socket.
+    // SAFETY: the caller's arguments, handed to the kernel, which checks them (EBADF, EINVAL, EFAULT, EEXIST, ENOENT) as for a socket.
     check(unsafe { real::epoll_ctl(epfd, op, fd, event) })?;
     let known = candidate.epoll.interests.iter().position(|i| i.epfd == epfd && i.fd == fd);
     if op == libc::EPOLL_CTL_DEL {
@@ -173,8 +172,8 @@ mod tests {
     fn is_socket(fd: RawFd) -> bool {
         let mut ty: c_int = 0;
         let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
-        // SAFETY: an int-sized buffer and its length.
         let rc =
+            // SAFETY: an int-sized buffer and its length.
             unsafe { real::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut ty as *mut c_int).cast(), &mut len) };
         rc == 0 && ty == libc::SOCK_STREAM
     }

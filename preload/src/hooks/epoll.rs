@@ -72,8 +72,7 @@ crate::hook! {
                     Entry::Kernel => None,
                     _ => return Ok(Outcome::Real),
                 };
-                // SAFETY: the caller's event, handed to the kernel, which
-                // checks it (EFAULT) and the descriptors.
+                // SAFETY: the caller's event, handed to the kernel, which checks it (EFAULT) and the descriptors.
                 check(unsafe { real::epoll_ctl(epfd, op, fd, event) })?;
                 match backend()?.epoll_nest(epfd, instance) {
                     Ok(updated) if instance != Some(updated) => {

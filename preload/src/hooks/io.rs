@@ -102,9 +102,7 @@ unsafe fn iovecs_mut<'a>(iov: *const libc::iovec, count: usize) -> Result<&'a mu
     if count == 0 {
         return Ok(&mut []);
     }
-    // SAFETY: IoSliceMut is ABI-compatible with `struct iovec` on Unix
-    // (documented by std); the entries were checked above and are writable
-    // per the contract.
+    // SAFETY: IoSliceMut is ABI-compatible with `struct iovec` on Unix (documented by std); the entries were checked above and are writable per the contract.
     Ok(unsafe { std::slice::from_raw_parts_mut(iov as *mut IoSliceMut<'a>, count) })
 }
 

@@ -28,8 +28,7 @@ crate::hook! {
                 let Some(candidate) = store.get_mut(id) else { return Ok(Outcome::Real) };
                 options::Scratch::new(candidate.protocol, &candidate.options)?
             };
-            // SAFETY: the caller's buffers, handed to the kernel, which
-            // checks them (EFAULT) exactly as for the real socket.
+            // SAFETY: the caller's buffers, handed to the kernel, which checks them (EFAULT) exactly as for the real socket.
             check(unsafe { real::getsockopt(scratch.fd(), level, name, value, len) }).map(Outcome::Done)
         }
         Entry::Candidate(_) => commit(fd),
@@ -120,8 +119,7 @@ crate::hook! {
             let bytes = if len == 0 {
                 &[][..]
             } else {
-                // SAFETY: non-NULL and readable for `len` bytes per the
-                // caller's contract.
+                // SAFETY: non-NULL and readable for `len` bytes per the caller's contract.
                 unsafe { std::slice::from_raw_parts(value.cast::<u8>(), len as usize) }
             };
             backend()?.setsockopt(s, level, name, bytes).map(|()| Outcome::Done(0))
@@ -214,6 +212,7 @@ fn ioctl_tracked(fd: RawFd, request: c_ulong, arg: c_long) -> Result<Outcome<c_i
         (Entry::Session(s), libc::FIONBIO) => {
             // SAFETY: FIONBIO with the caller's int pointer, on the placeholder.
             let rc = check(unsafe { real::ioctl(fd, request, arg) })?;
+
             // SAFETY: the kernel just read this int successfully.
             let on = unsafe { *(arg as *const c_int) } != 0;
             backend()?.set_nonblocking(s, on)?;
@@ -226,8 +225,7 @@ fn ioctl_tracked(fd: RawFd, request: c_ulong, arg: c_long) -> Result<Outcome<c_i
                 if out.is_null() {
                     return Err(Errno::EFAULT);
                 }
-                // SAFETY: non-NULL; the caller passes an int pointer for
-                // these requests.
+                // SAFETY: non-NULL; the caller passes an int pointer for these requests.
                 unsafe { out.write_unaligned(value) };
                 Ok(Outcome::Done(0))
             }

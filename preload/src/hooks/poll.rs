@@ -56,8 +56,7 @@ unsafe fn poll_tracked(
     timeout: Option<Duration>,
     sigmask: Option<&libc::sigset_t>,
 ) -> Result<Outcome<c_int>, Errno> {
-    // SAFETY: valid for nfds entries (contract; checked non-NULL by the
-    // fast-path test that sent us here).
+    // SAFETY: valid for nfds entries (contract; checked non-NULL by the fast-path test that sent us here).
     let set = unsafe { std::slice::from_raw_parts_mut(fds, nfds as usize) };
     for p in set.iter() {
         if let Entry::Candidate(_) = FDS.get(p.fd) {
@@ -93,7 +92,8 @@ crate::hook! {
     fn poll(fds: *mut libc::pollfd, nfds: nfds_t, timeout: c_int) -> c_int;
     // SAFETY: the caller's set.
     kernel_if unsafe { pollfds_untracked(fds, nfds) };
-    // SAFETY: as above.
+
+    // SAFETY: the caller's set of nfds entries.
     unsafe { poll_tracked(fds, nfds, millis(timeout), None) }
 }
 
@@ -155,8 +155,7 @@ unsafe fn is_set(set: *const libc::fd_set, fd: usize) -> bool {
     if set.is_null() {
         return false;
     }
-    // SAFETY: fd < nfds, within the caller's bitmap (contract); fd_set is an
-    // array of longs (glibc's __fds_bits), so this reads one word of it.
+    // SAFETY: fd < nfds, within the caller's bitmap (contract); fd_set is an array of longs (glibc's __fds_bits), so this reads one word of it.
     let word = unsafe { *set.cast::<libc::c_ulong>().add(fd / SET_WORD_BITS) };
     word & (1 << (fd % SET_WORD_BITS)) != 0
 }

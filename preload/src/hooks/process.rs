@@ -124,6 +124,7 @@ fn daemonize(nochdir: c_int, noclose: c_int) -> Result<c_int, Errno> {
     if noclose == 0 {
         // SAFETY: a NUL-terminated path; open is not hooked.
         let null = check(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR, 0) })?;
+
         // SAFETY: an all-zero stat is a valid out-buffer.
         let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
         // SAFETY: fstat64 of the descriptor just opened into a local.
@@ -209,6 +210,7 @@ impl Environment {
         let mut at = envp;
         // SAFETY: walking the caller's NULL-terminated array, as execve does.
         while !at.is_null() && unsafe { !(*at).is_null() } {
+
             // SAFETY: as above; each entry is a C string.
             let e = unsafe { *at };
             // SAFETY: a NUL-terminated string of the caller's.
@@ -235,8 +237,7 @@ extern "C" {
 }
 
 fn process_environment() -> Argv {
-    // SAFETY: reading libc's pointer; the array it names is walked like any
-    // caller's envp.
+    // SAFETY: reading libc's pointer; the array it names is walked like any caller's envp.
     unsafe { environ }
 }
 
@@ -273,8 +274,7 @@ crate::hook! {
     fn execv(path: *const c_char, argv: Argv) -> c_int;
     kernel_if nothing_tracked();
     exec_with(process_environment(), |env| match env {
-        // SAFETY: the caller's arguments, and the environment built from
-        // the process's.
+        // SAFETY: the caller's arguments, and the environment built from the process's.
         Some(env) => unsafe { real::execve(path, argv, env) },
         // SAFETY: the caller's arguments, as asked.
         None => unsafe { real::execv(path, argv) },
@@ -285,8 +285,7 @@ crate::hook! {
     fn execvp(file: *const c_char, argv: Argv) -> c_int;
     kernel_if nothing_tracked();
     exec_with(process_environment(), |env| match env {
-        // SAFETY: the caller's arguments, and the environment built from
-        // the process's.
+        // SAFETY: the caller's arguments, and the environment built from the process's.
         Some(env) => unsafe { real::execvpe(file, argv, env) },
         // SAFETY: the caller's arguments, as asked.
         None => unsafe { real::execvp(file, argv) },
@@ -340,8 +339,7 @@ fn spawn_with(
         if let Some(b) = prepared.backend {
             // The parent carries on in this image, as after a failed exec.
             b.exec_failed();
-            // SAFETY: posix_spawn stored the child's pid if it succeeded and
-            // `pid` is not NULL.
+            // SAFETY: posix_spawn stored the child's pid if it succeeded and `pid` is not NULL.
             if let Some(child) = (rc == 0 && !pid.is_null()).then(|| unsafe { *pid }) {
                 let _ = hook::run_guarded(name, || {
                     b.spawned(child);
@@ -405,6 +403,7 @@ mod tests {
         while unsafe { !(*at).is_null() } {
             // SAFETY: each entry is a live C string (the caller's or ours).
             out.push(unsafe { std::ffi::CStr::from_ptr(*at) }.to_string_lossy().into_owned());
+
             // SAFETY: within the array, before its NULL.
             at = unsafe { at.add(1) };
         }

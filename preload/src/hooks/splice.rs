@@ -86,8 +86,7 @@ fn session_to_pipe(
     let private = PrivatePipe::new()?;
     let mut written = 0;
     while written < peeked {
-        // SAFETY: writing the peeked part of a live buffer. A fresh pipe
-        // holds 64 KiB, the most a bounce carries, so this never blocks.
+        // SAFETY: writing the peeked part of a live buffer. A fresh pipe holds 64 KiB, the most a bounce carries, so this never blocks.
         let n = unsafe { real::write(private.write_end(), buf[written..peeked].as_ptr().cast(), peeked - written) };
         written += check(n)? as usize;
     }

@@ -42,8 +42,7 @@ fn stat_tracked<T>(
     let placeholder = is_placeholder(fd);
     let rc = check(call())?;
     if placeholder {
-        // SAFETY: the call succeeded, so `buf` is a valid, filled stat
-        // buffer of the caller's.
+        // SAFETY: the call succeeded, so `buf` is a valid, filled stat buffer of the caller's.
         patch(unsafe { &mut *buf });
     }
     Ok(Outcome::Done(rc))
@@ -83,8 +82,7 @@ crate::hook! {
 /// # Safety
 /// `path` is NULL or a C string.
 unsafe fn is_fd_itself(dirfd: c_int, path: *const c_char, flags: c_int) -> bool {
-    // SAFETY: a non-NULL path is a C string (contract); only its first byte
-    // is read.
+    // SAFETY: a non-NULL path is a C string (contract); only its first byte is read.
     flags & libc::AT_EMPTY_PATH != 0 && !path.is_null() && unsafe { *path } == 0 && !untracked(dirfd)
 }
 

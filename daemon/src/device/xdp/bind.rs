@@ -227,8 +227,7 @@ fn socket_config(geometry: &Geometry, attempt: Attempt) -> Result<SocketConfig, 
 pub(super) fn is_zero_copy(socket: &impl AsRawFd) -> io::Result<bool> {
     let mut options = libc::xdp_options { flags: 0 };
     let mut len = std::mem::size_of::<libc::xdp_options>() as libc::socklen_t;
-    // SAFETY: `options` is valid for writes of `len` bytes, `len` for a write
-    // of its own size; both outlive the call.
+    // SAFETY: `options` is valid for writes of `len` bytes, `len` for a write of its own size; both outlive the call.
     let rc = unsafe {
         libc::getsockopt(
             socket.as_raw_fd(),

@@ -27,8 +27,7 @@ mod bridge {
     }
 
     pub(super) fn install() {
-        // SAFETY: installs a function with the signature libbpf declares; it
-        // only formats into its own buffer and logs.
+        // SAFETY: installs a function with the signature libbpf declares; it only formats into its own buffer and logs.
         unsafe { libbpf_sys::libbpf_set_print(Some(print_libbpf)) };
         // SAFETY: as above, for libxdp.
         unsafe { libxdp_sys::libxdp_set_print(Some(print_libxdp)) };
@@ -70,8 +69,7 @@ mod bridge {
         }
         // Longer messages are cut (vsnprintf always terminates the buffer).
         let mut buf = [0u8; 1024];
-        // SAFETY: `buf` is valid for writes of its length; the caller vouches
-        // for `format` and `args`.
+        // SAFETY: `buf` is valid for writes of its length; the caller vouches for `format` and `args`.
         let written = unsafe { vsnprintf(buf.as_mut_ptr().cast(), buf.len(), format, args) };
         if written < 0 {
             return written;

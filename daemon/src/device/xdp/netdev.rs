@@ -92,8 +92,7 @@ fn ioctl(request: libc::c_ulong, req: &mut libc::ifreq) -> io::Result<()> {
     }
     // SAFETY: fd is a freshly created descriptor nothing else owns.
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: `req` is a valid, exclusively borrowed ifreq, the structure
-    // these SIOCGIF* requests read the name from and write the answer to.
+    // SAFETY: `req` is a valid, exclusively borrowed ifreq, the structure these SIOCGIF* requests read the name from and write the answer to.
     let rc = unsafe { libc::ioctl(socket.as_raw_fd(), request as _, req as *mut libc::ifreq) };
     if rc < 0 {
         return Err(io::Error::last_os_error());

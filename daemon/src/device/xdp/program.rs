@@ -48,8 +48,7 @@ impl Attached {
     fn get(ifindex: u32) -> io::Result<Option<Attached>> {
         let ifindex = libc::c_int::try_from(ifindex)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index out of range"))?;
-        // SAFETY: takes an integer; returns an owned handle, an error pointer
-        // (libxdp's non-strict mode encodes errors in the pointer) or NULL.
+        // SAFETY: takes an integer; returns an owned handle, an error pointer (libxdp's non-strict mode encodes errors in the pointer) or NULL.
         let mp = unsafe { xdp::xdp_multiprog__get_from_ifindex(ifindex) };
         // NULL comes only with no error: libxdp found no program.
         let Some(mp) = NonNull::new(mp) else { return Ok(None) };
@@ -121,8 +120,7 @@ fn is_xsk_program(prog: NonNull<xdp::xdp_program>) -> bool {
     if name.is_null() {
         return false;
     }
-    // SAFETY: libxdp returns a NUL-terminated name owned by the program,
-    // which outlives this comparison.
+    // SAFETY: libxdp returns a NUL-terminated name owned by the program, which outlives this comparison.
     unsafe { CStr::from_ptr(name) == XSK_PROGRAM_NAME }
 }
 
@@ -153,8 +151,7 @@ pub(super) fn detach_xsk_program(ifindex: u32) -> io::Result<bool> {
         });
         // In range: Attached::get converted it already.
         let ifindex = ifindex as libc::c_int;
-        // SAFETY: prog is a live program of the live handle `attached`, which
-        // libxdp uses to find it among the dispatcher's programs.
+        // SAFETY: prog is a live program of the live handle `attached`, which libxdp uses to find it among the dispatcher's programs.
         unsafe { xdp::xdp_program__detach(prog.as_ptr(), ifindex, mode, 0) }
     };
     if rc < 0 {

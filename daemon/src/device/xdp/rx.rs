@@ -116,8 +116,7 @@ impl RxPath {
         }
         self.frames += valid as u64;
 
-        // SAFETY: the frames were received on this UMEM's RX ring and nothing
-        // refers to them any more (the slices above ended with `deliver`).
+        // SAFETY: the frames were received on this UMEM's RX ring and nothing refers to them any more (the slices above ended with `deliver`).
         let returned = unsafe { self.fill.produce(&self.batch[..valid]) };
         if returned != valid {
             // `produce` is all or nothing.
@@ -156,8 +155,7 @@ impl RxPath {
         let room = self.fill.nb_free(self.unfilled.len() as u32) as usize;
         let take = room.min(self.unfilled.len());
         if take > 0 {
-            // SAFETY: the frames in `unfilled` are owned by no ring and
-            // referenced by nothing; they belong to this UMEM.
+            // SAFETY: the frames in `unfilled` are owned by no ring and referenced by nothing; they belong to this UMEM.
             let produced = unsafe { self.fill.produce(&self.unfilled[..take]) };
             self.unfilled.drain(..produced);
         }

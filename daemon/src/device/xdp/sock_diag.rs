@@ -47,8 +47,7 @@ pub(super) fn xdp_sockets() -> io::Result<Vec<BoundSocket>> {
 
     let request = dump_request();
     let (raw, kernel) = (socket.as_raw_fd(), std::ptr::null());
-    // SAFETY: the buffer is valid for reads of its length for the whole call;
-    // a NULL destination address sends to the kernel (netlink(7)).
+    // SAFETY: the buffer is valid for reads of its length for the whole call; a NULL destination address sends to the kernel (netlink(7)).
     let sent = unsafe { libc::sendto(raw, request.as_ptr().cast(), request.len(), 0, kernel, 0) };
     if sent < 0 {
         return Err(io::Error::last_os_error());

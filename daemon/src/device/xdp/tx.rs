@@ -127,8 +127,7 @@ impl TxPath {
     /// Takes sent frames off the completion ring onto the free list.
     fn reap(&mut self) {
         loop {
-            // SAFETY: `consume` only overwrites the descriptors in `reaped`
-            // with the addresses the kernel completed; those frames are ours again.
+            // SAFETY: `consume` only overwrites the descriptors in `reaped` with the addresses the kernel completed; those frames are ours again.
             let got = unsafe { self.comp.consume(&mut self.reaped) };
             for desc in &self.reaped[..got] {
                 if desc.addr() < self.umem_len {

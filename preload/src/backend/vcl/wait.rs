@@ -409,8 +409,7 @@ fn kernel_poll(
     let ts = timeout.map(crate::hooks::poll::timespec);
     let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     let mask_ptr = sigmask.map_or(std::ptr::null(), |m| m as *const libc::sigset_t);
-    // SAFETY: the caller's set of the stated length; timeout and mask NULL or
-    // valid.
+    // SAFETY: the caller's set of the stated length; timeout and mask NULL or valid.
     let n = check(unsafe { real::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ts_ptr, mask_ptr) })?;
     Ok(n as usize)
 }
@@ -500,6 +499,7 @@ pub(super) fn poll(
     }
     // SAFETY: plain flags.
     let ep = check(unsafe { real::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+
     // SAFETY: a descriptor just created and owned here.
     let ep = unsafe { OwnedFd::from_raw_fd(ep) };
     let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: POLLER_TOKEN };
